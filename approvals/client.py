@@ -1,0 +1,1 @@
+"""Client for Azure DevOps approvals API; the only module here that reads and PATCHes approvals."""

@@ -1,0 +1,1 @@
+"""Maturity: the append-only record of each model's MLOps maturity level, its evidence, and the dashboard."""

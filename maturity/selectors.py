@@ -1,0 +1,1 @@
+"""Read queries shared by this app's views and API."""

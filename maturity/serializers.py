@@ -1,0 +1,1 @@
+"""DRF serializers of this app's API."""

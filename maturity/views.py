@@ -1,0 +1,1 @@
+"""HTML views; each declares its access rule with portal.access."""

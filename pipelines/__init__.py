@@ -1,0 +1,1 @@
+"""Pipelines: Azure DevOps pipelines, runs, stages and their link to model versions."""

@@ -1,0 +1,6 @@
+"""HTML pages under /pipelines/ (urlpatterns) and the API under /api/v1/pipelines/ (api_urlpatterns)."""
+
+app_name = "pipelines"
+
+urlpatterns: list = []
+api_urlpatterns: list = []

@@ -1,0 +1,55 @@
+from django.core.exceptions import PermissionDenied
+from django.core.exceptions import ValidationError as DjangoValidationError
+from drf_spectacular.utils import extend_schema
+from drf_spectacular.views import SpectacularAPIView, SpectacularSwaggerSplitView
+from rest_framework import exceptions
+from rest_framework.response import Response
+from rest_framework.views import APIView
+from rest_framework.views import exception_handler as drf_exception_handler
+
+from .access import ANY_ROLE, HasPortalAccess
+from .request_context import get_request_id
+from .roles import user_roles
+from .serializers import MeSerializer
+
+
+def exception_handler(exc, context):
+    """DRF's handler, plus Django's ValidationError as 400, and the request id in every error."""
+    if isinstance(exc, DjangoValidationError):
+        exc = exceptions.ValidationError(
+            exc.message_dict if hasattr(exc, "error_dict") else {"detail": exc.messages}
+        )
+    elif isinstance(exc, PermissionDenied):
+        exc = exceptions.PermissionDenied(str(exc) or None)
+    response = drf_exception_handler(exc, context)
+    if response is not None and isinstance(response.data, dict):
+        response.data.setdefault("request_id", get_request_id())
+    return response
+
+
+class MeApi(APIView):
+    """Who the caller is and which roles they hold."""
+
+    portal_access = ANY_ROLE
+
+    @extend_schema(responses=MeSerializer, operation_id="me_retrieve")
+    def get(self, request):
+        user = request.user
+        data = {
+            "username": user.get_username(),
+            "full_name": user.get_full_name(),
+            "email": user.email,
+            "roles": sorted(user_roles(user)),
+        }
+        return Response(MeSerializer(data).data)
+
+
+class SchemaApi(SpectacularAPIView):
+    portal_access = ANY_ROLE
+    permission_classes = [HasPortalAccess]
+
+
+class SchemaDocsView(SpectacularSwaggerSplitView):
+    portal_access = ANY_ROLE
+    permission_classes = [HasPortalAccess]
+    url_name = "api-schema"

@@ -1,0 +1,28 @@
+from django.urls import NoReverseMatch, reverse
+
+from .roles import Role, user_roles
+
+# (label, URL name, roles that see it; None = any role). Later features add their pages here.
+NAVIGATION: list[tuple[str, str, frozenset[str] | None]] = [
+    ("Home", "home", None),
+    ("API", "api-docs", None),
+    ("Admin", "admin:index", frozenset({Role.ADMIN})),
+]
+
+
+def navigation(request):
+    held = user_roles(getattr(request, "user", None))
+    if not held:
+        return {"nav_items": [], "user_role_names": []}
+    items = []
+    current = getattr(getattr(request, "resolver_match", None), "view_name", None)
+    for label, url_name, allowed in NAVIGATION:
+        if allowed is not None and not held & allowed:
+            continue
+        try:
+            url = reverse(url_name)
+        except NoReverseMatch:
+            continue
+        items.append({"label": label, "url": url, "active": current == url_name})
+    labels = dict(Role.choices)
+    return {"nav_items": items, "user_role_names": [labels[r] for r in sorted(held)]}

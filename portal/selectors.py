@@ -1,0 +1,240 @@
+"""Reads for the home page, health checks and metrics."""
+
+from __future__ import annotations
+
+import time
+import uuid
+from dataclasses import dataclass
+from datetime import datetime
+
+from django.conf import settings
+from django.db import connections
+from django.utils import timezone
+from django.utils.module_loading import import_string
+
+
+@dataclass(frozen=True)
+class SyncStatus:
+    """The state of one sync (a registry source, an ADO project...), as its app reports it."""
+
+    name: str
+    last_success_at: datetime | None
+    last_error_at: datetime | None = None
+    last_error: str = ""
+
+    @property
+    def age_seconds(self) -> float | None:
+        if self.last_success_at is None:
+            return None
+        return max(0.0, (timezone.now() - self.last_success_at).total_seconds())
+
+    @property
+    def failing(self) -> bool:
+        if self.last_error_at is None:
+            return False
+        return self.last_success_at is None or self.last_error_at > self.last_success_at
+
+    @property
+    def stale(self) -> bool:
+        age = self.age_seconds
+        return age is None or age > settings.PORTAL_SYNC_STALE_AFTER_SECONDS
+
+    def as_dict(self) -> dict:
+        return {
+            "name": self.name,
+            "last_success_at": self.last_success_at.isoformat() if self.last_success_at else None,
+            "age_seconds": None if self.age_seconds is None else round(self.age_seconds, 1),
+            "stale": self.stale,
+            "failing": self.failing,
+            "last_error_at": self.last_error_at.isoformat() if self.last_error_at else None,
+            "last_error": self.last_error,
+        }
+
+
+def sync_status_list() -> list[SyncStatus]:
+    """Collect every app's sync states through PORTAL_SYNC_STATUS_PROVIDERS."""
+    statuses: list[SyncStatus] = []
+    for dotted in settings.PORTAL_SYNC_STATUS_PROVIDERS:
+        statuses.extend(import_string(dotted)())
+    return sorted(statuses, key=lambda s: s.name)
+
+
+@dataclass(frozen=True)
+class CheckResult:
+    ok: bool
+    latency_ms: float
+    detail: str = ""
+
+    def as_dict(self) -> dict:
+        data = {"ok": self.ok, "latency_ms": round(self.latency_ms, 1)}
+        if self.detail:
+            data["detail"] = self.detail
+        return data
+
+
+def database_check() -> CheckResult:
+    started = time.perf_counter()
+    try:
+        with connections["default"].cursor() as cursor:
+            cursor.execute("SELECT 1")
+            cursor.fetchone()
+    except Exception as exc:
+        return CheckResult(False, _ms_since(started), f"{type(exc).__name__}: {exc}")
+    return CheckResult(True, _ms_since(started), connections["default"].vendor)
+
+
+def broker_check(timeout: float = 3.0) -> CheckResult:
+    """Publish a message to a throw-away queue and read it back: a real round-trip."""
+    from kombu import Connection
+
+    started = time.perf_counter()
+    queue_name = f"portal.readyz.{uuid.uuid4().hex}"
+    options = dict(settings.CELERY_BROKER_TRANSPORT_OPTIONS)
+    if settings.CELERY_BROKER_URL.startswith(("redis://", "rediss://")):
+        options.update(socket_connect_timeout=timeout, socket_timeout=timeout)
+    try:
+        with Connection(
+            settings.CELERY_BROKER_URL, connect_timeout=timeout, transport_options=options
+        ) as conn:
+            conn.ensure_connection(max_retries=1, timeout=timeout)
+            queue = conn.SimpleQueue(queue_name)
+            try:
+                queue.put({"readyz": queue_name})
+                message = queue.get(block=True, timeout=timeout)
+                message.ack()
+                if message.payload != {"readyz": queue_name}:
+                    return CheckResult(False, _ms_since(started), "read back a different message")
+            finally:
+                queue.queue.delete()
+                queue.close()
+            transport = conn.transport_cls if isinstance(conn.transport_cls, str) else "custom"
+    except Exception as exc:
+        return CheckResult(False, _ms_since(started), f"{type(exc).__name__}: {exc}")
+    return CheckResult(True, _ms_since(started), transport)
+
+
+def readiness() -> tuple[bool, dict]:
+    """Return (ready, report). Stale syncs are reported but do not make the process unready."""
+    checks = {"database": database_check(), "broker": broker_check()}
+    ready = all(c.ok for c in checks.values())
+    try:
+        syncs = [s.as_dict() for s in sync_status_list()]
+    except Exception as exc:
+        syncs = [{"name": "<unavailable>", "error": f"{type(exc).__name__}: {exc}"}]
+    return ready, {
+        "status": "ready" if ready else "not ready",
+        "checks": {name: c.as_dict() for name, c in checks.items()},
+        "syncs": syncs,
+        "time": timezone.now().isoformat(),
+    }
+
+
+def _ms_since(started: float) -> float:
+    return (time.perf_counter() - started) * 1000
+
+
+@dataclass(frozen=True)
+class HomeCard:
+    """One card of a role's home page: what waits for that role, or why nothing does yet."""
+
+    key: str
+    role: str
+    title: str
+    empty_text: str
+    items: tuple = ()
+
+
+def home_cards(held_roles: frozenset[str]) -> list[HomeCard]:
+    """Return the cards for every role the user holds, in the order of the roles."""
+    from .roles import Role
+
+    cards: list[HomeCard] = []
+    if Role.APPROVER in held_roles:
+        cards += [
+            HomeCard(
+                "approvals-waiting",
+                Role.APPROVER,
+                "Waiting for you",
+                "QA and PROD approval requests from Azure DevOps release pipelines will appear "
+                "here, oldest first, once approvals are synced. Nothing is waiting for you.",
+            ),
+            HomeCard(
+                "approvals-decided",
+                Role.APPROVER,
+                "Recently decided by you",
+                "Your approve and reject decisions will be listed here with their delivery "
+                "state to Azure DevOps.",
+            ),
+            HomeCard(
+                "approvals-delivery-problems",
+                Role.APPROVER,
+                "Delivery problems",
+                "If one of your decisions cannot be delivered to Azure DevOps, it shows here. "
+                "None so far.",
+            ),
+        ]
+    if Role.DATA_SCIENTIST in held_roles:
+        cards += [
+            HomeCard(
+                "team-models",
+                Role.DATA_SCIENTIST,
+                "Your team's models",
+                "Models mirrored from the MLflow registry, with their latest version, will "
+                "appear here once a registry source is synced.",
+            ),
+            HomeCard(
+                "pipelines-running",
+                Role.DATA_SCIENTIST,
+                "Running now",
+                "Training, scoring and release pipeline runs of your team's models will show "
+                "here while they run.",
+            ),
+            HomeCard(
+                "versions-awaiting-approval",
+                Role.DATA_SCIENTIST,
+                "Versions waiting for approval",
+                "Model versions held at a QA or PROD approval will be listed here.",
+            ),
+        ]
+    if Role.MANAGER in held_roles:
+        cards += [
+            HomeCard(
+                "maturity-portfolio",
+                Role.MANAGER,
+                "Portfolio maturity",
+                "The distribution of models over MLOps maturity levels 1 to 5, and its change "
+                "since last month, will appear here once models are assessed.",
+            ),
+            HomeCard(
+                "maturity-dropped",
+                Role.MANAGER,
+                "Models whose level dropped",
+                "Models whose assessed maturity level went down will be flagged here.",
+            ),
+            HomeCard(
+                "approvals-overdue",
+                Role.MANAGER,
+                "Approvals waiting over a day",
+                "Pending QA and PROD approvals older than one day will be listed here.",
+            ),
+        ]
+    if Role.ADMIN in held_roles:
+        syncs = tuple(sync_status_list())
+        cards += [
+            HomeCard(
+                "sync-health",
+                Role.ADMIN,
+                "Sync health",
+                "Each MLflow registry source and Azure DevOps project will show its last "
+                "successful sync and last error here. No source is configured yet.",
+                syncs,
+            ),
+            HomeCard(
+                "outbox-backlog",
+                Role.ADMIN,
+                "Decision outbox",
+                "Decisions waiting to be delivered to Azure DevOps, and failed deliveries with "
+                "a retry button, will appear here.",
+            ),
+        ]
+    return cards

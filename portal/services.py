@@ -1,0 +1,67 @@
+"""State changes owned by the portal app: role groups and demo accounts."""
+
+from __future__ import annotations
+
+import secrets
+from dataclasses import dataclass
+
+from django.contrib.auth import get_user_model
+from django.contrib.auth.models import Group, Permission
+from django.db import transaction
+
+from .roles import Role
+
+
+def role_groups_ensure() -> dict[str, Group]:
+    """Create one group per role; the admin group gets every model permission for the admin."""
+    groups = {}
+    for role in Role:
+        group, _ = Group.objects.get_or_create(name=role.value)
+        groups[role.value] = group
+    groups[Role.ADMIN].permissions.set(Permission.objects.all())
+    return groups
+
+
+def role_groups_ensure_after_migrate(**kwargs) -> None:
+    role_groups_ensure()
+
+
+@dataclass(frozen=True)
+class DemoAccount:
+    username: str
+    password: str
+    roles: tuple[str, ...]
+    created: bool
+
+
+DEMO_USERS: dict[str, tuple[str, str, tuple[str, ...]]] = {
+    # username: (first name, last name, roles)
+    "alice": ("Alice", "Approver", (Role.APPROVER,)),
+    "dana": ("Dana", "Scientist", (Role.DATA_SCIENTIST,)),
+    "maya": ("Maya", "Manager", (Role.MANAGER,)),
+    "oscar": ("Oscar", "Operator", (Role.ADMIN,)),
+}
+
+
+@transaction.atomic
+def demo_users_ensure(*, passwords: dict[str, str] | None = None) -> list[DemoAccount]:
+    """Create one demo user per role, keeping a known password for each.
+
+    ``passwords`` holds the passwords of earlier runs; users missing from it get a new one.
+    """
+    passwords = dict(passwords or {})
+    groups = role_groups_ensure()
+    user_model = get_user_model()
+    accounts = []
+    for username, (first, last, role_names) in DEMO_USERS.items():
+        password = passwords.get(username) or secrets.token_urlsafe(12)
+        user, created = user_model.objects.get_or_create(
+            username=username,
+            defaults={"first_name": first, "last_name": last, "email": f"{username}@example.com"},
+        )
+        if created or not user.check_password(password):
+            user.set_password(password)
+            user.save(update_fields=["password"])
+        user.groups.add(*(groups[r] for r in role_names))
+        accounts.append(DemoAccount(username, password, tuple(role_names), created))
+    return accounts

@@ -1,0 +1,39 @@
+"""Tests: real PostgreSQL and Redis on this machine (never SQLite, never a fake broker)."""
+
+import os
+import tempfile
+import uuid
+
+from .base import *  # noqa: F403
+from .base import env
+
+DEBUG = False
+SECRET_KEY = "test-only-secret-key-with-enough-length-to-look-real-7c1f0e9d"  # noqa: S105
+ALLOWED_HOSTS = ["testserver", "localhost", "127.0.0.1"]
+
+DATABASES = {
+    "default": env.db("TEST_DATABASE_URL", default="postgres://postgres@127.0.0.1:5432/test"),
+}
+if DATABASES["default"]["ENGINE"] == "django.db.backends.sqlite3":
+    from django.core.exceptions import ImproperlyConfigured
+
+    raise ImproperlyConfigured("TEST_DATABASE_URL must point at PostgreSQL, not SQLite")
+
+REDIS_URL = env("TEST_REDIS_URL", default="redis://127.0.0.1:6379/0")
+CELERY_BROKER_URL = REDIS_URL
+CELERY_RESULT_BACKEND = REDIS_URL
+CELERY_BROKER_TRANSPORT_OPTIONS = {"visibility_timeout": 3600}
+# Each test session gets its own queue on the shared Redis, so two runs never steal tasks.
+CELERY_TASK_DEFAULT_QUEUE = env("CELERY_QUEUE", default=f"portal-test-{uuid.uuid4().hex[:12]}")
+os.environ["CELERY_QUEUE"] = CELERY_TASK_DEFAULT_QUEUE
+
+PASSWORD_HASHERS = ["django.contrib.auth.hashers.MD5PasswordHasher"]
+STORAGES = {
+    "default": {"BACKEND": "django.core.files.storage.FileSystemStorage"},
+    "staticfiles": {"BACKEND": "django.contrib.staticfiles.storage.StaticFilesStorage"},
+}
+PROMETHEUS_MULTIPROC_DIR = env(
+    "PROMETHEUS_MULTIPROC_DIR", default=tempfile.mkdtemp(prefix="portal-metrics-")
+)
+os.environ["PROMETHEUS_MULTIPROC_DIR"] = PROMETHEUS_MULTIPROC_DIR
+METRICS_TOKEN = "test-metrics-token"  # noqa: S105

@@ -1,0 +1,38 @@
+from django.contrib import admin
+from django.urls import include, path
+
+from approvals.urls import api_urlpatterns as approvals_api
+from maturity.urls import api_urlpatterns as maturity_api
+from pipelines.urls import api_urlpatterns as pipelines_api
+from registry.urls import api_urlpatterns as registry_api
+
+from . import api, views
+
+api_v1 = [
+    path("me", api.MeApi.as_view(), name="me"),
+    path("registry/", include((registry_api, "registry"))),
+    path("pipelines/", include((pipelines_api, "pipelines"))),
+    path("approvals/", include((approvals_api, "approvals"))),
+    path("maturity/", include((maturity_api, "maturity"))),
+]
+
+urlpatterns = [
+    path("", views.home, name="home"),
+    path("accounts/login/", views.LoginView.as_view(), name="login"),
+    path("accounts/logout/", views.LogoutView.as_view(), name="logout"),
+    path("healthz", views.healthz, name="healthz"),
+    path("readyz", views.readyz, name="readyz"),
+    path("metrics", views.metrics_view, name="metrics"),
+    path("admin/", admin.site.urls),
+    path("api/v1/", include((api_v1, "api"))),
+    path("api/schema/", api.SchemaApi.as_view(), name="api-schema"),
+    path("api/docs/", api.SchemaDocsView.as_view(), name="api-docs"),
+    path("registry/", include("registry.urls")),
+    path("pipelines/", include("pipelines.urls")),
+    path("approvals/", include("approvals.urls")),
+    path("maturity/", include("maturity.urls")),
+]
+
+handler403 = "portal.errors.permission_denied"
+handler404 = "portal.errors.page_not_found"
+handler500 = "portal.errors.server_error"

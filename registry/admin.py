@@ -1,0 +1,3 @@
+"""Django admin registrations for operators."""
+
+from django.contrib import admin  # noqa: F401

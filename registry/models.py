@@ -1,0 +1,3 @@
+"""Tables of this app."""
+
+from django.db import models  # noqa: F401

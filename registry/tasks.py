@@ -1,0 +1,1 @@
+"""Thin Celery tasks: primitive ids in, look the row up, call one service."""

@@ -1,0 +1,6 @@
+"""HTML pages under /registry/ (urlpatterns) and the API under /api/v1/registry/ (api_urlpatterns)."""
+
+app_name = "registry"
+
+urlpatterns: list = []
+api_urlpatterns: list = []
