@@ -1,4 +1,4 @@
-"""HTML pages under /approvals/ (urlpatterns) and the API under /api/v1/approvals/ (api_urlpatterns)."""
+"""Pages under /approvals/ (urlpatterns); API under /api/v1/approvals/ (api_urlpatterns)."""
 
 app_name = "approvals"
 

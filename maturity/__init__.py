@@ -1,1 +1,2 @@
-"""Maturity: the append-only record of each model's MLOps maturity level, its evidence, and the dashboard."""
+"""Maturity: the append-only record of each model's MLOps maturity level, its evidence,
+and the dashboard."""

@@ -1,4 +1,4 @@
-"""HTML pages under /maturity/ (urlpatterns) and the API under /api/v1/maturity/ (api_urlpatterns)."""
+"""Pages under /maturity/ (urlpatterns); API under /api/v1/maturity/ (api_urlpatterns)."""
 
 app_name = "maturity"
 

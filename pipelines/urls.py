@@ -1,4 +1,4 @@
-"""HTML pages under /pipelines/ (urlpatterns) and the API under /api/v1/pipelines/ (api_urlpatterns)."""
+"""Pages under /pipelines/ (urlpatterns); API under /api/v1/pipelines/ (api_urlpatterns)."""
 
 app_name = "pipelines"
 

@@ -61,7 +61,9 @@ ANY_ROLE = AccessRule()
 
 
 def roles(*names: Role | str, bearer_token_setting: str | None = None) -> AccessRule:
-    return AccessRule(roles=frozenset(str(n) for n in names), bearer_token_setting=bearer_token_setting)
+    return AccessRule(
+        roles=frozenset(str(n) for n in names), bearer_token_setting=bearer_token_setting
+    )
 
 
 def access(rule: AccessRule):

@@ -39,7 +39,9 @@ def _attach_request_id(headers=None, **kwargs):
 def _task_started(task_id=None, task=None, **kwargs):
     from .request_context import new_request_id, set_request_id
 
-    request_id = getattr(task.request, REQUEST_ID_HEADER, None) or f"task-{task_id or new_request_id()}"
+    request_id = (
+        getattr(task.request, REQUEST_ID_HEADER, None) or f"task-{task_id or new_request_id()}"
+    )
     _request_id_tokens[task_id] = set_request_id(request_id)
     _started[task_id] = time.perf_counter()
 
@@ -52,7 +54,9 @@ def _task_finished(task_id=None, task=None, state=None, **kwargs):
     started = _started.pop(task_id, None)
     if started is not None:
         metrics.TASK_SECONDS.labels(task.name).observe(time.perf_counter() - started)
-    outcome = {"SUCCESS": "success", "FAILURE": "failure", "RETRY": "retry"}.get(state or "", "other")
+    outcome = {"SUCCESS": "success", "FAILURE": "failure", "RETRY": "retry"}.get(
+        state or "", "other"
+    )
     metrics.TASKS.labels(task.name, outcome).inc()
     token = _request_id_tokens.pop(task_id, None)
     if token is not None:

@@ -67,8 +67,12 @@ class AccessMiddleware:
             return None  # DRF authenticates first, then HasPortalAccess applies the rule
         rule = access_rule_of(view_func)
         if rule is None:
-            logger.error("View %s declares no access rule; refused", match.view_name if match else view_func)
-            return self._forbidden(request, "This page has no access rule yet, so nobody may open it.")
+            logger.error(
+                "View %s declares no access rule; refused", match.view_name if match else view_func
+            )
+            return self._forbidden(
+                request, "This page has no access rule yet, so nobody may open it."
+            )
         if rule.allows_bearer(request) or rule.allows_user(request.user):
             return None
         if not request.user.is_authenticated:

@@ -1,4 +1,4 @@
-"""The request id: taken from the proxy or made here, put on every log line and carried into tasks."""
+"""The request id: from the proxy or made here, on every log line, carried into tasks."""
 
 import contextvars
 import logging

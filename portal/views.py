@@ -33,7 +33,7 @@ def readyz(request):
     return JsonResponse(report, status=200 if ready else 503)
 
 
-@access(roles(Role.ADMIN, bearer_token_setting="METRICS_TOKEN"))
+@access(roles(Role.ADMIN, bearer_token_setting="METRICS_TOKEN"))  # noqa: S106 (a setting name)
 @require_GET
 @never_cache
 def metrics_view(request):
@@ -49,4 +49,3 @@ class LoginView(auth_views.LoginView):
 
 class LogoutView(auth_views.LogoutView):
     portal_access = PUBLIC
-

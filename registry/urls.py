@@ -1,4 +1,4 @@
-"""HTML pages under /registry/ (urlpatterns) and the API under /api/v1/registry/ (api_urlpatterns)."""
+"""Pages under /registry/ (urlpatterns); API under /api/v1/registry/ (api_urlpatterns)."""
 
 app_name = "registry"
 

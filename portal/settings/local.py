@@ -14,5 +14,5 @@ STORAGES = {
     "default": {"BACKEND": "django.core.files.storage.FileSystemStorage"},
     "staticfiles": {"BACKEND": "django.contrib.staticfiles.storage.StaticFilesStorage"},
 }
-for _folder in ("celery/queue", "celery/control", "celery/results", "prometheus"):
+for _folder in ("celery/queue", "celery/control", "celery/results", "prometheus", "staticfiles"):
     (VAR_DIR / _folder).mkdir(parents=True, exist_ok=True)

@@ -8,7 +8,7 @@ from .base import *  # noqa: F403
 from .base import env
 
 DEBUG = False
-SECRET_KEY = "test-only-secret-key-with-enough-length-to-look-real-7c1f0e9d"  # noqa: S105
+SECRET_KEY = "test-only-secret-key-with-enough-length-to-look-real-7c1f0e9d"
 ALLOWED_HOSTS = ["testserver", "localhost", "127.0.0.1"]
 
 DATABASES = {
@@ -32,8 +32,9 @@ STORAGES = {
     "default": {"BACKEND": "django.core.files.storage.FileSystemStorage"},
     "staticfiles": {"BACKEND": "django.contrib.staticfiles.storage.StaticFilesStorage"},
 }
+STATIC_ROOT = tempfile.mkdtemp(prefix="portal-static-")
 PROMETHEUS_MULTIPROC_DIR = env(
     "PROMETHEUS_MULTIPROC_DIR", default=tempfile.mkdtemp(prefix="portal-metrics-")
 )
 os.environ["PROMETHEUS_MULTIPROC_DIR"] = PROMETHEUS_MULTIPROC_DIR
-METRICS_TOKEN = "test-metrics-token"  # noqa: S105
+METRICS_TOKEN = "test-metrics-token"

@@ -1,8 +1,11 @@
 """Shared UI pieces, so every page shows times and statuses the same way."""
 
+from datetime import UTC
+
 from django import template
 from django.utils import timezone
 from django.utils.html import format_html
+from django.utils.safestring import mark_safe
 from django.utils.timesince import timesince
 
 register = template.Library()
@@ -34,7 +37,10 @@ def status_badge(status: str, label: str | None = None):
     colour = STATUS_COLOURS.get(key, "secondary")
     text_class = " text-dark" if colour == "warning" else ""
     return format_html(
-        '<span class="badge text-bg-{}{} status-badge">{}</span>', colour, text_class, label or status
+        '<span class="badge text-bg-{}{} status-badge">{}</span>',
+        colour,
+        text_class,
+        label or status,
     )
 
 
@@ -42,8 +48,8 @@ def status_badge(status: str, label: str | None = None):
 def when(value):
     """Relative time ("3 hours ago") with the exact UTC time on hover."""
     if not value:
-        return format_html('<span class="text-body-secondary">never</span>')
-    exact = timezone.localtime(value, timezone.UTC).strftime("%Y-%m-%d %H:%M:%S UTC")
+        return mark_safe('<span class="text-body-secondary">never</span>')
+    exact = value.astimezone(UTC).strftime("%Y-%m-%d %H:%M:%S UTC")
     now = timezone.now()
     relative = f"{timesince(value, now)} ago" if value <= now else f"in {timesince(now, value)}"
     return format_html(

@@ -56,7 +56,9 @@ class Command(BaseCommand):
             except ValueError:
                 self.stderr.write(f"Ignoring unreadable {credentials_file}; new passwords follow.")
         accounts = services.demo_users_ensure(passwords=known)
-        credentials_file.write_text(json.dumps({a.username: a.password for a in accounts}, indent=2))
+        credentials_file.write_text(
+            json.dumps({a.username: a.password for a in accounts}, indent=2)
+        )
         credentials_file.chmod(0o600)
         return accounts
 
@@ -65,7 +67,9 @@ class Command(BaseCommand):
         self.stdout.write(self.style.MIGRATE_HEADING("Demo users (local accounts, one per role):"))
         for account in accounts:
             roles = ", ".join(account.roles)
-            self.stdout.write(f"  {account.username:<8} password: {account.password:<18} role: {roles}")
+            self.stdout.write(
+                f"  {account.username:<8} password: {account.password:<18} role: {roles}"
+            )
         self.stdout.write(f"  (kept in {Path(settings.VAR_DIR) / 'demo-credentials.json'})")
         self.stdout.write("")
 
@@ -80,12 +84,26 @@ class Command(BaseCommand):
         commands = {
             "web": [python, manage, "runserver", addr, "--noreload"],
             "worker": [
-                *celery, "worker", "--loglevel", "INFO", "--concurrency", "2",
-                "--queues", settings.CELERY_TASK_DEFAULT_QUEUE, "--hostname", "demo-worker@%h",
+                *celery,
+                "worker",
+                "--loglevel",
+                "INFO",
+                "--concurrency",
+                "2",
+                "--queues",
+                settings.CELERY_TASK_DEFAULT_QUEUE,
+                "--hostname",
+                "demo-worker@%h",
             ],
             "beat": [
-                *celery, "beat", "--loglevel", "INFO", "--pidfile", "",
-                "--schedule", str(var_dir / "celerybeat-schedule"),
+                *celery,
+                "beat",
+                "--loglevel",
+                "INFO",
+                "--pidfile",
+                "",
+                "--schedule",
+                str(var_dir / "celerybeat-schedule"),
             ],
         }
         processes: dict[str, subprocess.Popen] = {}
@@ -109,7 +127,9 @@ class Command(BaseCommand):
         while not stopping:
             for name, process in processes.items():
                 if process.poll() is not None:
-                    self.stderr.write(f"{name} exited with code {process.returncode}; stopping the rest.")
+                    self.stderr.write(
+                        f"{name} exited with code {process.returncode}; stopping the rest."
+                    )
                     exit_code = 1
                     stopping = True
                     break

@@ -1,0 +1,143 @@
+"""Shared fixtures. The suite needs the real PostgreSQL and Redis; it stops early without them."""
+
+import pytest
+from django.conf import settings
+
+from tests.factories import UserFactory
+
+
+def _reachability_problems() -> list[str]:
+    import psycopg
+    import redis
+
+    problems = []
+    db = settings.DATABASES["default"]
+    try:
+        psycopg.connect(
+            host=db.get("HOST") or "127.0.0.1",
+            port=db.get("PORT") or 5432,
+            user=db.get("USER") or None,
+            password=db.get("PASSWORD") or None,
+            dbname=db.get("NAME"),
+            connect_timeout=3,
+        ).close()
+    except Exception as exc:
+        problems.append(
+            f"PostgreSQL at {db.get('HOST')}:{db.get('PORT')} (database {db.get('NAME')}) is not "
+            f"reachable: {exc}".strip()
+        )
+    try:
+        redis.Redis.from_url(settings.CELERY_BROKER_URL, socket_connect_timeout=3).ping()
+    except Exception as exc:
+        problems.append(f"Redis at {settings.CELERY_BROKER_URL} is not reachable: {exc}")
+    return problems
+
+
+def pytest_sessionstart(session):
+    problems = _reachability_problems()
+    if problems:
+        pytest.exit(
+            "The tests use real services and cannot run without them:\n  - "
+            + "\n  - ".join(problems)
+            + "\nStart them, or point TEST_DATABASE_URL / TEST_REDIS_URL at running ones.",
+            returncode=3,
+        )
+
+
+def pytest_sessionfinish(session, exitstatus):
+    """Drop this session's private Celery queue from the shared Redis."""
+    import redis
+
+    try:
+        client = redis.Redis.from_url(settings.CELERY_BROKER_URL, socket_connect_timeout=3)
+        queue = settings.CELERY_TASK_DEFAULT_QUEUE
+        client.delete(queue, *[f"{queue}\x06\x16{p}" for p in range(10)])
+    except Exception:  # noqa: S110 - best-effort cleanup; the run's result stands
+        pass
+
+
+@pytest.fixture
+def make_user(db):
+    def make(*roles: str, **kwargs):
+        return UserFactory(roles=roles, **kwargs)
+
+    return make
+
+
+@pytest.fixture
+def role_client(client, make_user):
+    """A test client signed in as a fresh user holding the given roles."""
+
+    def sign_in(*roles: str):
+        user = make_user(*roles)
+        client.force_login(user)
+        return client
+
+    return sign_in
+
+
+@pytest.fixture(scope="session")
+def celery_worker_process(django_db_setup, tmp_path_factory):
+    """A real `celery worker` process on the session's Redis queue, stopped by its pid."""
+    import os
+    import signal
+    import subprocess
+    import sys
+
+    from django.db import connection
+
+    from portal.tasks import ping
+
+    log_path = tmp_path_factory.mktemp("worker") / "worker.log"
+    test_db = settings.DATABASES["default"]
+    env = {
+        **os.environ,
+        "DJANGO_SETTINGS_MODULE": "portal.settings.test",
+        "CELERY_QUEUE": settings.CELERY_TASK_DEFAULT_QUEUE,
+        "PROMETHEUS_MULTIPROC_DIR": settings.PROMETHEUS_MULTIPROC_DIR,
+        "TEST_REDIS_URL": settings.CELERY_BROKER_URL,
+        # the worker uses the database pytest-django created, not the one it was named after
+        "TEST_DATABASE_URL": (
+            f"postgres://{test_db['USER']}@{test_db['HOST']}:{test_db['PORT']}/"
+            f"{connection.settings_dict['NAME']}"
+        ),
+    }
+    with open(log_path, "wb") as log:
+        process = subprocess.Popen(
+            [
+                sys.executable,
+                "-m",
+                "celery",
+                "-A",
+                "portal",
+                "worker",
+                "--loglevel",
+                "INFO",
+                "--concurrency",
+                "1",
+                "--without-gossip",
+                "--without-mingle",
+                "--queues",
+                settings.CELERY_TASK_DEFAULT_QUEUE,
+                "--hostname",
+                f"test-worker-{os.getpid()}@%h",
+            ],
+            env=env,
+            stdout=log,
+            stderr=subprocess.STDOUT,
+            cwd=settings.BASE_DIR,
+        )
+    try:
+        try:
+            ping.apply_async().get(timeout=60)  # answered once the worker consumes
+        except Exception as exc:
+            raise RuntimeError(f"worker did not start: {exc}\n{log_path.read_text()}") from exc
+        yield process
+    finally:
+        if process.poll() is None:
+            process.send_signal(signal.SIGTERM)
+            try:
+                process.wait(timeout=20)
+            except subprocess.TimeoutExpired:
+                process.kill()
+                process.wait()
