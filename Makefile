@@ -9,6 +9,8 @@ UV_VERSION := 0.13.8
 TEST_DATABASE_URL ?= postgres://postgres@127.0.0.1:5432/test
 TEST_REDIS_URL ?= redis://127.0.0.1:6379/0
 export TEST_DATABASE_URL TEST_REDIS_URL
+# uv reads the system CA store (a TLS-inspecting proxy may sign with a local CA).
+export UV_NATIVE_TLS ?= 1
 
 .PHONY: help install demo test test-fast lint format lock vendor browser-deps check-deploy clean
 
