@@ -50,6 +50,28 @@ class MetricsMiddleware:
         return response
 
 
+class ProbeMiddleware:
+    """Answer /healthz and /readyz before Django validates the Host header.
+
+    Orchestrators and load balancers probe by IP address (``Host: 10.0.3.7:8000``), which is
+    rightly not in ALLOWED_HOSTS. The probes reveal nothing and change nothing, so they are
+    answered whatever the host; every other path still goes through host validation.
+    """
+
+    PROBE_PATHS = frozenset({"/healthz", "/readyz"})
+
+    def __init__(self, get_response):
+        self.get_response = get_response
+
+    def __call__(self, request):
+        if request.path_info in self.PROBE_PATHS and request.method in ("GET", "HEAD"):
+            from django.urls import resolve
+
+            request.resolver_match = resolve(request.path_info)
+            return request.resolver_match.func(request)
+        return self.get_response(request)
+
+
 class AccessMiddleware:
     """Enforce the access rule each HTML view declares; refuse views that declare none."""
 

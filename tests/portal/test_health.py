@@ -83,3 +83,24 @@ def test_readyz_reports_the_age_of_each_sync(client, settings):
     assert syncs["ado:risk-project"]["last_error"] == "HTTP 503 from dev.azure.com"
     assert syncs["registry:data-discovery"]["age_seconds"] is None
     assert syncs["registry:data-discovery"]["stale"] is True
+
+
+@pytest.mark.parametrize("path", ["/healthz", "/readyz"])
+def test_probes_answer_whatever_the_host_header(client, path):
+    """Kubernetes and Docker probe by IP address, which is not an allowed host."""
+    response = client.get(path, HTTP_HOST="10.0.3.7:8000")
+    assert response.status_code == 200
+    assert response["X-Request-ID"]
+
+
+def test_other_pages_still_validate_the_host(client):
+    response = client.get("/accounts/login/", HTTP_HOST="evil.example")
+    assert response.status_code == 400
+
+
+def test_probes_are_counted_in_metrics(client, settings):
+    client.get("/healthz", HTTP_HOST="10.0.3.7:8000")
+    body = client.get(
+        "/metrics", headers={"Authorization": f"Bearer {settings.METRICS_TOKEN}"}
+    ).content.decode()
+    assert 'portal_http_requests_total{method="GET",status="200",view="healthz"}' in body
