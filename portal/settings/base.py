@@ -228,7 +228,7 @@ METRICS_TOKEN = env("METRICS_TOKEN", default="")
 # Web and worker processes write their counters here so /metrics can add them up.
 PROMETHEUS_MULTIPROC_DIR = env("PROMETHEUS_MULTIPROC_DIR", default=str(VAR_DIR / "prometheus"))
 # Each app that syncs an external system adds a callable returning its SyncStatus list.
-PORTAL_SYNC_STATUS_PROVIDERS: list[str] = []
+PORTAL_SYNC_STATUS_PROVIDERS: list[str] = ["registry.selectors.sync_status_list"]
 # A sync older than this is reported as stale by /readyz and the metrics.
 PORTAL_SYNC_STALE_AFTER_SECONDS = env.int("PORTAL_SYNC_STALE_AFTER_SECONDS", default=3600)
 
@@ -261,3 +261,21 @@ LOGGING = {
         "celery": {"level": LOG_LEVEL},
     },
 }
+
+# REGISTRY MIRROR
+# ------------------------------------------------------------------------------
+# Registry tags that say a model's category; the catalog entry can override each.
+REGISTRY_CATEGORY_TAGS = {
+    "kind": env("REGISTRY_TAG_KIND", default="model_kind"),
+    "serving": env("REGISTRY_TAG_SERVING", default="serving"),
+    "team": env("REGISTRY_TAG_TEAM", default="team"),
+}
+# Link registered models in several registries to one catalog entry with this tag.
+REGISTRY_CATALOG_NAME_TAG = env("REGISTRY_CATALOG_NAME_TAG", default="catalog_name")
+# Metric directions for "better/worse" marks: names matched by prefix; the rest: higher is better.
+REGISTRY_LOWER_IS_BETTER = env.list(
+    "REGISTRY_LOWER_IS_BETTER",
+    default=["loss", "rmse", "mse", "mae", "mape", "log_loss", "error", "latency", "brier"],
+)
+# Seconds a webhook's X-MLflow-Timestamp may differ from now.
+MLFLOW_WEBHOOK_TOLERANCE_SECONDS = env.int("MLFLOW_WEBHOOK_TOLERANCE_SECONDS", default=300)
