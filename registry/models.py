@@ -236,5 +236,8 @@ class WebhookDelivery(models.Model):
         ordering = ["-received_at"]
         indexes = [models.Index(fields=["received_at"])]
 
+    def __str__(self) -> str:
+        return f"{self.event} {self.model_name} ({self.delivery_id})"
+
 
 LIVE = Q(deleted_upstream_at__isnull=True)
