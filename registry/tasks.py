@@ -2,10 +2,15 @@
 
 from celery import shared_task
 
+BUSY_RETRY_SECONDS = 15
+
 
 @shared_task(name="registry.sync_source", acks_late=True)
 def sync_source(source_id: int, full: bool = False) -> dict:
-    """Sync one registry source (beat runs this per source; --full sweeps deletes too)."""
+    """Sync one registry source (beat runs this per source; full=True also sweeps deletions).
+
+    A sync already running for the source makes this one a no-op: beat comes back soon.
+    """
     from . import services
     from .models import RegistrySource
 
@@ -15,13 +20,20 @@ def sync_source(source_id: int, full: bool = False) -> dict:
     return services.registry_sync(source=source, full=full).as_dict()
 
 
-@shared_task(name="registry.sync_model", acks_late=True)
-def sync_model(source_id: int, model_name: str) -> dict:
-    """Re-read one registered model (what a webhook about it queues)."""
+@shared_task(name="registry.sync_model", bind=True, acks_late=True, max_retries=20)
+def sync_model(self, source_id: int, model_name: str) -> dict:
+    """Re-read one registered model (what a webhook about it queues).
+
+    Unlike the periodic sync, a webhook's refresh is not repeated by beat, so when the source
+    is busy it waits its turn instead of being dropped.
+    """
     from . import services
     from .models import RegistrySource
 
     source = RegistrySource.objects.filter(pk=source_id, enabled=True).first()
     if source is None:
         return {"skipped": "source missing or disabled"}
-    return services.registered_model_sync(source=source, name=model_name).as_dict()
+    result = services.registered_model_sync(source=source, name=model_name)
+    if result.skipped:
+        raise self.retry(countdown=BUSY_RETRY_SECONDS)
+    return result.as_dict()
