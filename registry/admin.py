@@ -1,3 +1,146 @@
-"""Django admin registrations for operators."""
+"""Django admin registrations for operators.
 
-from django.contrib import admin  # noqa: F401
+Sources and catalog entries are edited here; registered models, versions and webhook
+deliveries are a mirror (written by the sync and the webhook endpoint), so they are read-only.
+"""
+
+from django.contrib import admin
+from django.utils.text import Truncator
+
+from .models import CatalogModel, ModelVersion, RegisteredModel, RegistrySource, WebhookDelivery
+
+
+class ReadOnlyAdmin(admin.ModelAdmin):
+    """A mirror: look, never add, change or delete (the next sync would undo it)."""
+
+    def has_add_permission(self, request, obj=None):
+        return False
+
+    def has_change_permission(self, request, obj=None):
+        return False
+
+    def has_delete_permission(self, request, obj=None):
+        return False
+
+
+@admin.register(RegistrySource)
+class RegistrySourceAdmin(admin.ModelAdmin):
+    list_display = [
+        "name",
+        "tracking_uri",
+        "is_central",
+        "enabled",
+        "last_sync_succeeded_at",
+        "last_sync_error_at",
+        "short_error",
+    ]
+    list_filter = ["enabled", "is_central"]
+    search_fields = ["name", "tracking_uri"]
+    readonly_fields = [
+        "cursor_ms",
+        "last_sync_started_at",
+        "last_sync_succeeded_at",
+        "last_full_sync_at",
+        "last_sync_error_at",
+        "last_sync_error",
+        "last_sync_stats",
+        "lock_token",
+        "lock_expires_at",
+        "created_at",
+        "updated_at",
+    ]
+    fieldsets = [
+        (
+            None,
+            {
+                "fields": [
+                    "name",
+                    "tracking_uri",
+                    "registry_uri",
+                    "ui_url",
+                    "is_central",
+                    "enabled",
+                    "sync_interval_seconds",
+                    "full_sync_interval_seconds",
+                ]
+            },
+        ),
+        (
+            "Sync state (written by the sync)",
+            {
+                "fields": [
+                    "last_sync_started_at",
+                    "last_sync_succeeded_at",
+                    "last_full_sync_at",
+                    "last_sync_error_at",
+                    "last_sync_error",
+                    "last_sync_stats",
+                    "cursor_ms",
+                    "lock_token",
+                    "lock_expires_at",
+                    "created_at",
+                    "updated_at",
+                ]
+            },
+        ),
+    ]
+
+    @admin.display(description="last error")
+    def short_error(self, source):
+        return Truncator(source.last_sync_error).chars(80)
+
+
+@admin.register(CatalogModel)
+class CatalogModelAdmin(admin.ModelAdmin):
+    list_display = [
+        "name",
+        "kind",
+        "registry_kind",
+        "serving",
+        "registry_serving",
+        "team",
+        "registry_team",
+        "updated_at",
+    ]
+    list_filter = ["kind", "serving", "registry_kind", "registry_serving"]
+    search_fields = ["name", "team", "registry_team", "description"]
+    readonly_fields = [
+        "registry_kind",
+        "registry_serving",
+        "registry_team",
+        "created_by",
+        "created_at",
+        "updated_at",
+    ]
+
+
+@admin.register(RegisteredModel)
+class RegisteredModelAdmin(ReadOnlyAdmin):
+    list_display = ["name", "source", "catalog_model", "updated_upstream_at", "deleted_upstream_at"]
+    list_filter = ["source"]
+    list_select_related = ["source", "catalog_model"]
+    search_fields = ["name"]
+
+
+@admin.register(ModelVersion)
+class ModelVersionAdmin(ReadOnlyAdmin):
+    list_display = [
+        "registered_model",
+        "version",
+        "status",
+        "user_id",
+        "created_upstream_at",
+        "deleted_upstream_at",
+    ]
+    list_filter = ["registered_model__source", "status"]
+    list_select_related = ["registered_model__source"]
+    search_fields = ["registered_model__name", "run_id"]
+    show_full_result_count = False
+
+
+@admin.register(WebhookDelivery)
+class WebhookDeliveryAdmin(ReadOnlyAdmin):
+    list_display = ["received_at", "source", "event", "model_name", "delivery_id"]
+    list_filter = ["source", "event"]
+    list_select_related = ["source"]
+    search_fields = ["delivery_id", "model_name"]

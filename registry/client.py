@@ -265,3 +265,21 @@ class RegistryClient:
                 if not k.startswith("mlflow.log-model")
             },
         )
+
+    # Webhooks (OSS MLflow 3.3+ only) ----------------------------------------------------
+
+    def webhooks_named(self, name: str) -> list:
+        """Every webhook called ``name`` (MLflow does not make names unique)."""
+        found = []
+        for page in self._pages(self._client.list_webhooks, max_results=1000):
+            found += [webhook for webhook in page if webhook.name == name]
+        return found
+
+    def webhook_create(self, *, name: str, **fields):
+        return self._call(self._client.create_webhook, name=name, **fields)
+
+    def webhook_update(self, webhook_id: str, **fields):
+        return self._call(self._client.update_webhook, webhook_id, **fields)
+
+    def webhook_test(self, webhook_id: str):
+        return self._call(self._client.test_webhook, webhook_id)

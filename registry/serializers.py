@@ -1,1 +1,277 @@
-"""DRF serializers of this app's API."""
+"""DRF serializers of this app's API (read-only: the mirror is written by the sync)."""
+
+from __future__ import annotations
+
+import math
+
+from django.urls import reverse
+from drf_spectacular.utils import extend_schema_field
+from rest_framework import serializers
+
+from . import selectors
+from .models import CatalogModel, ModelVersion, RegisteredModel, RegistrySource
+
+
+class MetricValueField(serializers.FloatField):
+    """A metric value; anything not a finite number (it should not happen) is shown as null."""
+
+    def to_representation(self, value):
+        if isinstance(value, bool) or not isinstance(value, int | float):
+            return None
+        return None if math.isnan(value) or math.isinf(value) else float(value)
+
+
+class FiniteJSONField(serializers.JSONField):
+    """Any JSON value, with NaN and infinities (not valid JSON) shown as null."""
+
+    def to_representation(self, value):
+        if isinstance(value, float) and (math.isnan(value) or math.isinf(value)):
+            return None
+        return super().to_representation(value)
+
+
+class RegistrySourceSerializer(serializers.ModelSerializer):
+    ui_base_url = serializers.CharField(read_only=True)
+    sync_state = serializers.SerializerMethodField(
+        help_text="ok, stale (older than PORTAL_SYNC_STALE_AFTER_SECONDS), failing "
+        "(the last attempt failed) or never (not synced yet)."
+    )
+
+    class Meta:
+        model = RegistrySource
+        fields = [
+            "name",
+            "is_central",
+            "enabled",
+            "ui_base_url",
+            "last_sync_succeeded_at",
+            "last_sync_error_at",
+            "last_sync_error",
+            "sync_state",
+        ]
+
+    def get_sync_state(self, source: RegistrySource) -> str:
+        return selectors.SourceFreshness(
+            source.name,
+            source.is_central,
+            source.last_sync_succeeded_at,
+            source.last_sync_error_at,
+            source.last_sync_error,
+        ).state
+
+
+class VersionLinkSerializer(serializers.Serializer):
+    source = serializers.CharField()
+    model = serializers.CharField(help_text="The registered model's name in that source.")
+    version = serializers.IntegerField()
+
+
+class AliasSerializer(VersionLinkSerializer):
+    alias = serializers.CharField()
+
+
+def _alias_links(registrations: list[RegisteredModel]) -> list[dict]:
+    return [
+        {"source": r.source.name, "model": r.name, "alias": alias, "version": number}
+        for r in registrations
+        for alias, number in sorted((r.aliases or {}).items())
+        if isinstance(number, int)
+    ]
+
+
+class CatalogModelListSerializer(serializers.Serializer):
+    """One row of the catalog (from ``selectors.catalog_model_list``)."""
+
+    name = serializers.CharField()
+    url = serializers.CharField(source="get_absolute_url", help_text="The model page.")
+    kind = serializers.CharField(source="eff_kind", help_text="ml, rule_based or unknown.")
+    serving = serializers.CharField(source="eff_serving", help_text="batch, real_time or unknown.")
+    team = serializers.CharField(source="eff_team", help_text="The team, or unknown.")
+    registered = serializers.BooleanField(source="is_registered")
+    deleted_upstream = serializers.SerializerMethodField(
+        help_text="Every registered model of this entry vanished from its registry."
+    )
+    sources = serializers.SerializerMethodField()
+    latest_version = serializers.SerializerMethodField()
+    aliases = serializers.SerializerMethodField()
+    last_updated = serializers.DateTimeField()
+
+    def get_deleted_upstream(self, model: CatalogModel) -> bool:
+        return bool(model.is_registered and not model.has_live_registration)
+
+    def get_sources(self, model: CatalogModel) -> list[str]:
+        return sorted({r.source.name for r in model.listed_registrations})
+
+    @extend_schema_field(VersionLinkSerializer(allow_null=True))
+    def get_latest_version(self, model: CatalogModel):
+        registration = next(
+            (r for r in model.listed_registrations if r.pk == model.latest_version_model_id), None
+        )
+        if registration is None or model.latest_version is None:
+            return None
+        return {
+            "source": registration.source.name,
+            "model": registration.name,
+            "version": model.latest_version,
+        }
+
+    @extend_schema_field(AliasSerializer(many=True))
+    def get_aliases(self, model: CatalogModel):
+        return _alias_links(model.listed_registrations)
+
+
+class RegisteredModelSerializer(serializers.ModelSerializer):
+    source = serializers.CharField(source="source.name")
+    tags = serializers.DictField(child=serializers.CharField(allow_blank=True))
+    aliases = serializers.DictField(
+        child=serializers.IntegerField(), help_text="alias -> version number"
+    )
+
+    class Meta:
+        model = RegisteredModel
+        fields = [
+            "source",
+            "name",
+            "description",
+            "tags",
+            "aliases",
+            "created_upstream_at",
+            "updated_upstream_at",
+            "deleted_upstream_at",
+        ]
+
+
+class CatalogModelDetailSerializer(serializers.Serializer):
+    name = serializers.CharField()
+    url = serializers.CharField(help_text="The model page.")
+    description = serializers.CharField(allow_blank=True)
+    kind = serializers.CharField(help_text="Effective kind: ml, rule_based or unknown.")
+    serving = serializers.CharField(help_text="Effective serving: batch, real_time or unknown.")
+    team = serializers.CharField(help_text="Effective team, or unknown.")
+    overrides = serializers.DictField(
+        child=serializers.CharField(allow_blank=True),
+        help_text="kind, serving and team as set in the portal (blank: from the registry).",
+    )
+    registry_categories = serializers.DictField(
+        child=serializers.CharField(allow_blank=True),
+        help_text="kind, serving and team as the registry tags say.",
+    )
+    owners = serializers.ListField(child=serializers.CharField())
+    registered = serializers.BooleanField()
+    registered_models = RegisteredModelSerializer(many=True)
+    aliases = AliasSerializer(many=True)
+    created_at = serializers.DateTimeField()
+    updated_at = serializers.DateTimeField()
+
+
+class ModelVersionSerializer(serializers.ModelSerializer):
+    source = serializers.CharField(source="registered_model.source.name")
+    model = serializers.CharField(
+        source="registered_model.name", help_text="The registered model's name in that source."
+    )
+    aliases = serializers.SerializerMethodField()
+    url = serializers.SerializerMethodField(help_text="The version page.")
+    metrics = serializers.DictField(child=MetricValueField(allow_null=True))
+
+    class Meta:
+        model = ModelVersion
+        fields = [
+            "source",
+            "model",
+            "version",
+            "url",
+            "status",
+            "stage",
+            "aliases",
+            "user_id",
+            "run_id",
+            "created_upstream_at",
+            "updated_upstream_at",
+            "deleted_upstream_at",
+            "metrics",
+        ]
+
+    def get_aliases(self, version: ModelVersion) -> list[str]:
+        return selectors.version_alias_names(version)
+
+    def get_url(self, version: ModelVersion) -> str:
+        rm = version.registered_model
+        return reverse(
+            "registry:version-detail",
+            kwargs={"source": rm.source.name, "name": rm.name, "version": version.version},
+        )
+
+
+class ModelVersionDetailSerializer(ModelVersionSerializer):
+    catalog_model = serializers.CharField(
+        source="registered_model.catalog_model.name", allow_null=True, default=None
+    )
+    mlflow_run_url = serializers.SerializerMethodField(
+        help_text="The run in the MLflow UI, when the source's UI, experiment and run are known."
+    )
+    tags = serializers.DictField(child=serializers.CharField(allow_blank=True))
+    params = serializers.DictField(child=serializers.CharField(allow_blank=True))
+    run_tags = serializers.DictField(child=serializers.CharField(allow_blank=True))
+
+    class Meta(ModelVersionSerializer.Meta):
+        fields = [
+            *ModelVersionSerializer.Meta.fields,
+            "catalog_model",
+            "description",
+            "status_message",
+            "source_uri",
+            "run_link",
+            "experiment_id",
+            "mlflow_run_url",
+            "tags",
+            "params",
+            "run_tags",
+            "run_fetched_at",
+            "run_fetch_error",
+        ]
+
+    def get_mlflow_run_url(self, version: ModelVersion) -> str:
+        return selectors.mlflow_run_url(version)
+
+
+class CompareVersionSerializer(ModelVersionSerializer):
+    ref = serializers.SerializerMethodField(help_text="This version's v= reference.")
+
+    class Meta(ModelVersionSerializer.Meta):
+        fields = ["ref", *ModelVersionSerializer.Meta.fields]
+
+    def get_ref(self, version: ModelVersion) -> str:
+        return self.context["refs"][version.pk]
+
+
+class MetricCellSerializer(serializers.Serializer):
+    value = FiniteJSONField(allow_null=True)
+    delta = MetricValueField(allow_null=True, help_text="value minus the first version's value.")
+    best = serializers.BooleanField(source="is_best")
+    better = serializers.BooleanField(
+        allow_null=True, help_text="Better than the first version (null: same or not comparable)."
+    )
+
+
+class MetricRowSerializer(serializers.Serializer):
+    name = serializers.CharField()
+    lower_is_better = serializers.BooleanField()
+    values = MetricCellSerializer(many=True, source="cells")
+
+
+class ParamRowSerializer(serializers.Serializer):
+    name = serializers.CharField()
+    values = serializers.ListField(child=FiniteJSONField(allow_null=True))
+    differs = serializers.BooleanField()
+
+
+class ComparisonSerializer(serializers.Serializer):
+    catalog_model = serializers.CharField()
+    versions = CompareVersionSerializer(many=True)
+    metrics = MetricRowSerializer(many=True)
+    params = ParamRowSerializer(many=True)
+
+
+class ErrorSerializer(serializers.Serializer):
+    detail = serializers.CharField()
+    request_id = serializers.CharField()

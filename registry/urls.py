@@ -1,6 +1,39 @@
-"""Pages under /registry/ (urlpatterns); API under /api/v1/registry/ (api_urlpatterns)."""
+"""Pages under /registry/ (urlpatterns); API under /api/v1/registry/ (api_urlpatterns).
+
+Model names may contain dots (Unity Catalog ``catalog.schema.model``) and spaces, never "/" or
+":", so they travel as ``<str:name>``.
+The create page lives at ``catalog/new/`` so that no model name can hide it or be hidden by it.
+"""
+
+from django.urls import path
+
+from . import api, views, webhooks
 
 app_name = "registry"
 
-urlpatterns: list = []
-api_urlpatterns: list = []
+urlpatterns: list = [
+    path("models/", views.model_list, name="model-list"),
+    path("catalog/new/", views.model_create, name="model-create"),
+    path("models/<str:name>/", views.model_detail, name="model-detail"),
+    path("models/<str:name>/edit/", views.model_edit, name="model-edit"),
+    path("models/<str:name>/compare/", views.model_compare, name="model-compare"),
+    path(
+        "sources/<slug:source>/models/<str:name>/versions/<int:version>/",
+        views.version_detail,
+        name="version-detail",
+    ),
+    path("webhooks/mlflow/<slug:source>/", webhooks.mlflow_webhook, name="mlflow-webhook"),
+]
+
+api_urlpatterns: list = [
+    path("sources/", api.RegistrySourceListApi.as_view(), name="source-list"),
+    path("models/", api.CatalogModelListApi.as_view(), name="model-list"),
+    path("models/<str:name>/", api.CatalogModelDetailApi.as_view(), name="model-detail"),
+    path("models/<str:name>/versions/", api.ModelVersionListApi.as_view(), name="version-list"),
+    path("models/<str:name>/compare/", api.ModelVersionCompareApi.as_view(), name="model-compare"),
+    path(
+        "sources/<slug:source>/models/<str:name>/versions/<int:version>/",
+        api.ModelVersionDetailApi.as_view(),
+        name="version-detail",
+    ),
+]

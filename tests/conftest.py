@@ -18,13 +18,12 @@ def _reachability_problems() -> list[str]:
             port=db.get("PORT") or 5432,
             user=db.get("USER") or None,
             password=db.get("PASSWORD") or None,
-            dbname=db.get("NAME"),
+            dbname="postgres",  # pytest-django creates test_<NAME> from here
             connect_timeout=3,
         ).close()
     except Exception as exc:
         problems.append(
-            f"PostgreSQL at {db.get('HOST')}:{db.get('PORT')} (database {db.get('NAME')}) is not "
-            f"reachable: {exc}".strip()
+            f"PostgreSQL at {db.get('HOST')}:{db.get('PORT')} is not reachable: {exc}".strip()
         )
     try:
         redis.Redis.from_url(settings.CELERY_BROKER_URL, socket_connect_timeout=3).ping()

@@ -8,16 +8,15 @@ from portal.selectors import SyncStatus
 
 pytestmark = pytest.mark.django_db
 
-NOW = timezone.now()
-
 
 def fake_sync_statuses():
+    now = timezone.now()  # at call time: a slow suite must not age these
     return [
-        SyncStatus("registry:central", NOW - timedelta(minutes=5)),
+        SyncStatus("registry:central", now - timedelta(minutes=5)),
         SyncStatus(
             "ado:risk-project",
-            NOW - timedelta(hours=3),
-            last_error_at=NOW - timedelta(minutes=1),
+            now - timedelta(hours=3),
+            last_error_at=now - timedelta(minutes=1),
             last_error="HTTP 503 from dev.azure.com",
         ),
         SyncStatus("registry:data-discovery", None),
