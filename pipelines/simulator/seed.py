@@ -1,0 +1,171 @@
+"""Seeds: ready-made pipelines and four weeks of run history for the demo.
+
+``demo`` creates, for each demo model (the names of ``registry/demo_data.py``), its CI,
+data-cleansing, training (or scoring, for a rule-based model) and release pipelines, in the
+folder ``\\<team>\\<model>``, named ``<team>-<model>-<ci|cleanse|train|score|release>``. It then
+plays four weeks of history: weekly data cleansing, training triggered by it (or by schedule),
+releases through QA and PROD approvals, a failed training, a rejected and a timed-out approval,
+and leaves a few runs waiting at QA or PROD approvals and one training running.
+"""
+
+from __future__ import annotations
+
+from datetime import timedelta
+
+from .auth import Identity
+from .model import Decision
+from .state import SimulatorState
+
+# (model, team, kind) as in registry/demo_data.py: DEMO_MODELS + UNREGISTERED_CATALOG_MODELS.
+DEMO_MODELS = (
+    ("fraud-detector", "risk", "ml"),
+    ("churn-predictor", "growth", "ml"),
+    ("demand-forecast", "operations", "ml"),
+    ("transaction-screening-rules", "risk", "rule_based"),
+    ("credit-scoring", "risk", "ml"),
+    ("marketing-uplift", "growth", "ml"),
+    ("inventory-anomaly", "operations", "ml"),
+    ("claims-triage-rules", "operations", "rule_based"),
+    ("customer-lifetime-value", "growth", "ml"),
+    ("credit-limit-rules", "risk", "rule_based"),
+)
+# Models whose training is triggered by new data (data-cleansing completion): maturity 4 evidence.
+DATA_TRIGGERED = {
+    "fraud-detector",
+    "churn-predictor",
+    "credit-scoring",
+    "transaction-screening-rules",
+}
+
+QA_APPROVER = Identity.user("alice@example.com", "Alice Approver")
+PROD_APPROVER = Identity.user("paul@example.com", "Paul Prodowner")
+DEMO_SECONDS = {"Train": 1200, "Score": 600, "Cleanse": 600, "Build": 180, "Deploy_QA": 240}
+
+HISTORY_DAYS = 28
+
+
+def pipeline_name(team: str, model: str, kind: str) -> str:
+    suffix = {"data-cleansing": "cleanse", "training": "train", "scoring": "score"}.get(kind, kind)
+    return f"{team}-{model}-{suffix}"
+
+
+def seed(sim: SimulatorState, name: str = "demo") -> dict:
+    if name in ("", "none", "empty"):
+        return {"seed": name, "pipelines": 0, "runs": 0}
+    if name != "demo":
+        raise ValueError(f"unknown seed {name!r}; known: demo, none")
+    if sim.runs:
+        raise ValueError("seed a simulator that has no runs yet")
+    with sim.lock, sim.quietly():
+        end = sim.clock.now()
+        sim.clock.set(end - timedelta(days=HISTORY_DAYS))
+        start = sim.clock.now()
+        actions: list[tuple] = []
+        for index, (model, team, kind) in enumerate(DEMO_MODELS):
+            kinds = [
+                "ci",
+                "data-cleansing",
+                "scoring" if kind == "rule_based" else "training",
+                "release",
+            ]
+            pipes = {
+                k: sim.create_pipeline(
+                    pipeline_name(team, model, k),
+                    k,
+                    folder=f"\\{team}\\{model}",
+                    model=model,
+                    stage_seconds=DEMO_SECONDS,
+                    repository=model,
+                )
+                for k in kinds
+            }
+            train_kind = kinds[2]
+            version = 0
+            for week in range(4):
+                day = start + timedelta(days=7 * week + index % 5, hours=2 + index)
+                actions.append(
+                    (day - timedelta(days=1), _queue, pipes["ci"], {"reason": "individualCI"})
+                )
+                actions.append((day, _queue, pipes["data-cleansing"], {"reason": "schedule"}))
+                version += 1
+                params = {"modelName": model, "modelVersion": str(version)}
+                fail = "Train" if (model == "demand-forecast" and week == 2) else None
+                actions.append(
+                    (
+                        day + timedelta(hours=1),
+                        _queue,
+                        pipes[train_kind],
+                        {
+                            "reason": "resourceTrigger" if model in DATA_TRIGGERED else "schedule",
+                            "template_parameters": params,
+                            "fail_stage": fail,
+                        },
+                    )
+                )
+                if fail or week == 3:
+                    continue
+                decisions = {
+                    "Deploy_QA": Decision(
+                        2 * 3600, "approved", QA_APPROVER, "QA evidence looks good."
+                    ),
+                    "Deploy_PROD": Decision(20 * 3600, "approved", PROD_APPROVER, "Go for PROD."),
+                }
+                extra = {}
+                if model == "marketing-uplift" and week == 1:
+                    decisions["Deploy_PROD"] = Decision(
+                        5 * 3600, "rejected", PROD_APPROVER, "Uplift not significant in QA."
+                    )
+                if model == "inventory-anomaly" and week == 0:
+                    extra["time_out_stage"] = "Deploy_PROD"
+                actions.append(
+                    (
+                        day + timedelta(days=1),
+                        _queue,
+                        pipes["release"],
+                        {"template_parameters": params, "decisions": decisions, **extra},
+                    )
+                )
+        # The present: releases waiting for approvals, a training running.
+        for model, team, _kind in DEMO_MODELS:
+            release = _find(sim, pipeline_name(team, model, "release"))
+            params = {"modelName": model, "modelVersion": "4"}
+            if model in ("fraud-detector", "credit-limit-rules"):
+                actions.append(
+                    (end - timedelta(hours=3), _queue, release, {"template_parameters": params})
+                )
+            if model == "churn-predictor":
+                decisions = {"Deploy_QA": Decision(3600, "approved", QA_APPROVER, "QA passed.")}
+                actions.append(
+                    (
+                        end - timedelta(hours=26),
+                        _queue,
+                        release,
+                        {"template_parameters": params, "decisions": decisions},
+                    )
+                )
+        clv_train = _find(sim, pipeline_name("growth", "customer-lifetime-value", "training"))
+        actions.append(
+            (
+                end - timedelta(minutes=5),
+                _queue,
+                clv_train,
+                {
+                    "reason": "resourceTrigger",
+                    "template_parameters": {"modelName": "customer-lifetime-value"},
+                },
+            )
+        )
+        actions.sort(key=lambda a: a[0])
+        for when, action, pipe, options in actions:
+            sim.advance_to(when)
+            action(sim, pipe, options)
+        sim.advance_to(end)
+    return {"seed": name, "pipelines": len(sim.pipelines), "runs": len(sim.runs)}
+
+
+def _queue(sim: SimulatorState, pipe, options: dict) -> None:
+    sim.queue_run(pipe, **{k: v for k, v in options.items() if v is not None})
+
+
+def _find(sim: SimulatorState, name: str):
+    return next(p for p in sim.pipelines.values() if p.name == name)
