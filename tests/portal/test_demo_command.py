@@ -1,10 +1,21 @@
+import contextlib
 import json
+import os
+import re
+import signal
+import socket
+import subprocess
+import sys
 
 import pytest
+from django.conf import settings
 from django.contrib.auth import get_user_model
 from django.core.management import CommandError, call_command
 
 from portal.roles import Role, user_roles
+from registry import demo_data
+from registry.devserver import free_port
+from registry.models import CatalogModel, ModelVersion, RegisteredModel, RegistrySource
 
 pytestmark = pytest.mark.django_db
 
@@ -17,7 +28,7 @@ def demo_settings(settings, tmp_path):
 
 
 def test_demo_seed_creates_one_user_per_role_and_prints_passwords(demo_settings, capsys):
-    call_command("demo", "--seed-only")
+    call_command("demo", "--seed-only", "--no-mlflow")
     out = capsys.readouterr().out
     credentials = json.loads((demo_settings.VAR_DIR / "demo-credentials.json").read_text())
     users = get_user_model().objects.filter(username__in=credentials)
@@ -26,12 +37,14 @@ def test_demo_seed_creates_one_user_per_role_and_prints_passwords(demo_settings,
         assert f"{username:<8} password: {password}" in out
         assert get_user_model().objects.get(username=username).check_password(password)
     assert oct((demo_settings.VAR_DIR / "demo-credentials.json").stat().st_mode)[-3:] == "600"
+    assert CatalogModel.objects.filter(name="credit-limit-rules").exists()
+    assert not RegistrySource.objects.exists()
 
 
 def test_demo_keeps_the_same_passwords_on_a_second_run(demo_settings, capsys):
-    call_command("demo", "--seed-only")
+    call_command("demo", "--seed-only", "--no-mlflow")
     first = (demo_settings.VAR_DIR / "demo-credentials.json").read_text()
-    call_command("demo", "--seed-only")
+    call_command("demo", "--seed-only", "--no-mlflow")
     assert (demo_settings.VAR_DIR / "demo-credentials.json").read_text() == first
 
 
@@ -39,3 +52,84 @@ def test_demo_refuses_to_run_outside_the_local_settings(settings):
     settings.DEBUG = False
     with pytest.raises(CommandError, match="only with the local settings"):
         call_command("demo", "--seed-only")
+
+
+def test_demo_refuses_an_mlflow_port_another_program_holds(demo_settings):
+    with socket.socket() as other:
+        other.bind(("127.0.0.1", 0))
+        other.listen()
+        port = other.getsockname()[1]
+        with pytest.raises(CommandError, match=rf"Port {port} .*--mlflow-port {port + 1}"):
+            call_command("demo", "--seed-only", "--mlflow-port", str(port))
+    assert not get_user_model().objects.exists()  # it failed before doing anything
+
+
+def _gone(pid: int) -> bool:
+    try:
+        os.kill(pid, 0)
+    except ProcessLookupError:
+        return True
+    return False
+
+
+def _listening(port: int) -> bool:
+    with socket.socket() as sock:
+        return sock.connect_ex(("127.0.0.1", port)) == 0
+
+
+def test_demo_seed_only_starts_seeds_and_syncs_mlflow_then_stops_it(demo_settings, capsys):
+    """The real thing: an `mlflow server` on the given port, seeded, mirrored, stopped."""
+    port = free_port()
+    url = f"http://127.0.0.1:{port}"
+    call_command("demo", "--seed-only", "--mlflow-port", str(port))
+    out = capsys.readouterr().out
+
+    pid = int(re.search(rf"MLflow server started at {url} \(pid (\d+)", out).group(1))
+    assert "seeded 9 registered models" in out
+    assert re.search(r"Synced source 'central' \(full sync.*models 9 created", out)
+    source = RegistrySource.objects.get(name="central")
+    assert (source.tracking_uri, source.ui_url, source.is_central) == (url, url, True)
+    assert source.last_full_sync_at is not None and source.last_sync_error == ""
+    live = RegisteredModel.objects.filter(source=source, deleted_upstream_at__isnull=True)
+    assert set(live.values_list("name", flat=True)) == {s.name for s in demo_data.DEMO_MODELS}
+    versions = ModelVersion.objects.filter(registered_model__source=source)
+    assert versions.count() == sum(s.versions for s in demo_data.DEMO_MODELS)
+    assert CatalogModel.objects.get(name="fraud-detector").owners == ["dana@example.com"]
+    assert CatalogModel.objects.filter(name="credit-limit-rules").exists()
+    assert _gone(pid) and not _listening(port)
+    assert not (demo_settings.VAR_DIR / "mlflow" / "server.pid").exists()
+    assert (demo_settings.VAR_DIR / "mlflow" / "mlflow.db").is_file()
+
+    # An earlier demo's server still running on the same port and folder is reused, not
+    # seeded again, and stopped at the end like one the demo started.
+    # It is started by a process that then exits, like a demo that was killed.
+    workdir = demo_settings.VAR_DIR / "mlflow"
+    starter = subprocess.run(
+        [sys.executable, "-c", LEFTOVER_SERVER, str(workdir), str(port)],
+        capture_output=True,
+        text=True,
+        timeout=180,
+        cwd=settings.BASE_DIR,
+    )
+    assert starter.returncode == 0, starter.stderr
+    leftover_pid = int(starter.stdout.split()[-1])
+    (workdir / "server.pid").write_text(f"{leftover_pid}\n")
+    try:
+        call_command("demo", "--seed-only", "--mlflow-port", str(port))
+        out = capsys.readouterr().out
+        assert f"MLflow server reused from an earlier run at {url} (pid {leftover_pid}" in out
+        assert "not seeding it again" in out
+        assert re.search(r"models 0 created, 0 updated, 0 deleted, 9 unchanged", out)
+        assert not _listening(port) and not (workdir / "server.pid").exists()
+    finally:
+        with contextlib.suppress(ProcessLookupError):
+            os.killpg(leftover_pid, signal.SIGKILL)
+    assert versions.count() == sum(s.versions for s in demo_data.DEMO_MODELS)
+
+
+LEFTOVER_SERVER = """
+import sys
+from registry.devserver import MlflowServer
+server = MlflowServer(sys.argv[1], port=int(sys.argv[2])).start()
+print(server.process.pid)
+"""

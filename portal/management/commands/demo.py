@@ -1,13 +1,23 @@
-"""Seed the embedded demo and run web, worker and beat together until Ctrl-C."""
+"""Seed the embedded demo and run web, worker, beat and a local MLflow server until Ctrl-C.
+
+The MLflow server (SQLite under var/mlflow, loopback, port 5000 unless --mlflow-port) is started
+first, in its own session, so it boots while the database migrates; it is seeded with the demo
+models only when it holds no registered model yet, mirrored as the source ``central`` by a full
+sync, and stopped by its pid with the other processes. A server an earlier demo left running on
+the same port and folder (its pid is in var/mlflow/server.pid) is reused.
+"""
 
 from __future__ import annotations
 
+import contextlib
 import json
 import os
 import shutil
 import signal
+import socket
 import subprocess
 import sys
+import threading
 import time
 from pathlib import Path
 
@@ -18,21 +28,40 @@ from django.core.management.base import BaseCommand, CommandError
 from portal import services
 
 STOP_GRACE_SECONDS = 15
+DEFAULT_MLFLOW_PORT = 5000
+MLFLOW_START_TIMEOUT = 120
+CENTRAL_SOURCE = "central"
 
 
 class Command(BaseCommand):
     help = (
-        "Migrate, create one demo user per role (printing their passwords) and run the web "
+        "Migrate, create one demo user per role (printing their passwords), start a local MLflow "
+        "server seeded with demo models and mirrored as the source 'central', and run the web "
         "server, a Celery worker and Celery beat together until Ctrl-C."
     )
 
     def add_arguments(self, parser):
         parser.add_argument("--addr", default="127.0.0.1:8000", help="host:port of the web server")
         parser.add_argument(
-            "--seed-only", action="store_true", help="migrate and create users, then exit"
+            "--seed-only",
+            action="store_true",
+            help="migrate, create users, seed and sync MLflow, stop the MLflow server, then exit",
+        )
+        parser.add_argument(
+            "--mlflow-port",
+            type=int,
+            default=DEFAULT_MLFLOW_PORT,
+            help=f"port of the local MLflow server on 127.0.0.1 (default {DEFAULT_MLFLOW_PORT})",
+        )
+        parser.add_argument(
+            "--no-mlflow",
+            action="store_true",
+            help="do not start, seed or sync a local MLflow server",
         )
 
-    def handle(self, *args, addr: str, seed_only: bool, **options):
+    def handle(
+        self, *args, addr: str, seed_only: bool, mlflow_port: int, no_mlflow: bool, **options
+    ):
         if not settings.DEBUG:
             raise CommandError(
                 "The demo runs only with the local settings (DJANGO_SETTINGS_MODULE="
@@ -40,13 +69,93 @@ class Command(BaseCommand):
             )
         var_dir = Path(settings.VAR_DIR)
         var_dir.mkdir(parents=True, exist_ok=True)
-        call_command("migrate", interactive=False, verbosity=0)
-        self.stdout.write(self.style.SUCCESS("Database migrated."))
-        accounts = self._seed_users(var_dir / "demo-credentials.json")
-        self._print_accounts(accounts, addr)
-        if seed_only:
-            return
-        self._run_processes(addr, var_dir)
+        # Boots in the background (it takes seconds) while the database migrates.
+        mlflow = None if no_mlflow else DemoMlflowServer(var_dir / "mlflow", mlflow_port).boot()
+        try:
+            call_command("migrate", interactive=False, verbosity=0)
+            self.stdout.write(self.style.SUCCESS("Database migrated."))
+            accounts = self._seed_users(var_dir / "demo-credentials.json")
+            self._print_accounts(accounts, addr)
+            if mlflow is not None:
+                self._mlflow_ready(mlflow)
+            else:
+                from registry import demo_data
+
+                demo_data.seed_catalog()
+            if seed_only:
+                return
+            stopped_cleanly = self._run_processes(addr, var_dir, mlflow)
+        except KeyboardInterrupt:  # Ctrl-C before web, worker and beat ran
+            raise CommandError("Interrupted while setting up the demo.", returncode=130) from None
+        finally:
+            if mlflow is not None:
+                mlflow.stop()
+                self.stdout.write(f"MLflow server (pid {mlflow.pid}) stopped.")
+        if not stopped_cleanly:
+            raise CommandError("The demo stopped because one of its processes exited.")
+        self.stdout.write("Demo stopped.")
+
+    def _mlflow_ready(self, mlflow: DemoMlflowServer) -> None:
+        """Wait for the server, seed it if it is empty, mirror it as 'central' (full sync)."""
+        from mlflow import MlflowClient
+
+        from registry import demo_data, services
+        from registry.models import RegistrySource
+
+        started = time.monotonic()
+        mlflow.wait()
+        how = "reused from an earlier run" if mlflow.adopted else "started"
+        self.stdout.write(
+            self.style.SUCCESS(
+                f"MLflow server {how} at {mlflow.url} (pid {mlflow.pid}, data in "
+                f"{mlflow.workdir}) after {time.monotonic() - started:.1f} s of waiting."
+            )
+        )
+        client = MlflowClient(tracking_uri=mlflow.url)
+        if client.search_registered_models(max_results=1):
+            self.stdout.write("  it already holds registered models: not seeding it again.")
+            demo_data.seed_catalog()
+        else:
+            seeded = demo_data.seed_registry(client)
+            self.stdout.write(
+                f"  seeded {len(seeded['models_created'])} registered models with "
+                f"{seeded['versions_created']} versions (teams: {', '.join(demo_data.TEAMS)})."
+            )
+        source, _ = RegistrySource.objects.update_or_create(
+            name=CENTRAL_SOURCE,
+            defaults={
+                "tracking_uri": mlflow.url,
+                "registry_uri": "",
+                "ui_url": mlflow.url,
+                "is_central": True,
+                "enabled": True,
+            },
+            # the demo's registry changes when people try things: mirror it often
+            create_defaults={
+                "tracking_uri": mlflow.url,
+                "ui_url": mlflow.url,
+                "is_central": True,
+                "sync_interval_seconds": 60,
+                "full_sync_interval_seconds": 900,
+            },
+        )
+        result = services.registry_sync(source=source, full=True)
+        if not result.ok:
+            raise CommandError(
+                f"The first sync of {CENTRAL_SOURCE} failed: {result.error or result.skipped}"
+            )
+        demo_data.catalog_owners_from_tags()
+        m, v = result.models, result.versions
+        self.stdout.write(
+            self.style.SUCCESS(
+                f"Synced source '{source.name}' ({result.mode} sync, "
+                f"{result.duration_seconds:.2f} s): "
+                f"models {m.created} created, {m.updated} updated, {m.deleted} deleted, "
+                f"{m.unchanged} unchanged; versions {v.created} created, {v.updated} updated, "
+                f"{v.deleted} deleted, {v.unchanged} unchanged; {result.runs_read} runs read."
+            )
+        )
+        self.stdout.write("")
 
     def _seed_users(self, credentials_file: Path) -> list[services.DemoAccount]:
         known: dict[str, str] = {}
@@ -73,11 +182,14 @@ class Command(BaseCommand):
         self.stdout.write(f"  (kept in {Path(settings.VAR_DIR) / 'demo-credentials.json'})")
         self.stdout.write("")
 
-    def _run_processes(self, addr: str, var_dir: Path) -> None:
+    def _run_processes(self, addr: str, var_dir: Path, mlflow: DemoMlflowServer | None) -> bool:
+        """Run web, worker and beat until Ctrl-C; False when one of them exited by itself."""
         metrics_dir = Path(settings.PROMETHEUS_MULTIPROC_DIR)
         shutil.rmtree(metrics_dir, ignore_errors=True)  # counters of an earlier run are stale
         metrics_dir.mkdir(parents=True, exist_ok=True)
         env = {**os.environ, "PROMETHEUS_MULTIPROC_DIR": str(metrics_dir), "PYTHONUNBUFFERED": "1"}
+        if mlflow is not None:
+            env["MLFLOW_TRACKING_URI"] = mlflow.url
         python = sys.executable
         manage = str(Path(settings.BASE_DIR) / "manage.py")
         celery = [python, "-m", "celery", "-A", "portal"]
@@ -117,9 +229,10 @@ class Command(BaseCommand):
         signal.signal(signal.SIGTERM, stop)
         for name, command in commands.items():
             processes[name] = subprocess.Popen(command, env=env, cwd=settings.BASE_DIR)  # noqa: S603
+        with_mlflow = f", and MLflow at {mlflow.url}" if mlflow is not None else ""
         self.stdout.write(
             self.style.SUCCESS(
-                f"Portal running at http://{addr}/ with a Celery worker and beat. "
+                f"Portal running at http://{addr}/ with a Celery worker and beat{with_mlflow}. "
                 "Press Ctrl-C to stop them all."
             )
         )
@@ -134,10 +247,10 @@ class Command(BaseCommand):
                     stopping = True
                     break
             time.sleep(0.5)
+        if mlflow is not None:
+            mlflow.terminate()  # stops while the others do; stop() below waits for it
         self._stop_all(processes)
-        if exit_code:
-            raise CommandError("The demo stopped because one of its processes exited.")
-        self.stdout.write("Demo stopped.")
+        return not exit_code
 
     def _stop_all(self, processes: dict[str, subprocess.Popen]) -> None:
         for process in processes.values():
@@ -152,3 +265,146 @@ class Command(BaseCommand):
                 self.stderr.write(f"{name} did not stop in {STOP_GRACE_SECONDS}s; killing it.")
                 process.kill()
                 process.wait()
+
+
+class DemoMlflowServer:
+    """The demo's `mlflow server`: started here, or reused when an earlier demo left it running.
+
+    ``boot()`` checks the port and starts the server in a background thread; ``wait()`` returns
+    once it answers (or raises CommandError); ``stop()`` stops it by its pid (its own session,
+    so its uvicorn worker goes too) and forgets the pid file.
+    """
+
+    def __init__(self, workdir: Path, port: int):
+        from registry.devserver import MlflowServer
+
+        self.workdir = Path(workdir)
+        self.port = port
+        self.server = MlflowServer(self.workdir, port=port)
+        self.pid_file = self.workdir / "server.pid"
+        self.adopted = False
+        self.pid: int | None = None
+        self._thread: threading.Thread | None = None
+        self._error: BaseException | None = None
+
+    @property
+    def url(self) -> str:
+        return self.server.url
+
+    def boot(self) -> DemoMlflowServer:
+        if _port_taken(self.port):
+            pid = _leftover_server_pid(self.pid_file, self.workdir, self.port)
+            if pid is None or not self.server.healthy():
+                raise CommandError(
+                    f"Port {self.port} on 127.0.0.1 is taken by another program, not this demo's "
+                    f"MLflow server. Stop that program, or pick a free port for the demo's MLflow "
+                    f"server: manage.py demo --mlflow-port {self.port + 1}"
+                )
+            self.adopted, self.pid = True, pid
+            return self
+        self.workdir.mkdir(parents=True, exist_ok=True)
+        self._thread = threading.Thread(target=self._start, name="mlflow-boot", daemon=True)
+        self._thread.start()
+        return self
+
+    def _start(self) -> None:
+        try:
+            self.server.start(timeout=MLFLOW_START_TIMEOUT)
+        except BaseException as exc:
+            self._error = exc
+
+    def wait(self) -> None:
+        if self._thread is not None:
+            self._thread.join()
+        if self._error is not None:
+            raise CommandError(f"The demo's MLflow server did not start: {self._error}")
+        if not self.adopted:
+            self.pid = self.server.process.pid
+            self.pid_file.write_text(f"{self.pid}\n")
+
+    def terminate(self) -> None:
+        """Ask the server to stop, without waiting (``stop()`` waits)."""
+        pid = self.pid if self.adopted else (self.server.process and self.server.process.pid)
+        if pid and (self.adopted or self.server.process.poll() is None):
+            with contextlib.suppress(ProcessLookupError):
+                os.killpg(pid, signal.SIGTERM)
+
+    def stop(self) -> None:
+        if self._thread is not None and self._thread.is_alive():  # Ctrl-C while it was booting
+            self.terminate()  # start() then sees the process exit and gives up
+            self._thread.join(timeout=MLFLOW_START_TIMEOUT)
+        if self.adopted:
+            _stop_process_group(self.pid)
+        else:
+            self.server.stop()
+            self.pid = self.pid or (self.server.process.pid if self.server.process else None)
+        self.pid_file.unlink(missing_ok=True)
+
+
+def _port_taken(port: int) -> bool:
+    with socket.socket() as sock:
+        sock.settimeout(1)
+        return sock.connect_ex(("127.0.0.1", port)) == 0
+
+
+def _leftover_server_pid(pid_file: Path, workdir: Path, port: int) -> int | None:
+    """The pid of an `mlflow server` an earlier demo started on this port and folder, if alive."""
+    try:
+        pid = int(pid_file.read_text().split()[0])
+    except (OSError, ValueError, IndexError):
+        return None
+    try:
+        args = Path(f"/proc/{pid}/cmdline").read_bytes().decode(errors="replace").split("\0")
+    except OSError:
+        try:
+            args = subprocess.run(  # noqa: S603 - no /proc (macOS): ask ps
+                ["ps", "-o", "args=", "-p", str(pid)],  # noqa: S607
+                capture_output=True,
+                text=True,
+                check=True,
+            ).stdout.split()
+        except (OSError, subprocess.CalledProcessError):
+            return None
+    ours = (
+        "server" in args
+        and any(a.endswith("mlflow") for a in args)
+        and str(port) in args
+        and any(str(workdir) in a for a in args)
+    )
+    return pid if ours else None
+
+
+def _stop_process_group(pid: int | None, timeout: float = STOP_GRACE_SECONDS) -> None:
+    if pid is None:
+        return
+    try:
+        os.killpg(pid, signal.SIGTERM)
+    except ProcessLookupError:
+        return
+    deadline = time.monotonic() + timeout
+    while time.monotonic() < deadline:
+        if not _group_alive(pid):
+            return
+        time.sleep(0.2)
+    with contextlib.suppress(ProcessLookupError):
+        os.killpg(pid, signal.SIGKILL)
+
+
+def _group_alive(pgid: int) -> bool:
+    """Whether a process of the group still runs (zombies waiting for their parent do not)."""
+    proc = Path("/proc")
+    if not proc.is_dir():
+        try:
+            os.killpg(pgid, 0)
+        except ProcessLookupError:
+            return False
+        return True
+    for stat in proc.glob("[0-9]*/stat"):
+        try:
+            # pid (comm) state ppid pgrp ...: comm may hold spaces, so split after its ")"
+            fields = stat.read_text().rsplit(")", 1)[1].split()
+        except (OSError, IndexError):
+            continue
+        if int(fields[2]) == pgid and fields[0] != "Z":
+            return True
+    return False
