@@ -347,9 +347,11 @@ def _apply(
             model.deleted_upstream_at = now
             result.models.deleted += 1
             result.changed_model_names.add(model.name)
+        # New models get their catalog entry before they are written (no second UPDATE).
+        refresh_entries = _catalog_assign(source, new_models + changed_models)
         RegisteredModel.objects.bulk_create(new_models, batch_size=1000)
         RegisteredModel.objects.bulk_update(
-            changed_models + vanished_models, MODEL_FIELDS, batch_size=1000
+            changed_models + vanished_models, [*MODEL_FIELDS, "catalog_model"], batch_size=1000
         )
 
         # Versions.
@@ -411,9 +413,8 @@ def _apply(
         live_models.update(last_synced_at=now)
         live_versions.update(last_synced_at=now)
 
-        _catalog_link(
-            source, [models_by_name[n] for n in result.changed_model_names if n in models_by_name]
-        )
+        refresh_entries |= {m.catalog_model_id for m in changed_models + vanished_models}
+        _catalog_refresh_categories(refresh_entries - {None})
 
 
 # The catalog ------------------------------------------------------------------------------
@@ -453,26 +454,31 @@ def catalog_name_for(source: RegistrySource, name: str, tags: dict[str, str]) ->
     return name[:255]
 
 
-def _catalog_link(source: RegistrySource, models: list[RegisteredModel]) -> None:
-    """Link new registered models to catalog entries and refresh the categories tags state."""
-    if not models:
-        return
-    wanted = {m.pk: catalog_name_for(source, m.name, m.tags) for m in models}
-    catalog = {c.name: c for c in CatalogModel.objects.filter(name__in=set(wanted.values()))}
-    missing = [CatalogModel(name=n, description="") for n in set(wanted.values()) - set(catalog)]
-    CatalogModel.objects.bulk_create(missing, batch_size=1000, ignore_conflicts=True)
-    if missing:
-        catalog = {c.name: c for c in CatalogModel.objects.filter(name__in=set(wanted.values()))}
-    relink = []
-    for model in models:
-        entry = catalog[wanted[model.pk]]
-        if model.catalog_model_id is None:
-            model.catalog_model = entry
-            relink.append(model)
-            if not entry.description and model.description:
-                entry.description = model.description
-    RegisteredModel.objects.bulk_update(relink, ["catalog_model"], batch_size=1000)
-    _catalog_refresh_categories({m.catalog_model_id for m in models if m.catalog_model_id})
+def _catalog_assign(source: RegistrySource, models: list[RegisteredModel]) -> set[int]:
+    """Give unlinked registered models their catalog entry, creating missing entries with the
+    categories and description their registry states. Returns the ids of entries that existed
+    already and so need their categories refreshed."""
+    unlinked = [m for m in models if m.catalog_model_id is None]
+    if not unlinked:
+        return set()
+    wanted = {id(m): catalog_name_for(source, m.name, m.tags) for m in unlinked}
+    names = set(wanted.values())
+    existing = {c.name: c for c in CatalogModel.objects.filter(name__in=names)}
+    created: dict[str, CatalogModel] = {}
+    for model in unlinked:
+        name = wanted[id(model)]
+        if name not in existing and name not in created:
+            created[name] = CatalogModel(
+                name=name, description=model.description, **category_from_tags(model.tags)
+            )
+    # ignore_conflicts: another source's sync may create the same entry at the same moment.
+    CatalogModel.objects.bulk_create(created.values(), batch_size=1000, ignore_conflicts=True)
+    entries = (
+        {c.name: c for c in CatalogModel.objects.filter(name__in=names)} if created else existing
+    )
+    for model in unlinked:
+        model.catalog_model = entries[wanted[id(model)]]
+    return {entries[name].pk for name in names if name in existing or name not in created}
 
 
 def _catalog_refresh_categories(catalog_ids: set[int]) -> None:
