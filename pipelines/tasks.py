@@ -1,1 +1,45 @@
-"""Thin Celery tasks: primitive ids in, look the row up, call one service."""
+"""Thin Celery tasks: ids in, one service call, a summary out."""
+
+from celery import shared_task
+
+BUSY_RETRY_SECONDS = 15
+
+
+@shared_task(name="pipelines.sync_project", acks_late=True)
+def sync_project(project_id: int, full: bool = False) -> dict:
+    """Incremental (or full) sync of one ADO project; a sync already running makes it a no-op."""
+    from . import services
+    from .models import AdoProject
+
+    project = AdoProject.objects.filter(pk=project_id, enabled=True).first()
+    if project is None:
+        return {"skipped": "project missing or disabled"}
+    return services.project_sync(project=project, full=full).as_dict()
+
+
+@shared_task(name="pipelines.refresh_run", bind=True, acks_late=True, max_retries=20)
+def refresh_run(self, project_id: int, build_id: int) -> dict:
+    """Re-read one run (a service hook's trigger); waits its turn while the project syncs."""
+    from . import services
+    from .models import AdoProject
+
+    project = AdoProject.objects.filter(pk=project_id, enabled=True).first()
+    if project is None:
+        return {"skipped": "project missing or disabled"}
+    result = services.run_refresh(project=project, build_id=build_id)
+    if result.skipped:
+        raise self.retry(countdown=BUSY_RETRY_SECONDS)
+    return result.as_dict()
+
+
+# At most once: a run queued twice costs a training; a lost request is visible and can be redone.
+@shared_task(name="pipelines.send_run_request", acks_late=False)
+def send_run_request(request_id: int) -> dict:
+    from . import services
+    from .models import RunRequest
+
+    request = RunRequest.objects.filter(pk=request_id).select_related("pipeline__project").first()
+    if request is None:
+        return {"skipped": "request missing"}
+    request = services.run_request_send(request=request)
+    return {"status": request.status, "error": request.error, "run": request.run_id}

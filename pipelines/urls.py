@@ -1,6 +1,30 @@
-"""Pages under /pipelines/ (urlpatterns); API under /api/v1/pipelines/ (api_urlpatterns)."""
+"""Pages under /pipelines/ (urlpatterns); API under /api/v1/pipelines/ (api_urlpatterns).
+
+Model names may contain dots (Unity Catalog ``catalog.schema.model``) and spaces, never "/",
+so they travel as ``<str:name>``.
+"""
+
+from django.urls import path
+
+from . import api, hooks, views
 
 app_name = "pipelines"
 
-urlpatterns: list = []
-api_urlpatterns: list = []
+urlpatterns: list = [
+    path("", views.run_list, name="run-list"),
+    path("runs/<int:pk>/", views.run_detail, name="run-detail"),
+    path("runs/<int:pk>/row/", views.run_row, name="run-row"),
+    path("pipelines/<int:pk>/trigger/", views.pipeline_trigger, name="trigger"),
+    path("hooks/ado/<slug:project>/", hooks.ado_hook, name="ado-hook"),
+]
+
+api_urlpatterns: list = [
+    path("pipelines/", api.PipelineListApi.as_view(), name="pipeline-list"),
+    path("runs/", api.PipelineRunListApi.as_view(), name="run-list"),
+    path("runs/<int:pk>/", api.PipelineRunDetailApi.as_view(), name="run-detail"),
+    path(
+        "models/<str:name>/deployments/",
+        api.ModelDeploymentListApi.as_view(),
+        name="model-deployments",
+    ),
+]

@@ -6,6 +6,7 @@ from .roles import Role, user_roles
 NAVIGATION: list[tuple[str, str, frozenset[str] | None]] = [
     ("Home", "home", None),
     ("Models", "registry:model-list", None),
+    ("Pipelines", "pipelines:run-list", None),
     ("API", "api-docs", None),
     ("Admin", "admin:index", frozenset({Role.ADMIN})),
 ]

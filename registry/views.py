@@ -21,6 +21,12 @@ from portal.roles import Role, user_has_role
 from . import catalog_services, selectors
 from .forms import CatalogFilterForm, CatalogModelForm
 from .models import CatalogModel, ModelVersion, RegisteredModel
+from .sections import (
+    catalog_list_annotations,
+    model_page_sections,
+    sections_render,
+    version_page_sections,
+)
 
 MODELS_PER_PAGE = 50
 VERSIONS_PER_PAGE = 25
@@ -66,6 +72,8 @@ class ModelRow:
     latest_registration: RegisteredModel | None
     aliases: list[AliasLink] = field(default_factory=list)
     sources: list[str] = field(default_factory=list)
+    # Cells added by REGISTRY_CATALOG_LIST_ANNOTATORS (column -> items); None: none configured.
+    columns: dict | None = None
 
     @property
     def deleted_upstream(self) -> bool:
@@ -112,11 +120,16 @@ def model_list(request):
     filters = form.filters()
     paginator = Paginator(selectors.catalog_model_list(filters=filters), MODELS_PER_PAGE)
     page = paginator.get_page(request.GET.get("page"))
+    rows = [_model_row(m) for m in page.object_list]
+    annotations = catalog_list_annotations([row.model for row in rows])
+    if annotations is not None:
+        for row in rows:
+            row.columns = annotations.get(row.model.pk, {})
     context = {
         "form": form,
         "filters": filters,
         "page": page,
-        "rows": [_model_row(m) for m in page.object_list],
+        "rows": rows,
         "sort_headers": _sort_headers(request, filters.sort),
         "tag_texts": [key if value is None else f"{key}={value}" for key, value in filters.tags],
         "filtered": any(
@@ -184,6 +197,7 @@ def model_detail(request, name):
         ],
         "tagged_registrations": [r for r in registrations if r.tags],
         "can_edit": _can_edit(request.user),
+        "sections": sections_render(request, model_page_sections(request, model)),
     }
     return _render(request, "registry/model_detail.html", context)
 
@@ -272,6 +286,7 @@ def version_detail(request, source, name, version):
         "this_ref": this_ref,
         "compare_choices": compare_choices,
         "alias_names": selectors.version_alias_names(mv),
+        "sections": sections_render(request, version_page_sections(request, mv)),
     }
     return _render(request, "registry/version_detail.html", context)
 

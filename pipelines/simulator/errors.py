@@ -142,6 +142,13 @@ RULES: dict[str, VersionRule] = {
         _BUILD_RELEASED,
         {v: 1 for v in KNOWN_VERSIONS},
     ),
+    # Core projects (GET one): GA at every release, previews up to .4.
+    "projects": VersionRule(
+        "core",
+        "projects",
+        _BUILD_RELEASED,
+        {v: 4 for v in KNOWN_VERSIONS},
+    ),
 }
 
 

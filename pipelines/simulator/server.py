@@ -51,6 +51,7 @@ LOCATIONS = (
 BUILD_AREA_ID = "965220d5-5bb9-42cf-8d67-9b146df2a5a4"
 GUID = r"[0-9a-fA-F]{8}-[0-9a-fA-F]{4}-[0-9a-fA-F]{4}-[0-9a-fA-F]{4}-[0-9a-fA-F]{12}"
 MAX_BODY = 4 * 1024 * 1024
+MASKED_PASSWORD = "********"  # noqa: S105 - how ADO (and the renderer) mask basicAuthPassword
 
 
 @dataclass
@@ -589,8 +590,9 @@ class AdoSimulator(SimulatorState):
             (
                 o + rf"/hooks/subscriptions/(?P<subscription>{GUID})/?$",
                 "subscriptions",
-                {"GET": self._subs_get, "DELETE": self._subs_delete},
+                {"GET": self._subs_get, "PUT": self._subs_replace, "DELETE": self._subs_delete},
             ),
+            (o + r"/projects/(?P<project>[^/]+)/?$", "projects", {"GET": self._project_get}),
         ]
         return [
             (re.compile(pattern, re.IGNORECASE), rule, methods) for pattern, rule, methods in routes
@@ -829,7 +831,9 @@ class AdoSimulator(SimulatorState):
         self.remove_subscription(subscription)
         return Response(204, None)
 
-    def _subs_create(self, request: Request, caller: Caller) -> Response:
+    @staticmethod
+    def _subscription_body(request: Request) -> dict:
+        """The fields of a subscription POSTed or PUT with ADO's documented body."""
         body = request.json()
         if not isinstance(body, dict):
             raise bad_request("The subscription must be a JSON object.")
@@ -853,21 +857,62 @@ class AdoSimulator(SimulatorState):
             key, _, value = line.partition(":")
             if key.strip():
                 headers[key.strip()] = value.strip()
-        sub = self.add_subscription(
-            inputs["url"],
-            username=inputs.get("basicAuthUsername"),
-            password=inputs.get("basicAuthPassword"),
-            event_types=[event_type],
-            headers=headers,
-            publisher_inputs={
+        return {
+            "url": inputs["url"],
+            "username": inputs.get("basicAuthUsername"),
+            "password": inputs.get("basicAuthPassword"),
+            "event_types": [event_type],
+            "headers": headers,
+            "publisher_inputs": {
                 str(k): str(v) for k, v in (body.get("publisherInputs") or {}).items()
             },
-            resource_version=body.get("resourceVersion"),
-            consumer_inputs=inputs,
-            created_by=caller.identity,
-        )
-        sub.publisher_id = body.get("publisherId") or sub.publisher_id
+            "resource_version": body.get("resourceVersion"),
+            "consumer_inputs": inputs,
+            "publisher_id": body.get("publisherId"),
+        }
+
+    def _subs_create(self, request: Request, caller: Caller) -> Response:
+        fields = self._subscription_body(request)
+        publisher_id = fields.pop("publisher_id")
+        sub = self.add_subscription(fields.pop("url"), created_by=caller.identity, **fields)
+        sub.publisher_id = publisher_id or sub.publisher_id
         return Response(200, self.renderer.subscription(sub))
+
+    def _subs_replace(self, request: Request, caller: Caller, subscription: str) -> Response:
+        """``PUT .../subscriptions/{id}`` (the SDK's ``replace_subscription``): same id, new
+        settings. A ``basicAuthPassword`` sent back masked (``********``) keeps the old one."""
+        sub = self.subscription(subscription)
+        fields = self._subscription_body(request)
+        if fields["password"] == MASKED_PASSWORD:
+            fields["password"] = sub.password
+            fields["consumer_inputs"]["basicAuthPassword"] = sub.password or ""
+        sub.url = fields["url"]
+        sub.username = fields["username"]
+        sub.password = fields["password"]
+        sub.event_types = tuple(fields["event_types"])
+        sub.headers = fields["headers"]
+        sub.publisher_inputs = fields["publisher_inputs"]
+        sub.resource_version = fields["resource_version"]
+        sub.consumer_inputs = fields["consumer_inputs"]
+        sub.publisher_id = fields["publisher_id"] or sub.publisher_id
+        log("subscription %s replaced: %s to %s", sub.id, ", ".join(sub.event_types), sub.url)
+        return Response(200, self.renderer.subscription(sub))
+
+    def _project_get(self, request: Request, caller: Caller, project: str) -> Response:
+        """``GET {org}/_apis/projects/{name or id}`` (core): the id service hooks filter on."""
+        found = self.project(project)
+        return Response(
+            200,
+            {
+                "id": found.id,
+                "name": found.name,
+                "url": f"{self.renderer.org_url}/_apis/projects/{found.id}",
+                "state": "wellFormed",
+                "revision": 1,
+                "visibility": "private",
+                "lastUpdateTime": fmt_time(self.clock.now()),
+            },
+        )
 
     # ---- home page ----------------------------------------------------------------------------
 

@@ -228,7 +228,10 @@ METRICS_TOKEN = env("METRICS_TOKEN", default="")
 # Web and worker processes write their counters here so /metrics can add them up.
 PROMETHEUS_MULTIPROC_DIR = env("PROMETHEUS_MULTIPROC_DIR", default=str(VAR_DIR / "prometheus"))
 # Each app that syncs an external system adds a callable returning its SyncStatus list.
-PORTAL_SYNC_STATUS_PROVIDERS: list[str] = ["registry.selectors.sync_status_list"]
+PORTAL_SYNC_STATUS_PROVIDERS: list[str] = [
+    "registry.selectors.sync_status_list",
+    "pipelines.selectors.sync_status_list",
+]
 # A sync older than this is reported as stale by /readyz and the metrics.
 PORTAL_SYNC_STALE_AFTER_SECONDS = env.int("PORTAL_SYNC_STALE_AFTER_SECONDS", default=3600)
 
@@ -279,3 +282,9 @@ REGISTRY_LOWER_IS_BETTER = env.list(
 )
 # Seconds a webhook's X-MLflow-Timestamp may differ from now.
 MLFLOW_WEBHOOK_TOLERANCE_SECONDS = env.int("MLFLOW_WEBHOOK_TOLERANCE_SECONDS", default=300)
+
+# Sections and list columns the apps above the registry add to its pages (registry/sections.py);
+# the registry never imports them. Empty: the registry pages show their placeholders.
+REGISTRY_MODEL_PAGE_SECTIONS: list[str] = ["pipelines.sections.model_page"]
+REGISTRY_VERSION_PAGE_SECTIONS: list[str] = ["pipelines.sections.version_page"]
+REGISTRY_CATALOG_LIST_ANNOTATORS: list[str] = ["pipelines.sections.catalog_deployments"]

@@ -80,6 +80,12 @@ EXPECTED: dict[str, tuple] = {
         EVERYONE,
         Target({"source": SAMPLE_SOURCE}, let_in=frozenset({400, 401, 503})),
     ),
+    # ADO service hooks: public, basic auth with ADO_HOOK_SECRET is the authentication
+    "pipelines:ado-hook": (
+        "post",
+        EVERYONE,
+        Target({"project": "mlops"}, let_in=frozenset({401, 503})),
+    ),
     # registry API
     "api:registry:source-list": ("get", EVERY_ROLE),
     "api:registry:model-list": ("get", EVERY_ROLE),
@@ -91,7 +97,33 @@ EXPECTED: dict[str, tuple] = {
         Target(url=lambda: reverse("api:registry:model-compare", kwargs=MODEL) + COMPARE),
     ),
     "api:registry:version-detail": ("get", EVERY_ROLE, Target(VERSION)),
+    # pipelines pages: everyone reads; only editors (data scientists, admins) queue a run
+    "pipelines:run-list": ("get", EVERY_ROLE),
+    "pipelines:run-detail": ("get", EVERY_ROLE, Target(url=lambda: _run_url("run-detail"))),
+    "pipelines:run-row": ("get", EVERY_ROLE, Target(url=lambda: _run_url("run-row"))),
+    "pipelines:trigger": ("get", EDITORS, Target(url=lambda: _pipeline_url("trigger"))),
+    # pipelines API
+    "api:pipelines:pipeline-list": ("get", EVERY_ROLE),
+    "api:pipelines:run-list": ("get", EVERY_ROLE),
+    "api:pipelines:run-detail": (
+        "get",
+        EVERY_ROLE,
+        Target(url=lambda: _run_url("run-detail", "api:pipelines")),
+    ),
+    "api:pipelines:model-deployments": ("get", EVERY_ROLE, Target(MODEL)),
 }
+
+
+def _run_url(name: str, namespace: str = "pipelines") -> str:
+    from pipelines.models import PipelineRun
+
+    return reverse(f"{namespace}:{name}", kwargs={"pk": PipelineRun.objects.get().pk})
+
+
+def _pipeline_url(name: str) -> str:
+    from pipelines.models import Pipeline
+
+    return reverse(f"pipelines:{name}", kwargs={"pk": Pipeline.objects.get().pk})
 
 
 @pytest.fixture
@@ -103,6 +135,10 @@ def sample(db):
     assert registered.source.name == SAMPLE_SOURCE
     ModelVersionFactory(registered_model=registered, version=1)
     ModelVersionFactory(registered_model=registered, version=2)
+    from tests.pipelines.factories import PipelineFactory, PipelineRunFactory
+
+    training = PipelineFactory(catalog_model=registered.catalog_model, kind="training")
+    PipelineRunFactory(pipeline=training, running=True)
     return registered
 
 

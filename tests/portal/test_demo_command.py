@@ -12,6 +12,7 @@ from django.conf import settings
 from django.contrib.auth import get_user_model
 from django.core.management import CommandError, call_command
 
+from pipelines.models import AdoProject, Pipeline, PipelineRun, RunStage
 from portal.roles import Role, user_roles
 from registry import demo_data
 from registry.devserver import free_port
@@ -28,7 +29,7 @@ def demo_settings(settings, tmp_path):
 
 
 def test_demo_seed_creates_one_user_per_role_and_prints_passwords(demo_settings, capsys):
-    call_command("demo", "--seed-only", "--no-mlflow")
+    call_command("demo", "--seed-only", "--no-mlflow", "--no-ado")
     out = capsys.readouterr().out
     credentials = json.loads((demo_settings.VAR_DIR / "demo-credentials.json").read_text())
     users = get_user_model().objects.filter(username__in=credentials)
@@ -42,9 +43,9 @@ def test_demo_seed_creates_one_user_per_role_and_prints_passwords(demo_settings,
 
 
 def test_demo_keeps_the_same_passwords_on_a_second_run(demo_settings, capsys):
-    call_command("demo", "--seed-only", "--no-mlflow")
+    call_command("demo", "--seed-only", "--no-mlflow", "--no-ado")
     first = (demo_settings.VAR_DIR / "demo-credentials.json").read_text()
-    call_command("demo", "--seed-only", "--no-mlflow")
+    call_command("demo", "--seed-only", "--no-mlflow", "--no-ado")
     assert (demo_settings.VAR_DIR / "demo-credentials.json").read_text() == first
 
 
@@ -60,7 +61,7 @@ def test_demo_refuses_an_mlflow_port_another_program_holds(demo_settings):
         other.listen()
         port = other.getsockname()[1]
         with pytest.raises(CommandError, match=rf"Port {port} .*--mlflow-port {port + 1}"):
-            call_command("demo", "--seed-only", "--mlflow-port", str(port))
+            call_command("demo", "--seed-only", "--mlflow-port", str(port), "--no-ado")
     assert not get_user_model().objects.exists()  # it failed before doing anything
 
 
@@ -79,9 +80,9 @@ def _listening(port: int) -> bool:
 
 def test_demo_seed_only_starts_seeds_and_syncs_mlflow_then_stops_it(demo_settings, capsys):
     """The real thing: an `mlflow server` on the given port, seeded, mirrored, stopped."""
-    port = free_port()
+    port, ado_port = free_port(), free_port()
     url = f"http://127.0.0.1:{port}"
-    call_command("demo", "--seed-only", "--mlflow-port", str(port))
+    call_command("demo", "--seed-only", "--mlflow-port", str(port), "--ado-port", str(ado_port))
     out = capsys.readouterr().out
 
     pid = int(re.search(rf"MLflow server started at {url} \(pid (\d+)", out).group(1))
@@ -99,6 +100,17 @@ def test_demo_seed_only_starts_seeds_and_syncs_mlflow_then_stops_it(demo_setting
     assert _gone(pid) and not _listening(port)
     assert not (demo_settings.VAR_DIR / "mlflow" / "server.pid").exists()
     assert (demo_settings.VAR_DIR / "mlflow" / "mlflow.db").is_file()
+    # The ADO simulator ran, its demo pipelines were mirrored, and it was stopped.
+    ado_pid = int(
+        re.search(r"ADO simulator \(not Azure DevOps\) running at .* \(pid (\d+)\)", out).group(1)
+    )
+    project = AdoProject.objects.get(name="demo")
+    assert project.last_sync_error == "" and project.last_sync_succeeded_at is not None
+    assert PipelineRun.objects.filter(pipeline__project=project).count() > 100
+    fraud_release = Pipeline.objects.get(name="risk-fraud-detector-release")
+    assert fraud_release.kind == "release" and fraud_release.catalog_model.name == "fraud-detector"
+    assert RunStage.objects.filter(waiting_for_approval=True).exists()
+    assert _gone(ado_pid) and not _listening(ado_port)
 
     # An earlier demo's server still running on the same port and folder is reused, not
     # seeded again, and stopped at the end like one the demo started.
@@ -115,7 +127,7 @@ def test_demo_seed_only_starts_seeds_and_syncs_mlflow_then_stops_it(demo_setting
     leftover_pid = int(starter.stdout.split()[-1])
     (workdir / "server.pid").write_text(f"{leftover_pid}\n")
     try:
-        call_command("demo", "--seed-only", "--mlflow-port", str(port))
+        call_command("demo", "--seed-only", "--mlflow-port", str(port), "--no-ado")
         out = capsys.readouterr().out
         assert f"MLflow server reused from an earlier run at {url} (pid {leftover_pid}" in out
         assert "not seeding it again" in out

@@ -29,6 +29,9 @@ from portal import services
 
 STOP_GRACE_SECONDS = 15
 DEFAULT_MLFLOW_PORT = 5000
+DEFAULT_ADO_PORT = 8090
+ADO_PROJECT = "demo"
+ADO_PAT = "simulator-pat"  # the simulator's PAT; nothing real is reachable with it
 MLFLOW_START_TIMEOUT = 120
 CENTRAL_SOURCE = "central"
 
@@ -58,9 +61,28 @@ class Command(BaseCommand):
             action="store_true",
             help="do not start, seed or sync a local MLflow server",
         )
+        parser.add_argument(
+            "--ado-port",
+            type=int,
+            default=DEFAULT_ADO_PORT,
+            help=f"port of the ADO simulator on 127.0.0.1 (default {DEFAULT_ADO_PORT})",
+        )
+        parser.add_argument(
+            "--no-ado",
+            action="store_true",
+            help="do not start the ADO simulator or sync demo pipelines",
+        )
 
     def handle(
-        self, *args, addr: str, seed_only: bool, mlflow_port: int, no_mlflow: bool, **options
+        self,
+        *args,
+        addr: str,
+        seed_only: bool,
+        mlflow_port: int,
+        no_mlflow: bool,
+        ado_port: int = DEFAULT_ADO_PORT,
+        no_ado: bool = False,
+        **options,
     ):
         if not settings.DEBUG:
             raise CommandError(
@@ -71,6 +93,7 @@ class Command(BaseCommand):
         var_dir.mkdir(parents=True, exist_ok=True)
         # Boots in the background (it takes seconds) while the database migrates.
         mlflow = None if no_mlflow else DemoMlflowServer(var_dir / "mlflow", mlflow_port).boot()
+        ado = None if no_ado else DemoAdoSimulator(var_dir, ado_port, addr).boot()
         try:
             call_command("migrate", interactive=False, verbosity=0)
             self.stdout.write(self.style.SUCCESS("Database migrated."))
@@ -82,12 +105,17 @@ class Command(BaseCommand):
                 from registry import demo_data
 
                 demo_data.seed_catalog()
+            if ado is not None:
+                self._ado_ready(ado)
             if seed_only:
                 return
-            stopped_cleanly = self._run_processes(addr, var_dir, mlflow)
+            stopped_cleanly = self._run_processes(addr, var_dir, mlflow, ado)
         except KeyboardInterrupt:  # Ctrl-C before web, worker and beat ran
             raise CommandError("Interrupted while setting up the demo.", returncode=130) from None
         finally:
+            if ado is not None:
+                ado.stop()
+                self.stdout.write(f"ADO simulator (pid {ado.pid}) stopped.")
             if mlflow is not None:
                 mlflow.stop()
                 self.stdout.write(f"MLflow server (pid {mlflow.pid}) stopped.")
@@ -157,6 +185,40 @@ class Command(BaseCommand):
         )
         self.stdout.write("")
 
+    def _ado_ready(self, ado: DemoAdoSimulator) -> None:
+        """Wait for the simulator (it seeds four weeks of runs), mirror it as project 'demo'."""
+        from pipelines import services
+        from pipelines.models import AdoProject
+
+        ado.wait()
+        self.stdout.write(
+            self.style.SUCCESS(
+                f"ADO simulator (not Azure DevOps) running at {ado.url} (pid {ado.pid}), "
+                "seeded with the demo pipelines and four weeks of runs."
+            )
+        )
+        settings.AZURE_DEVOPS_PAT = ADO_PAT
+        project, _ = AdoProject.objects.update_or_create(
+            name=ADO_PROJECT,
+            defaults={"organization_url": ado.org_url, "project": "MLOps", "enabled": True},
+            create_defaults={
+                "organization_url": ado.org_url,
+                "project": "MLOps",
+                "sync_interval_seconds": 30,
+            },
+        )
+        result = services.project_sync(project=project, full=True)
+        if not result.ok:
+            raise CommandError(f"The first pipelines sync failed: {result.error or result.skipped}")
+        self.stdout.write(
+            self.style.SUCCESS(
+                f"Synced ADO project '{project.name}' ({result.duration_seconds:.2f} s): "
+                f"{result.pipelines.created} pipelines, {result.runs.created} runs, "
+                f"{result.stages.created} stages created; {result.requests} ADO requests."
+            )
+        )
+        self.stdout.write("")
+
     def _seed_users(self, credentials_file: Path) -> list[services.DemoAccount]:
         known: dict[str, str] = {}
         if credentials_file.is_file():
@@ -182,7 +244,13 @@ class Command(BaseCommand):
         self.stdout.write(f"  (kept in {Path(settings.VAR_DIR) / 'demo-credentials.json'})")
         self.stdout.write("")
 
-    def _run_processes(self, addr: str, var_dir: Path, mlflow: DemoMlflowServer | None) -> bool:
+    def _run_processes(
+        self,
+        addr: str,
+        var_dir: Path,
+        mlflow: DemoMlflowServer | None,
+        ado: DemoAdoSimulator | None = None,
+    ) -> bool:
         """Run web, worker and beat until Ctrl-C; False when one of them exited by itself."""
         metrics_dir = Path(settings.PROMETHEUS_MULTIPROC_DIR)
         shutil.rmtree(metrics_dir, ignore_errors=True)  # counters of an earlier run are stale
@@ -190,6 +258,13 @@ class Command(BaseCommand):
         env = {**os.environ, "PROMETHEUS_MULTIPROC_DIR": str(metrics_dir), "PYTHONUNBUFFERED": "1"}
         if mlflow is not None:
             env["MLFLOW_TRACKING_URI"] = mlflow.url
+        if ado is not None:
+            env.update(
+                AZURE_DEVOPS_ORG_URL=ado.org_url,
+                AZURE_DEVOPS_PROJECT="MLOps",
+                AZURE_DEVOPS_PAT=ADO_PAT,
+                ADO_HOOK_SECRET=ado.hook_secret,
+            )
         python = sys.executable
         manage = str(Path(settings.BASE_DIR) / "manage.py")
         celery = [python, "-m", "celery", "-A", "portal"]
@@ -229,7 +304,8 @@ class Command(BaseCommand):
         signal.signal(signal.SIGTERM, stop)
         for name, command in commands.items():
             processes[name] = subprocess.Popen(command, env=env, cwd=settings.BASE_DIR)  # noqa: S603
-        with_mlflow = f", and MLflow at {mlflow.url}" if mlflow is not None else ""
+        with_mlflow = f", MLflow at {mlflow.url}" if mlflow is not None else ""
+        with_mlflow += f", the ADO simulator at {ado.url}" if ado is not None else ""
         self.stdout.write(
             self.style.SUCCESS(
                 f"Portal running at http://{addr}/ with a Celery worker and beat{with_mlflow}. "
@@ -249,6 +325,8 @@ class Command(BaseCommand):
             time.sleep(0.5)
         if mlflow is not None:
             mlflow.terminate()  # stops while the others do; stop() below waits for it
+        if ado is not None:
+            ado.terminate()
         self._stop_all(processes)
         return not exit_code
 
@@ -339,6 +417,88 @@ class DemoMlflowServer:
             self.server.stop()
             self.pid = self.pid or (self.server.process.pid if self.server.process else None)
         self.pid_file.unlink(missing_ok=True)
+
+
+class DemoAdoSimulator:
+    """The ADO simulator as a child process in its own session, stopped by its pid.
+
+    Its clock follows real time (speed 1), so timestamps on the pages are true; the seeded
+    history ends now, with runs waiting at QA and PROD approvals and a training running.
+    Service-hook events go to the portal's hook endpoint with a secret made for this run.
+    """
+
+    def __init__(self, var_dir: Path, port: int, portal_addr: str):
+        import secrets
+
+        self.port = port
+        self.log_path = var_dir / "ado-simulator.log"
+        self.hook_secret = secrets.token_urlsafe(24)
+        self.hook_url = f"http://{portal_addr}/pipelines/hooks/ado/{ADO_PROJECT}/"
+        self.process: subprocess.Popen | None = None
+
+    @property
+    def url(self) -> str:
+        return f"http://127.0.0.1:{self.port}"
+
+    @property
+    def org_url(self) -> str:
+        return f"{self.url}/simorg"
+
+    @property
+    def pid(self) -> int | None:
+        return self.process.pid if self.process else None
+
+    def boot(self) -> DemoAdoSimulator:
+        if _port_taken(self.port):
+            raise CommandError(
+                f"Port {self.port} on 127.0.0.1 is taken by another program; start the demo "
+                f"with another port for the ADO simulator: manage.py demo --ado-port "
+                f"{self.port + 1} (make demo DEMO_ARGS='--ado-port {self.port + 1}')."
+            )
+        command = [
+            sys.executable, str(Path(settings.BASE_DIR) / "manage.py"), "run_ado_simulator",
+            "--port", str(self.port), "--seed", "demo", "--speed", "1",
+            "--pat", f"{ADO_PAT}=portal-demo@example.com",
+            "--hook-url", self.hook_url, "--hook-username", "ado-hook",
+            "--hook-password", self.hook_secret,
+        ]  # fmt: skip
+        with open(self.log_path, "ab") as log:
+            self.process = subprocess.Popen(  # noqa: S603
+                command, stdout=log, stderr=subprocess.STDOUT, cwd=settings.BASE_DIR,
+                start_new_session=True,
+            )  # fmt: skip
+        return self
+
+    def wait(self, timeout: float = 60) -> None:
+        import urllib.request
+
+        deadline = time.monotonic() + timeout
+        while time.monotonic() < deadline:
+            if self.process.poll() is not None:
+                raise CommandError(
+                    f"The ADO simulator exited (code {self.process.returncode}); "
+                    f"see {self.log_path}"
+                )
+            with (
+                contextlib.suppress(OSError),
+                urllib.request.urlopen(self.url + "/", timeout=2) as response,  # noqa: S310
+            ):
+                if response.status == 200:
+                    return
+            time.sleep(0.3)
+        raise CommandError(
+            f"The ADO simulator did not answer within {timeout:.0f} s; see {self.log_path}"
+        )
+
+    def terminate(self) -> None:
+        if self.process and self.process.poll() is None:
+            with contextlib.suppress(ProcessLookupError):
+                os.killpg(self.process.pid, signal.SIGTERM)
+
+    def stop(self) -> None:
+        if self.process is not None and self.process.poll() is None:
+            _stop_process_group(self.process.pid)
+            self.process.wait()
 
 
 def _port_taken(port: int) -> bool:

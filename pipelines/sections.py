@@ -1,0 +1,151 @@
+"""What pipelines add to the registry's pages, through the registry's hook settings.
+
+``REGISTRY_MODEL_PAGE_SECTIONS``, ``REGISTRY_VERSION_PAGE_SECTIONS`` and
+``REGISTRY_CATALOG_LIST_ANNOTATORS`` name the functions below (see registry/sections.py): the
+registry calls them without importing this app.
+"""
+
+from __future__ import annotations
+
+from django.urls import reverse
+
+from portal.roles import Role, user_has_role
+from registry.models import CatalogModel, ModelKind, ModelVersion
+from registry.sections import ColumnItem, Section
+
+from . import selectors
+from .models import PipelineKind
+from .templatetags.pipelines_ui import target_label
+
+# Shorter target names for the model list's narrow In QA / In PROD cells (the title says all).
+LIST_TARGET_LABELS = {"databricks-job": "Databricks", "databricks_job": "Databricks"}
+# Who may queue a training or scoring run from the portal.
+TRIGGER_ROLES = (Role.DATA_SCIENTIST, Role.ADMIN)
+
+
+def can_trigger(user) -> bool:
+    return user_has_role(user, *TRIGGER_ROLES)
+
+
+def trigger_label(pipeline) -> str:
+    return "Run scoring" if pipeline.kind == PipelineKind.SCORING else "Run training"
+
+
+def _runnable(catalog_model: CatalogModel, kinds: list[selectors.KindRuns]) -> list:
+    """The model's training / scoring pipelines (from what latest_run_per_kind read)."""
+    pipelines = [
+        p
+        for entry in kinds
+        if entry.kind in selectors.PRODUCING_KINDS
+        for p in entry.pipelines
+        if p.project.enabled
+    ]
+    first = PipelineKind.SCORING if catalog_model.effective_kind == ModelKind.RULE_BASED else None
+    return sorted(pipelines, key=lambda p: (p.kind != first, p.kind, p.name))
+
+
+def model_page(request, catalog_model: CatalogModel) -> list[Section]:
+    """ "Deployment now" (QA / PROD cards) and "Pipelines" (latest run per kind, Run training)."""
+    kinds = selectors.latest_run_per_kind(catalog_model)
+    deployments = selectors.deployments_now(catalog_model)
+    runnable = _runnable(catalog_model, kinds)
+    release = next((k for k in kinds if k.kind == PipelineKind.RELEASE), None)
+    releasing = release.run if release and release.run and release.run.is_running else None
+    return [
+        Section(
+            "Deployment now",
+            "pipelines/_model_deployments.html",
+            {
+                "catalog_model": catalog_model,
+                "environments": [
+                    ("QA", "Quality assurance", "text-bg-primary", deployments["QA"]),
+                    ("PROD", "Production", "text-bg-danger", deployments["PROD"]),
+                ],
+                "has_release_pipeline": release is not None,
+                "releasing": releasing,
+            },
+            order=10,
+        ),
+        Section(
+            "Pipelines",
+            "pipelines/_model_pipelines.html",
+            {
+                "catalog_model": catalog_model,
+                "kinds": kinds,
+                "runnable": [(p, trigger_label(p)) for p in runnable],
+                "can_trigger": can_trigger(request.user),
+                "run_requests": selectors.run_requests_recent(catalog_model) if runnable else [],
+            },
+            order=20,
+        ),
+    ]
+
+
+def version_page(request, version: ModelVersion) -> list[Section]:
+    """The run that trained (or scored) the version and the release runs that deployed it."""
+    runs = selectors.runs_for_version(version)
+    deploy_rows = []
+    for run in runs.deployed_by:
+        stages = [s for s in run.stages.all() if s.environment]
+        for stage in stages:
+            deploy_rows.append((run, stage, selectors.run_deploy_target(run, stage)))
+        if not stages:
+            deploy_rows.append((run, None, ""))
+    scored = any(r.pipeline.kind == PipelineKind.SCORING for r in runs.produced_by)
+    return [
+        Section(
+            "Pipeline runs",
+            "pipelines/_version_runs.html",
+            {
+                "version_runs": runs,
+                "version": version,
+                "deploy_rows": deploy_rows,
+                "produced_label": "Scored by" if scored else "Trained by",
+            },
+            order=10,
+        )
+    ]
+
+
+def _version_url(version: ModelVersion) -> str:
+    rm = version.registered_model
+    return reverse(
+        "registry:version-detail",
+        kwargs={"source": rm.source.name, "name": rm.name, "version": version.version},
+    )
+
+
+def catalog_deployments(catalog_models: list) -> dict[int, dict[str, list[ColumnItem]]]:
+    """The In QA / In PROD cells of a page of the model list, in one query."""
+    found = selectors.deployments_for_catalog([m.pk for m in catalog_models])
+    cells: dict[int, dict[str, list[ColumnItem]]] = {}
+    for pk, environments in found.items():
+        row = cells.setdefault(pk, {})
+        for environment, deployments in environments.items():
+            items = []
+            for d in deployments:
+                where = "" if d.target == selectors.DEFAULT_TARGET else target_label(d.target)
+                short = LIST_TARGET_LABELS.get(d.target, where)
+                since = d.deployed_at.strftime("%Y-%m-%d %H:%M UTC") if d.deployed_at else "?"
+                if d.version is None:
+                    items.append(
+                        ColumnItem(
+                            text=f"? · {short}" if short else "?",
+                            url=reverse("pipelines:run-detail", kwargs={"pk": d.run.pk}),
+                            title=f"Deployed by run {d.run.name or d.run.ado_id}, which names "
+                            f"no known version (since {since})",
+                        )
+                    )
+                    continue
+                text = f"v{d.version.version}" + (f" · {short}" if short else "")
+                items.append(
+                    ColumnItem(
+                        text=text,
+                        url=_version_url(d.version),
+                        title=f"{d.version.registered_model.source.name} "
+                        f"v{d.version.version} in {environment}"
+                        f"{' on ' + where if where else ''} since {since}",
+                    )
+                )
+            row[environment] = items
+    return cells

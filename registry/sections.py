@@ -1,0 +1,102 @@
+"""Hook points through which higher apps add to the registry's pages.
+
+The registry never imports the apps above it (pipelines, approvals, maturity). Instead its
+views call the dotted functions named in settings:
+
+- ``REGISTRY_MODEL_PAGE_SECTIONS``: ``f(request, catalog_model) -> list[Section]``
+- ``REGISTRY_VERSION_PAGE_SECTIONS``: ``f(request, version) -> list[Section]``
+- ``REGISTRY_CATALOG_LIST_ANNOTATORS``: ``f(catalog_models: list) -> {model pk: {column:
+  [ColumnItem, ...]}}``, one call for a whole page of the model list (so no N+1). The list knows
+  the columns ``QA`` and ``PROD``.
+
+When a setting is empty the page shows its own placeholder instead.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+
+from django.conf import settings
+from django.template.loader import render_to_string
+from django.utils.module_loading import import_string
+from django.utils.text import slugify
+
+
+@dataclass(frozen=True)
+class Section:
+    """A block of a registry page, rendered from ``template_name`` with ``context`` added."""
+
+    title: str
+    template_name: str
+    context: dict = field(default_factory=dict)
+    order: int = 100
+
+    @property
+    def slug(self) -> str:
+        return slugify(self.title) or "section"
+
+
+@dataclass(frozen=True)
+class ColumnItem:
+    """One entry of a model-list cell filled by an annotator (e.g. "v3 · AKS" in In PROD)."""
+
+    text: str
+    url: str = ""
+    title: str = ""
+
+
+def _providers(setting: str) -> list:
+    return [import_string(dotted) for dotted in getattr(settings, setting, None) or []]
+
+
+def _sections(setting: str, *args) -> list[Section]:
+    sections: list[Section] = []
+    for provider in _providers(setting):
+        sections.extend(provider(*args) or [])
+    return sorted(sections, key=lambda s: s.order)
+
+
+def model_page_sections(request, catalog_model) -> list[Section]:
+    """Sections the configured providers add to a catalog model's page, in order."""
+    return _sections("REGISTRY_MODEL_PAGE_SECTIONS", request, catalog_model)
+
+
+def version_page_sections(request, version) -> list[Section]:
+    """Sections the configured providers add to a version's page, in order."""
+    return _sections("REGISTRY_VERSION_PAGE_SECTIONS", request, version)
+
+
+@dataclass(frozen=True)
+class RenderedSection:
+    section: Section
+    html: str
+
+    @property
+    def title(self) -> str:
+        return self.section.title
+
+    @property
+    def slug(self) -> str:
+        return self.section.slug
+
+
+def sections_render(request, sections: list[Section]) -> list[RenderedSection]:
+    """Render each section's template with its context (and the request's, for CSRF and user)."""
+    return [
+        RenderedSection(s, render_to_string(s.template_name, s.context, request=request))
+        for s in sections
+    ]
+
+
+def catalog_list_annotations(catalog_models: list) -> dict[int, dict[str, list[ColumnItem]]] | None:
+    """Per catalog model pk, the extra cells of the model list; None when none is configured."""
+    providers = _providers("REGISTRY_CATALOG_LIST_ANNOTATORS")
+    if not providers:
+        return None
+    merged: dict[int, dict[str, list[ColumnItem]]] = {}
+    for provider in providers:
+        for pk, columns in (provider(catalog_models) or {}).items():
+            row = merged.setdefault(pk, {})
+            for column, items in columns.items():
+                row.setdefault(column, []).extend(items)
+    return merged
