@@ -618,10 +618,14 @@ def hook_deliveries_prune(*, older_than_days: int = 14) -> int:
 # Run requests ------------------------------------------------------------------------------
 
 
-def run_request_create(
+def trigger_run(
     *, pipeline: Pipeline, parameters: dict, reason: str, note: str = "", acting_user=None
 ) -> RunRequest:
-    """Record that someone (or an event) asked for a run; a task sends it to ADO."""
+    """Ask ADO for a run of ``pipeline``: a person's click, or a drift / new-data event.
+
+    The request is recorded with who asked and why, and a task sends it (the web process never
+    calls ADO itself); its RunRequest shows whether ADO queued it.
+    """
     from django.core.exceptions import ValidationError
 
     from .tasks import send_run_request

@@ -126,7 +126,7 @@ def pipeline_trigger(request, pk):
     if request.method == "POST" and form.is_valid():
         try:
             # The service fills the conventional parameters (modelName, trigger).
-            services.run_request_create(
+            services.trigger_run(
                 pipeline=pipeline,
                 parameters={},
                 reason="manual",

@@ -338,7 +338,7 @@ def test_a_run_request_is_sent_once_and_linked_to_its_run(
     training = Pipeline.objects.get(kind=PipelineKind.TRAINING)
     dana = make_user("data_scientist")
     with django_capture_on_commit_callbacks() as callbacks:
-        request = services.run_request_create(
+        request = services.trigger_run(
             pipeline=training, parameters={}, reason="manual", note="new features", acting_user=dana
         )
     assert len(callbacks) == 1 and request.status == RunRequest.Status.QUEUED
@@ -355,7 +355,7 @@ def test_a_run_request_that_ado_refuses_is_failed_with_the_reason(project, ado_c
     make_pipelines(sim)
     sync(project, ado_client)
     training = Pipeline.objects.get(kind=PipelineKind.TRAINING)
-    request = services.run_request_create(pipeline=training, parameters={}, reason="manual")
+    request = services.trigger_run(pipeline=training, parameters={}, reason="manual")
     sim.fail_next(1, 500)
     failed = services.run_request_send(request=request, client=ado_client)
     assert failed.status == RunRequest.Status.FAILED and "500" in failed.error
@@ -368,7 +368,7 @@ def test_release_pipelines_are_not_started_from_the_portal(project, ado_client, 
     make_pipelines(sim)
     sync(project, ado_client)
     with pytest.raises(ValidationError, match="Release pipelines"):
-        services.run_request_create(
+        services.trigger_run(
             pipeline=Pipeline.objects.get(kind="release"), parameters={}, reason="manual"
         )
 
