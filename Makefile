@@ -32,8 +32,9 @@ $(VENV)/.installed: requirements/dev.txt | $(UV)
 
 install: $(VENV)/.installed
 
+# e.g. make demo DEMO_ARGS="--mlflow-port 5001 --ado-port 8091"
 demo: install
-	$(PY) manage.py demo
+	$(PY) manage.py demo $(DEMO_ARGS)
 
 browser-deps:
 	@if [ ! -x /usr/bin/chromium ]; then \
