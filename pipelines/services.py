@@ -18,7 +18,7 @@ from django.db import IntegrityError, transaction
 from django.utils import timezone
 from django.utils.dateparse import parse_datetime
 
-from portal.leases import lease_acquire, lease_release
+from portal.leases import lease
 from registry.models import CatalogModel, ModelVersion, RegistrySource
 
 from .client import AdoClient, AdoError, AdoNotFound
@@ -36,6 +36,7 @@ from .models import (
 logger = logging.getLogger(__name__)
 
 LEASE_TTL_SECONDS = 20 * 60
+BUSY = "another sync of this project is running"
 CURSOR_OVERLAP = timedelta(minutes=5)
 Progress = Callable[[str, int, int | None], None]
 
@@ -102,8 +103,10 @@ def project_sync(
     full = full or project.cursor is None
     result = SyncResult(project=project.name, mode="full" if full else "incremental")
     client = client or AdoClient.for_project(project)
-    with _lease(project, result):
-        if not result.skipped:
+    with lease(AdoProject, project.pk, ttl_seconds=LEASE_TTL_SECONDS) as held:
+        if not held:
+            result.skipped = BUSY
+        else:
             _recording(
                 project,
                 result,
@@ -119,8 +122,10 @@ def run_refresh(
     """Re-read one run and its timeline (what a service hook asks for)."""
     result = SyncResult(project=project.name, mode="run")
     client = client or AdoClient.for_project(project)
-    with _lease(project, result):
-        if not result.skipped:
+    with lease(AdoProject, project.pk, ttl_seconds=LEASE_TTL_SECONDS) as held:
+        if not held:
+            result.skipped = BUSY
+        else:
 
             def refresh() -> None:
                 pipelines = _sync_pipelines(project, client, result, only_missing=True, builds=None)
@@ -133,22 +138,6 @@ def run_refresh(
 
             _recording(project, result, client, refresh, record_success=False)
     return result
-
-
-class _lease:
-    def __init__(self, project: AdoProject, result: SyncResult):
-        self.project, self.result, self.token = project, result, None
-
-    def __enter__(self):
-        self.token = lease_acquire(AdoProject, self.project.pk, ttl_seconds=LEASE_TTL_SECONDS)
-        if self.token is None:
-            self.result.skipped = "another sync of this project is running"
-        return self
-
-    def __exit__(self, *exc_info):
-        if self.token:
-            lease_release(AdoProject, self.project.pk, self.token)
-        return False
 
 
 def _recording(project, result, client, work, *, record_success: bool = True) -> None:

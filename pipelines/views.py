@@ -15,6 +15,7 @@ from django.utils.cache import patch_vary_headers
 from django.views.decorators.http import require_GET, require_http_methods
 
 from portal.access import ANY_ROLE, access, roles
+from portal.listing import sort_headers
 
 from . import selectors, services
 from .forms import RunFilterForm, TriggerForm
@@ -32,21 +33,6 @@ def _render(request, template, context, status=200):
     return response
 
 
-def _sort_headers(request, current: str) -> dict[str, dict]:
-    """Per sortable column: the URL that sorts by it (toggling direction) and its state."""
-    headers = {}
-    for key in selectors.SORTS:
-        params = request.GET.copy()
-        params.pop("page", None)
-        state = "ascending" if current == key else "descending" if current == f"-{key}" else None
-        if state is None:
-            params["sort"] = f"-{key}" if key in DESCENDING_FIRST else key
-        else:
-            params["sort"] = f"-{key}" if state == "ascending" else key
-        headers[key] = {"url": f"?{params.urlencode()}", "state": state}
-    return headers
-
-
 @access(ANY_ROLE)
 @require_GET
 def run_list(request):
@@ -60,7 +46,7 @@ def run_list(request):
         "filters": filters,
         "page": page,
         "runs": list(page.object_list),
-        "sort_headers": _sort_headers(request, filters.sort),
+        "sort_headers": sort_headers(request, filters.sort, selectors.SORTS, DESCENDING_FIRST),
         "filtered": filters.any,
         "freshness": selectors.project_freshness(),
     }

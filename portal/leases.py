@@ -7,6 +7,8 @@ lease is one conditional UPDATE. A crashed holder's lease simply expires.
 from __future__ import annotations
 
 import secrets
+from collections.abc import Iterator
+from contextlib import contextmanager
 from datetime import timedelta
 
 from django.utils import timezone
@@ -37,3 +39,14 @@ def _free(now):
     from django.db.models import Q
 
     return Q(lock_expires_at__isnull=True) | Q(lock_expires_at__lt=now)
+
+
+@contextmanager
+def lease(model, pk, *, ttl_seconds: int) -> Iterator[str | None]:
+    """Hold the lease on row ``pk`` for the block; yields None (and holds nothing) when busy."""
+    token = lease_acquire(model, pk, ttl_seconds=ttl_seconds)
+    try:
+        yield token
+    finally:
+        if token:
+            lease_release(model, pk, token)

@@ -18,7 +18,7 @@ from django.conf import settings
 from django.db import transaction
 from django.utils import timezone
 
-from portal.leases import lease_acquire, lease_release
+from portal.leases import lease
 
 from .client import (
     RegistryClient,
@@ -34,6 +34,7 @@ from .signals import registered_models_changed
 logger = logging.getLogger(__name__)
 
 LEASE_TTL_SECONDS = 30 * 60
+BUSY = "another sync of this source is running"
 Progress = Callable[[str, int, int | None], None]
 
 
@@ -94,8 +95,9 @@ def registry_sync(
     full = full or source.cursor_ms is None
     result = SyncResult(source=source.name, mode="full" if full else "incremental")
     progress = progress or _noop_progress
-    with _source_lease(source, result):
-        if result.skipped:
+    with lease(RegistrySource, source.pk, ttl_seconds=LEASE_TTL_SECONDS) as held:
+        if not held:
+            result.skipped = BUSY
             return result
         _run_recording_outcome(
             source, result, lambda client: _sync(source, client, full, result, progress)
@@ -106,8 +108,9 @@ def registry_sync(
 def registered_model_sync(*, source: RegistrySource, name: str) -> SyncResult:
     """Re-read one registered model and its versions (what a webhook asks for)."""
     result = SyncResult(source=source.name, mode="model")
-    with _source_lease(source, result):
-        if result.skipped:
+    with lease(RegistrySource, source.pk, ttl_seconds=LEASE_TTL_SECONDS) as held:
+        if not held:
+            result.skipped = BUSY
             return result
 
         def sync_one(client: RegistryClient) -> None:
@@ -120,22 +123,6 @@ def registered_model_sync(*, source: RegistrySource, name: str) -> SyncResult:
 
         _run_recording_outcome(source, result, sync_one, record_success=False)
     return result
-
-
-class _source_lease:
-    def __init__(self, source: RegistrySource, result: SyncResult):
-        self.source, self.result, self.token = source, result, None
-
-    def __enter__(self):
-        self.token = lease_acquire(RegistrySource, self.source.pk, ttl_seconds=LEASE_TTL_SECONDS)
-        if self.token is None:
-            self.result.skipped = "another sync of this source is running"
-        return self
-
-    def __exit__(self, *exc_info):
-        if self.token:
-            lease_release(RegistrySource, self.source.pk, self.token)
-        return False
 
 
 def _run_recording_outcome(source, result, work, *, record_success: bool = True) -> None:

@@ -16,6 +16,7 @@ from django.utils.cache import patch_vary_headers
 from django.views.decorators.http import require_GET, require_http_methods
 
 from portal.access import ANY_ROLE, access, roles
+from portal.listing import sort_headers
 from portal.roles import Role, user_has_role
 
 from . import catalog_services, selectors
@@ -97,21 +98,6 @@ def _model_row(model: CatalogModel) -> ModelRow:
 DESCENDING_FIRST = frozenset({"updated", "version"})
 
 
-def _sort_headers(request, current: str) -> dict[str, dict]:
-    """Per sortable column: the URL that sorts by it (toggling direction) and its state."""
-    headers = {}
-    for key in selectors.SORTS:
-        params = request.GET.copy()
-        params.pop("page", None)
-        state = "ascending" if current == key else "descending" if current == f"-{key}" else None
-        if state is None:
-            params["sort"] = f"-{key}" if key in DESCENDING_FIRST else key
-        else:
-            params["sort"] = f"-{key}" if state == "ascending" else key
-        headers[key] = {"url": f"?{params.urlencode()}", "state": state}
-    return headers
-
-
 @access(ANY_ROLE)
 @require_GET
 def model_list(request):
@@ -130,7 +116,7 @@ def model_list(request):
         "filters": filters,
         "page": page,
         "rows": rows,
-        "sort_headers": _sort_headers(request, filters.sort),
+        "sort_headers": sort_headers(request, filters.sort, selectors.SORTS, DESCENDING_FIRST),
         "tag_texts": [key if value is None else f"{key}={value}" for key, value in filters.tags],
         "filtered": any(
             request.GET.get(k) for k in form.fields if k not in ("sort", "include_deleted")
