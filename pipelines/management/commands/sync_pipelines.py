@@ -1,10 +1,9 @@
 """manage.py sync_pipelines [--project NAME] [--full]: sync ADO pipelines now, with progress."""
 
-import sys
-
 from django.core.management.base import BaseCommand, CommandError
 
 from pipelines.models import AdoProject
+from portal.progress import ProgressBar
 
 
 class Command(BaseCommand):
@@ -34,27 +33,16 @@ class Command(BaseCommand):
             self.stdout.write(
                 self.style.MIGRATE_HEADING(f"Project {ado_project.name} ({ado_project.base_url})")
             )
-            result = services.project_sync(project=ado_project, full=full, progress=self._progress)
+            progress = ProgressBar(self)
+            result = services.project_sync(project=ado_project, full=full, progress=progress)
+            progress.clear()
             self._summary(result)
             if not result.ok:
                 failed.append(ado_project.name)
         if failed:
             raise CommandError(f"Sync did not complete for: {', '.join(failed)}")
 
-    def _progress(self, stage: str, done: int, total: int | None) -> None:
-        stream = getattr(self.stderr, "_out", sys.stderr)
-        if total:
-            filled = int(30 * min(done, total) / total)
-            text = f"  {stage:<10} [{'#' * filled}{'-' * (30 - filled)}] {done}/{total}"
-        else:
-            text = f"  {stage:<10} {done} read..."
-        stream.write(("\r" + text.ljust(70)) if stream.isatty() else text + "\n")
-        stream.flush()
-
     def _summary(self, result) -> None:
-        stream = getattr(self.stderr, "_out", sys.stderr)
-        if stream.isatty():
-            stream.write("\r" + " " * 70 + "\r")
         if result.skipped:
             self.stdout.write(self.style.WARNING(f"  skipped: {result.skipped}"))
             return

@@ -1,9 +1,8 @@
 """manage.py sync_registry [--source NAME] [--full]: sync MLflow registries now, with progress."""
 
-import sys
-
 from django.core.management.base import BaseCommand, CommandError
 
+from portal.progress import ProgressBar
 from registry import services
 from registry.models import RegistrySource
 
@@ -29,33 +28,14 @@ class Command(BaseCommand):
         failed = []
         for src in sources:
             self.stdout.write(self.style.MIGRATE_HEADING(f"Source {src.name} ({src.tracking_uri})"))
-            result = services.registry_sync(source=src, full=full, progress=self._progress)
-            self._clear_line()
+            progress = ProgressBar(self)
+            result = services.registry_sync(source=src, full=full, progress=progress)
+            progress.clear()
             self._summary(result)
             if not result.ok:
                 failed.append(src.name)
         if failed:
             raise CommandError(f"Sync did not complete for: {', '.join(failed)}")
-
-    def _progress(self, stage: str, done: int, total: int | None) -> None:
-        stream = self.stderr._out if hasattr(self.stderr, "_out") else sys.stderr
-        if total:
-            width = 30
-            filled = int(width * min(done, total) / total)
-            bar = "#" * filled + "-" * (width - filled)
-            text = f"  {stage:<9} [{bar}] {done}/{total}"
-        else:
-            text = f"  {stage:<9} {done} read..."
-        if stream.isatty():
-            stream.write("\r" + text.ljust(70))
-        else:
-            stream.write(text + "\n")
-        stream.flush()
-
-    def _clear_line(self) -> None:
-        stream = self.stderr._out if hasattr(self.stderr, "_out") else sys.stderr
-        if stream.isatty():
-            stream.write("\r" + " " * 70 + "\r")
 
     def _summary(self, result) -> None:
         if result.skipped:
