@@ -18,7 +18,7 @@ from django.db import IntegrityError, transaction
 from django.utils import timezone
 from django.utils.dateparse import parse_datetime
 
-from portal.leases import lease
+from portal.leases import lease, renewing
 from registry.models import CatalogModel, ModelVersion, RegistrySource
 
 from .client import AdoClient, AdoError, AdoNotFound
@@ -107,11 +107,14 @@ def project_sync(
         if not held:
             result.skipped = BUSY
         else:
+            progress = renewing(
+                progress or _noop, AdoProject, project.pk, held, ttl_seconds=LEASE_TTL_SECONDS
+            )
             _recording(
                 project,
                 result,
                 client,
-                lambda: _sync(project, client, full, result, progress or _noop),
+                lambda: _sync(project, client, full, result, progress),
             )
     return result
 
@@ -462,23 +465,23 @@ def _apply_builds(
             result.runs.created += 1
             need_timeline.append(run)
         elif _assign(run, values):
+            # Its timeline is stale until re-read (kept stale if that read fails), so a run
+            # that completed is never left with the stages of its last running state.
+            run.timeline_synced_at = None
             changed.append(run)
             result.runs.updated += 1
             need_timeline.append(run)
         else:
             result.runs.unchanged += 1
             # Running runs move stage by stage without the build itself changing; a completed
-            # run's timeline is read once after completion, then cached.
-            if (
-                force_timeline
-                or run.is_running
-                or run.timeline_synced_at is None
-                or (run.finished_at and run.timeline_synced_at < run.finished_at)
-            ):
+            # run's timeline was read when it completed and is cached from then on.
+            if force_timeline or run.is_running or run.timeline_synced_at is None:
                 need_timeline.append(run)
     with transaction.atomic():
         PipelineRun.objects.bulk_create(new, batch_size=500)
-        PipelineRun.objects.bulk_update(changed, RUN_FIELDS, batch_size=500)
+        PipelineRun.objects.bulk_update(
+            changed, [*RUN_FIELDS, "timeline_synced_at"], batch_size=500
+        )
     result.changed_run_ids.update(r.pk for r in new + changed)
 
     for index, run in enumerate(need_timeline, start=1):

@@ -50,3 +50,13 @@ def lease(model, pk, *, ttl_seconds: int) -> Iterator[str | None]:
     finally:
         if token:
             lease_release(model, pk, token)
+
+
+def renewing(callback, model, pk, token: str, *, ttl_seconds: int):
+    """Wrap a progress callback so every report also extends the lease of a long-running job."""
+
+    def report(*args, **kwargs):
+        lease_renew(model, pk, token, ttl_seconds=ttl_seconds)
+        return callback(*args, **kwargs)
+
+    return report

@@ -18,7 +18,7 @@ from django.conf import settings
 from django.db import transaction
 from django.utils import timezone
 
-from portal.leases import lease
+from portal.leases import lease, renewing
 
 from .client import (
     RegistryClient,
@@ -99,6 +99,9 @@ def registry_sync(
         if not held:
             result.skipped = BUSY
             return result
+        progress = renewing(
+            progress, RegistrySource, source.pk, held, ttl_seconds=LEASE_TTL_SECONDS
+        )
         _run_recording_outcome(
             source, result, lambda client: _sync(source, client, full, result, progress)
         )

@@ -402,3 +402,20 @@ def test_the_command_prints_a_summary(project, sim, fraud, capsys):
 def test_the_command_names_an_unknown_project(project):
     with pytest.raises(CommandError, match=r"No ADO project named .nope. .*mlops"):
         call_command("sync_pipelines", "--project", "nope")
+
+
+def test_a_completed_run_gets_its_final_timeline_even_after_a_failed_read(
+    project, ado_client, sim, fraud
+):
+    pipes = make_pipelines(sim)
+    run = sim.queue_run(pipes["training"])
+    sync(project, ado_client)
+    sim.advance(7200)  # completed in ADO
+    sim.fail_next(10, 500, path="timeline")
+    failed = services.project_sync(project=project, client=ado_client)
+    assert not failed.ok
+    mirrored = PipelineRun.objects.get(ado_id=run.id)
+    assert mirrored.state == "completed" and mirrored.timeline_synced_at is None
+    sync(project, ado_client)
+    stages = RunStage.objects.filter(run=mirrored)
+    assert stages and all(s.state == "completed" for s in stages)

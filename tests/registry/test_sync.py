@@ -439,3 +439,19 @@ def test_after_any_mix_of_changes_one_full_sync_converges(seed, source, mlflow_c
     assert (second.models.changed, second.versions.changed, second.runs_read) == (0, 0, 0)
     incremental = sync(source)
     assert (incremental.models.changed, incremental.versions.changed) == (0, 0)
+
+
+def test_a_long_sync_keeps_its_lease(source, mlflow_client):
+    """Every progress report extends the lease, so a sync longer than its TTL is not overlapped."""
+    seen = []
+
+    def progress(stage, done, total):
+        seen.append(RegistrySource.objects.get(pk=source.pk).lock_expires_at)
+
+    RegistrySource.objects.filter(pk=source.pk).update(cursor_ms=None)
+    source.refresh_from_db()
+    assert services.registry_sync(source=source, progress=progress).ok
+    assert seen and all(expires is not None for expires in seen)
+    assert seen == sorted(seen)
+    source.refresh_from_db()
+    assert source.lock_token == "" and source.lock_expires_at is None  # released at the end
