@@ -19,7 +19,7 @@ from django.utils import timezone
 from django.utils.dateparse import parse_datetime
 
 from portal.leases import lease, renewing
-from registry.models import CatalogModel, ModelVersion, RegistrySource
+from registry.models import CatalogModel, ModelVersion
 
 from .client import AdoClient, AdoError, AdoNotFound
 from .models import (
@@ -373,11 +373,30 @@ def _trigger(build: dict, pipeline: Pipeline, parameters: dict) -> str:
 
 
 class _VersionIndex:
-    """Finds the model version a run is about (docs/pipelines.md), with few queries."""
+    """Finds the model version a run is about (docs/pipelines.md) from one read of the
+    versions of the models the runs name, instead of queries per run."""
 
     def __init__(self, builds: Iterable[dict], pipelines: dict[int, Pipeline]):
-        self.central = RegistrySource.objects.filter(is_central=True).order_by("name").first()
-        build_ids = [str(b["id"]) for b in builds]
+        builds = list(builds)
+        self.catalog_names = dict(CatalogModel.objects.values_list("pk", "name"))
+        names = {
+            _parameters(b).get("modelName")
+            or self.catalog_names.get(pipelines[b["definition"]["id"]].catalog_model_id)
+            for b in builds
+        } - {None, ""}
+        # (catalog name, version number) -> [(is central, source name, version pk)]
+        self.candidates: dict[tuple[str, int], list[tuple[bool, str, int]]] = {}
+        for pk, number, catalog, source, central in ModelVersion.objects.filter(
+            registered_model__catalog_model__name__in=names
+        ).values_list(
+            "pk",
+            "version",
+            "registered_model__catalog_model__name",
+            "registered_model__source__name",
+            "registered_model__source__is_central",
+        ):
+            self.candidates.setdefault((catalog, number), []).append((central, source, pk))
+        build_ids = {str(b["id"]) for b in builds}
         self.by_build_tag: dict[str, int] = {}
         if build_ids:
             # MLflow run tag ado.build_id on the training run (JSON key lookup on run_tags).
@@ -387,31 +406,21 @@ class _VersionIndex:
                 build = str(tags.get("ado.build_id", ""))
                 if build in build_ids:
                     self.by_build_tag[build] = pk
-        self.catalog_names = dict(CatalogModel.objects.values_list("pk", "name"))
 
     def version_for(self, build: dict, pipeline: Pipeline, parameters: dict) -> int | None:
         number = parameters.get("modelVersion", "").strip()
-        if number.isdigit():
-            model_name = parameters.get("modelName") or self.catalog_names.get(
-                pipeline.catalog_model_id
-            )
-            if not model_name:
-                return None
-            versions = ModelVersion.objects.filter(
-                registered_model__catalog_model__name=model_name, version=int(number)
-            )
-            source = parameters.get("registrySource")
-            if source:
-                versions = versions.filter(registered_model__source__name=source)
-            elif self.central:
-                central = versions.filter(registered_model__source=self.central)
-                versions = central if central.exists() else versions
-            return (
-                versions.order_by("registered_model__source__name")
-                .values_list("pk", flat=True)
-                .first()
-            )
-        return self.by_build_tag.get(str(build["id"]))
+        if not number.isdigit():
+            return self.by_build_tag.get(str(build["id"]))
+        model_name = parameters.get("modelName") or self.catalog_names.get(
+            pipeline.catalog_model_id
+        )
+        candidates = self.candidates.get((model_name, int(number)), [])
+        source = parameters.get("registrySource")
+        if source:
+            candidates = [c for c in candidates if c[1] == source]
+        # The named source, else the central registry, else the first source by name.
+        best = min(candidates, key=lambda c: (not c[0], c[1]), default=None)
+        return best[2] if best else None
 
 
 def _run_values(build: dict, pipeline: Pipeline, versions: _VersionIndex) -> dict:

@@ -419,3 +419,26 @@ def test_a_completed_run_gets_its_final_timeline_even_after_a_failed_read(
     sync(project, ado_client)
     stages = RunStage.objects.filter(run=mirrored)
     assert stages and all(s.state == "completed" for s in stages)
+
+
+def test_a_run_naming_another_registry_links_to_that_registrys_version(
+    project, ado_client, sim, fraud
+):
+    from tests.registry.factories import RegistrySourceFactory
+
+    discovery = RegistrySourceFactory(name="data-discovery")
+    other = ModelVersionFactory(
+        registered_model=RegisteredModelFactory(
+            source=discovery, name="fraud-detector", catalog_model=fraud["catalog"]
+        ),
+        version=2,
+    )
+    pipes = make_pipelines(sim)
+    central_run = sim.queue_run(pipes["release"], template_parameters={"modelVersion": "2"})
+    named_run = sim.queue_run(
+        pipes["release"],
+        template_parameters={"modelVersion": "2", "registrySource": "data-discovery"},
+    )
+    sync(project, ado_client)
+    assert PipelineRun.objects.get(ado_id=central_run.id).model_version == fraud["v2"]
+    assert PipelineRun.objects.get(ado_id=named_run.id).model_version == other
