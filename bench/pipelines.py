@@ -48,11 +48,18 @@ BASE_DIR = Path(__file__).resolve().parent.parent
 sys.path[:] = [p for p in sys.path if Path(p or ".").resolve() != Path(__file__).resolve().parent]
 sys.path.insert(0, str(BASE_DIR))
 
-DEFAULT_SERVER_URL = "postgres://postgres@127.0.0.1:5432/test"
+from bench.common import (  # noqa: E402 (after the path fix above)
+    PROTECTED_NAMES,
+    bench_database_url,
+    check,
+    database_drop,
+    database_recreate,
+    load_average,
+)
+
 MARK_START = "<!-- bench:pipelines:start -->"
 MARK_END = "<!-- bench:pipelines:end -->"
 SECTION_TITLE = "## Pipelines sync: 200 pipelines x 50 runs from the ADO simulator"
-PROTECTED_NAMES = {"test", "test_test", "postgres", "template0", "template1"}
 PAT = "bench-pat-not-a-secret"  # the in-process simulator's PAT, nothing real
 PAT_USER = "portal-sync@example.com"
 TEAMS = ("risk", "growth", "operations")
@@ -98,54 +105,6 @@ def parse_args(argv=None):
 
 
 # The bench database (as bench/registry.py) ---------------------------------------------------
-
-
-def bench_database_url(db_name: str) -> str:
-    explicit = os.environ.get("BENCH_DATABASE_URL")
-    url = explicit or os.environ.get("TEST_DATABASE_URL") or DEFAULT_SERVER_URL
-    parts = urllib.parse.urlsplit(url)
-    if not parts.scheme.startswith("postgres"):
-        raise SystemExit(f"The bench needs PostgreSQL, not {parts.scheme}://")
-    if not explicit:
-        parts = parts._replace(path=f"/{db_name}")
-    name = parts.path.lstrip("/")
-    if name in PROTECTED_NAMES or "bench" not in name:
-        raise SystemExit(f"Refusing to use database {name!r}: the bench drops it at the end.")
-    return urllib.parse.urlunsplit(parts)
-
-
-def _admin_connection(url: str):
-    import psycopg
-
-    parts = urllib.parse.urlsplit(url)
-    return psycopg.connect(
-        host=parts.hostname or "127.0.0.1",
-        port=parts.port or 5432,
-        user=urllib.parse.unquote(parts.username or "") or None,
-        password=urllib.parse.unquote(parts.password or "") or None,
-        dbname="postgres",
-        autocommit=True,
-        connect_timeout=5,
-    )
-
-
-def database_recreate(url: str) -> str:
-    name = urllib.parse.urlsplit(url).path.lstrip("/")
-    with _admin_connection(url) as conn:
-        conn.execute(f'DROP DATABASE IF EXISTS "{name}" WITH (FORCE)')
-        conn.execute(f'CREATE DATABASE "{name}"')
-        return conn.execute("SHOW server_version").fetchone()[0]
-
-
-def database_drop(url: str) -> None:
-    name = urllib.parse.urlsplit(url).path.lstrip("/")
-    with _admin_connection(url) as conn:
-        conn.execute(f'DROP DATABASE IF EXISTS "{name}" WITH (FORCE)')
-
-
-def check(condition: bool, what) -> None:
-    if not condition:
-        raise RuntimeError(f"bench check failed: {what}")
 
 
 # Seeding the simulator -------------------------------------------------------------------------
@@ -649,6 +608,8 @@ def _runs(sync: dict) -> str:
 
 def render(results: dict) -> str:
     args, facts, seed, syncs = results["args"], results["facts"], results["seed"], results["syncs"]
+    load_before = load_average(results["load_before_sync"])
+    load_after = load_average(results["load_after"])
     full, again, changed, running = (
         syncs["full"],
         syncs["full_again"],
@@ -674,8 +635,8 @@ def render(results: dict) -> str:
         f"{facts['os']}; PostgreSQL {facts['postgresql']}, Python {facts['python']}, "
         f"Django {facts['django']}. The ADO simulator runs in the same process (its HTTP "
         "server threads share the interpreter with the sync), over loopback.",
-        f"Load average (1, 5, 15 min) before the full sync: {_load(results['load_before_sync'])}; "
-        f"after the last measurement: {_load(results['load_after'])} (the machine is shared: "
+        f"Load average (1, 5, 15 min) before the full sync: {load_before}; "
+        f"after the last measurement: {load_after} (the machine is shared: "
         "other work running at the same time shows here).",
         "",
         f"Data: {seed['pipelines']} pipelines ({kinds}) of {results['portal_seed']['catalog']} "
@@ -813,10 +774,6 @@ def rate_limit_lines(results: dict, inc_requests: float) -> list[str]:
             f"({_runs(throttled)} runs created / updated).",
         ]
     return lines
-
-
-def _load(values) -> str:
-    return ", ".join(f"{v:.2f}" for v in values)
 
 
 def write_report(path: Path, report: str) -> None:

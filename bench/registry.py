@@ -48,10 +48,17 @@ BASE_DIR = Path(__file__).resolve().parent.parent
 sys.path[:] = [p for p in sys.path if Path(p or ".").resolve() != Path(__file__).resolve().parent]
 sys.path.insert(0, str(BASE_DIR))
 
-DEFAULT_SERVER_URL = "postgres://postgres@127.0.0.1:5432/test"
+from bench.common import (  # noqa: E402 (after the path fix above)
+    PROTECTED_NAMES,
+    bench_database_url,
+    check,
+    database_drop,
+    database_recreate,
+    load_average,
+)
+
 MARK_START = "<!-- bench:registry:start -->"
 MARK_END = "<!-- bench:registry:end -->"
-PROTECTED_NAMES = {"test", "test_test", "postgres", "template0", "template1"}
 TEAMS = ("risk", "growth", "operations")
 MLFLOW_CLIENT = "MLflow `search_registered_models(max_results=50)` (MlflowClient)"
 MLFLOW_REST = "MLflow registered-models search, same page (plain GET)"
@@ -86,49 +93,6 @@ def parse_args(argv=None):
 
 
 # The bench database ------------------------------------------------------------------------
-
-
-def bench_database_url(db_name: str) -> str:
-    explicit = os.environ.get("BENCH_DATABASE_URL")
-    url = explicit or os.environ.get("TEST_DATABASE_URL") or DEFAULT_SERVER_URL
-    parts = urllib.parse.urlsplit(url)
-    if not parts.scheme.startswith("postgres"):
-        raise SystemExit(f"The bench needs PostgreSQL, not {parts.scheme}://")
-    if not explicit:
-        parts = parts._replace(path=f"/{db_name}")
-    name = parts.path.lstrip("/")
-    if name in PROTECTED_NAMES or "bench" not in name:
-        raise SystemExit(f"Refusing to use database {name!r}: the bench drops it at the end.")
-    return urllib.parse.urlunsplit(parts)
-
-
-def _admin_connection(url: str):
-    import psycopg
-
-    parts = urllib.parse.urlsplit(url)
-    return psycopg.connect(
-        host=parts.hostname or "127.0.0.1",
-        port=parts.port or 5432,
-        user=urllib.parse.unquote(parts.username or "") or None,
-        password=urllib.parse.unquote(parts.password or "") or None,
-        dbname="postgres",
-        autocommit=True,
-        connect_timeout=5,
-    )
-
-
-def database_recreate(url: str) -> str:
-    name = urllib.parse.urlsplit(url).path.lstrip("/")
-    with _admin_connection(url) as conn:
-        conn.execute(f'DROP DATABASE IF EXISTS "{name}" WITH (FORCE)')
-        conn.execute(f'CREATE DATABASE "{name}"')
-        return conn.execute("SHOW server_version").fetchone()[0]
-
-
-def database_drop(url: str) -> None:
-    name = urllib.parse.urlsplit(url).path.lstrip("/")
-    with _admin_connection(url) as conn:
-        conn.execute(f'DROP DATABASE IF EXISTS "{name}" WITH (FORCE)')
 
 
 # Seeding MLflow over REST --------------------------------------------------------------------
@@ -259,11 +223,6 @@ def seed_mlflow(url: str, models: int, versions: int, threads: int) -> float:
                 elapsed = time.perf_counter() - started
                 print(f"  seeded {done}/{models} models ({done / elapsed:.0f} models/s)")
     return time.perf_counter() - started
-
-
-def check(condition: bool, what) -> None:
-    if not condition:
-        raise RuntimeError(f"bench check failed: {what}")
 
 
 # Measuring ---------------------------------------------------------------------------------
@@ -608,6 +567,8 @@ def main(argv=None) -> int:
 
 def render(results: dict) -> str:
     args, facts = results["args"], results["facts"]
+    load_before = load_average(results["load_before_sync"])
+    load_after = load_average(results["load_after_pages"])
     full_s = results["full_seconds"]
     inc = results["incremental_seconds"]
     inc_median = statistics.median(inc)
@@ -634,8 +595,8 @@ def render(results: dict) -> str:
         f"{facts['os']}; PostgreSQL {facts['postgresql']}, Python {facts['python']}, "
         f"Django {facts['django']}, MLflow {facts['mlflow']} (server: SQLite, 1 uvicorn worker, "
         "same machine).",
-        f"Load average (1, 5, 15 min) before the sync: {_load(results['load_before_sync'])}; "
-        f"after the page measurements: {_load(results['load_after_pages'])} (the machine is "
+        f"Load average (1, 5, 15 min) before the sync: {load_before}; "
+        f"after the page measurements: {load_after} (the machine is "
         "shared: other work running at the same time shows here).",
         "",
         f"Data: {args['models']:,} registered models x {args['versions']} versions "
@@ -688,10 +649,6 @@ def render(results: dict) -> str:
         f"| {met if list_p95 / rest_p95 <= 0.2 else missed} |",
     ]
     return "\n".join(lines)
-
-
-def _load(values) -> str:
-    return ", ".join(f"{v:.2f}" for v in values)
 
 
 def write_report(path: Path, report: str) -> None:

@@ -1,0 +1,62 @@
+"""What both benchmarks share: their own PostgreSQL database, made and dropped around a run."""
+
+from __future__ import annotations
+
+import os
+import urllib.parse
+
+DEFAULT_SERVER_URL = "postgres://postgres@127.0.0.1:5432/test"
+# Databases a benchmark must never drop, whatever it is told.
+PROTECTED_NAMES = {"test", "test_test", "postgres", "template0", "template1"}
+
+
+def bench_database_url(db_name: str) -> str:
+    explicit = os.environ.get("BENCH_DATABASE_URL")
+    url = explicit or os.environ.get("TEST_DATABASE_URL") or DEFAULT_SERVER_URL
+    parts = urllib.parse.urlsplit(url)
+    if not parts.scheme.startswith("postgres"):
+        raise SystemExit(f"The bench needs PostgreSQL, not {parts.scheme}://")
+    if not explicit:
+        parts = parts._replace(path=f"/{db_name}")
+    name = parts.path.lstrip("/")
+    if name in PROTECTED_NAMES or "bench" not in name:
+        raise SystemExit(f"Refusing to use database {name!r}: the bench drops it at the end.")
+    return urllib.parse.urlunsplit(parts)
+
+
+def admin_connection(url: str):
+    import psycopg
+
+    parts = urllib.parse.urlsplit(url)
+    return psycopg.connect(
+        host=parts.hostname or "127.0.0.1",
+        port=parts.port or 5432,
+        user=urllib.parse.unquote(parts.username or "") or None,
+        password=urllib.parse.unquote(parts.password or "") or None,
+        dbname="postgres",
+        autocommit=True,
+        connect_timeout=5,
+    )
+
+
+def database_recreate(url: str) -> str:
+    name = urllib.parse.urlsplit(url).path.lstrip("/")
+    with admin_connection(url) as conn:
+        conn.execute(f'DROP DATABASE IF EXISTS "{name}" WITH (FORCE)')
+        conn.execute(f'CREATE DATABASE "{name}"')
+        return conn.execute("SHOW server_version").fetchone()[0]
+
+
+def database_drop(url: str) -> None:
+    name = urllib.parse.urlsplit(url).path.lstrip("/")
+    with admin_connection(url) as conn:
+        conn.execute(f'DROP DATABASE IF EXISTS "{name}" WITH (FORCE)')
+
+
+def check(condition: bool, what) -> None:
+    if not condition:
+        raise RuntimeError(f"bench check failed: {what}")
+
+
+def load_average(values) -> str:
+    return ", ".join(f"{v:.2f}" for v in values)
