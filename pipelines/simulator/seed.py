@@ -42,6 +42,12 @@ PROD_APPROVER = Identity.user("paul@example.com", "Paul Prodowner")
 DEMO_SECONDS = {"Train": 1200, "Score": 600, "Cleanse": 600, "Build": 180, "Deploy_QA": 240}
 
 HISTORY_DAYS = 28
+# Where each model's release deploys (the deployTarget parameter, docs/pipelines.md).
+REAL_TIME = {"fraud-detector", "transaction-screening-rules"}
+
+
+def deploy_target(model: str) -> str:
+    return "aks" if model in REAL_TIME else "databricks-job"
 
 
 def pipeline_name(team: str, model: str, kind: str) -> str:
@@ -122,13 +128,17 @@ def seed(sim: SimulatorState, name: str = "demo") -> dict:
                         day + timedelta(days=1),
                         _queue,
                         pipes["release"],
-                        {"template_parameters": params, "decisions": decisions, **extra},
+                        {
+                            "template_parameters": {**params, "deployTarget": deploy_target(model)},
+                            "decisions": decisions,
+                            **extra,
+                        },
                     )
                 )
         # The present: releases waiting for approvals, a training running.
         for model, team, _kind in DEMO_MODELS:
             release = _find(sim, pipeline_name(team, model, "release"))
-            params = {"modelName": model, "modelVersion": "4"}
+            params = {"modelName": model, "modelVersion": "4", "deployTarget": deploy_target(model)}
             if model in ("fraud-detector", "credit-limit-rules"):
                 actions.append(
                     (end - timedelta(hours=3), _queue, release, {"template_parameters": params})
