@@ -2,8 +2,11 @@
 
 from __future__ import annotations
 
+import contextlib
 import os
+import platform
 import urllib.parse
+from pathlib import Path
 
 DEFAULT_SERVER_URL = "postgres://postgres@127.0.0.1:5432/test"
 # Databases a benchmark must never drop, whatever it is told.
@@ -60,3 +63,29 @@ def check(condition: bool, what) -> None:
 
 def load_average(values) -> str:
     return ", ".join(f"{v:.2f}" for v in values)
+
+
+def machine_facts(pg_version: str) -> dict:
+    """Facts about this machine for the report: CPU, memory, versions."""
+    memory_kb = 0
+    with contextlib.suppress(OSError, ValueError, IndexError):
+        for line in Path("/proc/meminfo").read_text().splitlines():
+            if line.startswith("MemTotal:"):
+                memory_kb = int(line.split()[1])
+    cpu = platform.processor() or ""
+    with contextlib.suppress(OSError):
+        for line in Path("/proc/cpuinfo").read_text().splitlines():
+            if line.startswith("model name"):
+                cpu = line.split(":", 1)[1].strip()
+                break
+    import django
+
+    return {
+        "nproc": os.cpu_count(),
+        "cpu": cpu,
+        "memory": f"{memory_kb / 1024 / 1024:.1f} GiB" if memory_kb else "unknown",
+        "os": f"{platform.system()} {platform.release()}",
+        "python": platform.python_version(),
+        "postgresql": pg_version,
+        "django": django.get_version(),
+    }

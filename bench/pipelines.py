@@ -33,7 +33,6 @@ import cProfile
 import datetime as dt
 import math
 import os
-import platform
 import pstats
 import resource
 import statistics
@@ -55,6 +54,7 @@ from bench.common import (  # noqa: E402 (after the path fix above)
     database_drop,
     database_recreate,
     load_average,
+    machine_facts,
 )
 
 MARK_START = "<!-- bench:pipelines:start -->"
@@ -406,31 +406,6 @@ def queue_new_runs(sim, plan: list[tuple[str, int]], at_once: bool = True) -> li
                 options["template_parameters"] = {"modelName": pipe.model, "modelVersion": "1"}
             queued.append(sim.queue_run(pipe, **options))
     return queued
-
-
-def machine_facts(pg_version: str) -> dict:
-    memory_kb = 0
-    with contextlib.suppress(OSError, ValueError, IndexError):
-        for line in Path("/proc/meminfo").read_text().splitlines():
-            if line.startswith("MemTotal:"):
-                memory_kb = int(line.split()[1])
-    cpu = platform.processor() or ""
-    with contextlib.suppress(OSError):
-        for line in Path("/proc/cpuinfo").read_text().splitlines():
-            if line.startswith("model name"):
-                cpu = line.split(":", 1)[1].strip()
-                break
-    import django
-
-    return {
-        "nproc": os.cpu_count(),
-        "cpu": cpu,
-        "memory": f"{memory_kb / 1024 / 1024:.1f} GiB" if memory_kb else "unknown",
-        "os": f"{platform.system()} {platform.release()}",
-        "python": platform.python_version(),
-        "postgresql": pg_version,
-        "django": django.get_version(),
-    }
 
 
 def main(argv=None) -> int:

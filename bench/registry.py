@@ -28,7 +28,6 @@ import contextlib
 import cProfile
 import datetime as dt
 import os
-import platform
 import pstats
 import resource
 import shutil
@@ -55,6 +54,7 @@ from bench.common import (  # noqa: E402 (after the path fix above)
     database_drop,
     database_recreate,
     load_average,
+    machine_facts,
 )
 
 MARK_START = "<!-- bench:registry:start -->"
@@ -319,31 +319,10 @@ def profile_page(client, path: str, stats_file: str) -> None:
     pstats.Stats(profiler).sort_stats("cumulative").print_stats(25)
 
 
-def machine_facts(pg_version: str) -> dict:
-    memory_kb = 0
-    with contextlib.suppress(OSError, ValueError, IndexError):
-        for line in Path("/proc/meminfo").read_text().splitlines():
-            if line.startswith("MemTotal:"):
-                memory_kb = int(line.split()[1])
-    cpu = platform.processor() or ""
-    with contextlib.suppress(OSError):
-        for line in Path("/proc/cpuinfo").read_text().splitlines():
-            if line.startswith("model name"):
-                cpu = line.split(":", 1)[1].strip()
-                break
-    import django
+def registry_machine_facts(pg_version: str) -> dict:
     import mlflow
 
-    return {
-        "nproc": os.cpu_count(),
-        "cpu": cpu,
-        "memory": f"{memory_kb / 1024 / 1024:.1f} GiB" if memory_kb else "unknown",
-        "os": f"{platform.system()} {platform.release()}",
-        "python": platform.python_version(),
-        "postgresql": pg_version,
-        "django": django.get_version(),
-        "mlflow": mlflow.__version__,
-    }
+    return {**machine_facts(pg_version), "mlflow": mlflow.__version__}
 
 
 def main(argv=None) -> int:
@@ -536,7 +515,7 @@ def main(argv=None) -> int:
         print(f"  MLflow search (REST): p50/p95 {percentiles(samples)}")
         results["latencies"] = latencies
         results["load_after_pages"] = os.getloadavg()
-        results["facts"] = machine_facts(pg_version)
+        results["facts"] = registry_machine_facts(pg_version)
         results["date"] = dt.datetime.now(tz=dt.UTC).strftime("%Y-%m-%d %H:%M UTC")
         report = render(results)
         print()
