@@ -32,6 +32,7 @@ from .models import (
     RunRequest,
     RunStage,
 )
+from .signals import hook_received
 
 logger = logging.getLogger(__name__)
 
@@ -583,7 +584,13 @@ def hook_delivery_accept(*, project: AdoProject, envelope: dict) -> HookOutcome:
             HookDelivery.objects.create(event_id=event_id, project=project, event_type=event_type)
     except IntegrityError:
         return HookOutcome("duplicate")
-    build_id = _hook_build_id(event_type, envelope.get("resource") or {})
+    resource = envelope.get("resource") or {}
+    transaction.on_commit(
+        lambda: hook_received.send_robust(
+            sender=AdoProject, project=project, event_type=event_type, resource=resource
+        )
+    )
+    build_id = _hook_build_id(event_type, resource)
     if build_id is not None:
         transaction.on_commit(lambda: refresh_run.delay(project.pk, build_id))
         return HookOutcome("queued", build_id)

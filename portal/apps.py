@@ -13,6 +13,12 @@ class PortalConfig(AppConfig):
 
         post_migrate.connect(services.role_groups_ensure_after_migrate, sender=self)
 
+        from django.contrib.auth.signals import user_logged_in
+
+        user_logged_in.connect(
+            services.session_authenticated_at_mark, weak=False, dispatch_uid="portal-auth-time"
+        )
+
 
 class PortalAdminConfig(AdminConfig):
     default_site = "portal.admin.PortalAdminSite"

@@ -65,3 +65,23 @@ def demo_users_ensure(*, passwords: dict[str, str] | None = None) -> list[DemoAc
         user.groups.add(*(groups[r] for r in role_names))
         accounts.append(DemoAccount(username, password, tuple(role_names), created))
     return accounts
+
+
+AUTHENTICATED_AT_SESSION_KEY = "portal_authenticated_at"
+
+
+def session_authenticated_at_mark(sender, request, user, **kwargs) -> None:
+    """Remember when this session last proved who it is (a PROD decision asks for a recent
+    one). Connected to ``user_logged_in``; a re-authentication refreshes it."""
+    if request is not None and hasattr(request, "session"):
+        from django.utils import timezone
+
+        request.session[AUTHENTICATED_AT_SESSION_KEY] = timezone.now().isoformat()
+
+
+def session_authenticated_at(request):
+    """When the session's user last signed in (None when unknown)."""
+    from django.utils.dateparse import parse_datetime
+
+    raw = getattr(request, "session", {}).get(AUTHENTICATED_AT_SESSION_KEY)
+    return parse_datetime(raw) if raw else None

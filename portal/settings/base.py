@@ -207,6 +207,21 @@ CELERY_WORKER_SEND_TASK_EVENTS = True
 CELERY_BROKER_CONNECTION_RETRY_ON_STARTUP = True
 CELERY_BEAT_SCHEDULER = "django_celery_beat.schedulers:DatabaseScheduler"
 CELERY_TIMEZONE = TIME_ZONE
+# Fixed schedules (the DatabaseScheduler copies them into django_celery_beat's tables).
+CELERY_BEAT_SCHEDULE = {
+    "approvals: sync pending approvals": {
+        "task": "approvals.sync_all_projects",
+        "schedule": env.int("APPROVALS_SYNC_INTERVAL_SECONDS", default=60),
+    },
+    "approvals: sweep the decision outbox": {
+        "task": "approvals.sweep_outbox",
+        "schedule": 30,
+    },
+    "approvals: warn about approvals about to expire": {
+        "task": "approvals.notify_expiring",
+        "schedule": 15 * 60,
+    },
+}
 
 # INTEGRATIONS (read by the clients of later features; unset means "not configured")
 # ------------------------------------------------------------------------------
@@ -231,6 +246,7 @@ PROMETHEUS_MULTIPROC_DIR = env("PROMETHEUS_MULTIPROC_DIR", default=str(VAR_DIR /
 PORTAL_SYNC_STATUS_PROVIDERS: list[str] = [
     "registry.selectors.sync_status_list",
     "pipelines.selectors.sync_status_list",
+    "approvals.selectors.sync_status_list",
 ]
 # A sync older than this is reported as stale by /readyz and the metrics.
 PORTAL_SYNC_STALE_AFTER_SECONDS = env.int("PORTAL_SYNC_STALE_AFTER_SECONDS", default=3600)
@@ -288,3 +304,31 @@ MLFLOW_WEBHOOK_TOLERANCE_SECONDS = env.int("MLFLOW_WEBHOOK_TOLERANCE_SECONDS", d
 REGISTRY_MODEL_PAGE_SECTIONS: list[str] = ["pipelines.sections.model_page"]
 REGISTRY_VERSION_PAGE_SECTIONS: list[str] = ["pipelines.sections.version_page"]
 REGISTRY_CATALOG_LIST_ANNOTATORS: list[str] = ["pipelines.sections.catalog_deployments"]
+
+# APPROVALS
+# ------------------------------------------------------------------------------
+# The public address of the portal, for links in e-mails and Teams messages.
+PORTAL_BASE_URL = env("PORTAL_BASE_URL", default="http://127.0.0.1:8000")
+# ADO does not say when an approval expires; its check's timeout does (ADO's default: 30 days).
+APPROVALS_TIMEOUT_MINUTES = env.int("APPROVALS_TIMEOUT_MINUTES", default=43200)
+APPROVALS_OVERDUE_HOURS = env.int("APPROVALS_OVERDUE_HOURS", default=24)
+APPROVALS_EXPIRY_WARNING_HOURS = env.int("APPROVALS_EXPIRY_WARNING_HOURS", default=24)
+# A PROD decision needs a sign-in at most this old.
+APPROVALS_PROD_REAUTH_MINUTES = env.int("APPROVALS_PROD_REAUTH_MINUTES", default=15)
+APPROVALS_COMMENT_MAX_LENGTH = 2000
+# Delivery: a deliverer holds a message this long (a killed worker lets go when it ends);
+# transient failures back off from BACKOFF up to BACKOFF_MAX (or ADO's Retry-After).
+APPROVALS_DELIVERY_CLAIM_SECONDS = env.int("APPROVALS_DELIVERY_CLAIM_SECONDS", default=120)
+APPROVALS_DELIVERY_BACKOFF_SECONDS = env.float("APPROVALS_DELIVERY_BACKOFF_SECONDS", default=2.0)
+APPROVALS_DELIVERY_BACKOFF_MAX_SECONDS = env.float(
+    "APPROVALS_DELIVERY_BACKOFF_MAX_SECONDS", default=300.0
+)
+APPROVALS_DELIVERY_CLIENT_RETRIES = env.int("APPROVALS_DELIVERY_CLIENT_RETRIES", default=1)
+# The sweep re-queues a message due for longer than this with no worker on it.
+APPROVALS_OUTBOX_STUCK_SECONDS = env.int("APPROVALS_OUTBOX_STUCK_SECONDS", default=60)
+# Notifications: e-mail to the assigned approvers (or the approver group); Teams optional.
+APPROVALS_NOTIFY = env.bool("APPROVALS_NOTIFY", default=True)
+APPROVALS_TEAMS_WEBHOOK_URL = env("APPROVALS_TEAMS_WEBHOOK_URL", default="")
+EMAIL_CONFIG = env.email_url("EMAIL_URL", default="consolemail://")
+vars().update(EMAIL_CONFIG)
+DEFAULT_FROM_EMAIL = env("DEFAULT_FROM_EMAIL", default="mlops-portal@localhost")

@@ -40,3 +40,4 @@ os.environ["PROMETHEUS_MULTIPROC_DIR"] = PROMETHEUS_MULTIPROC_DIR
 METRICS_TOKEN = "test-metrics-token"
 # The ADO simulator's default PAT, so a test's worker process can reach a simulator too.
 AZURE_DEVOPS_PAT = env("AZURE_DEVOPS_PAT", default="simulator-pat")
+EMAIL_BACKEND = "django.core.mail.backends.locmem.EmailBackend"

@@ -1,0 +1,7 @@
+"""Signals the pipelines app sends, so higher apps can react without importing upward."""
+
+from django.dispatch import Signal
+
+# Sent after commit when the ADO hook endpoint accepted a new (not duplicate) delivery:
+# kwargs project (AdoProject), event_type (str), resource (dict, untrusted: a trigger only).
+hook_received = Signal()
