@@ -1,1 +1,3 @@
-"""DRF API views under /api/v1/; each sets portal_access."""
+"""DRF API views under /api/v1/approvals/; each sets portal_access."""
+
+api_urlpatterns: list = []
