@@ -91,9 +91,14 @@ def wait_at(sim, run, stage: str) -> str:
 @pytest.fixture
 def waiting_qa(sim, project, ado_client, fraud, release):
     """A release of fraud-detector v2 waiting at QA, mirrored: the ApprovalRequest."""
-    run = sim.queue_run(release, template_parameters={"modelName": "fraud-detector",
-                                                      "modelVersion": "2",
-                                                      "deployTarget": "aks"})
+    run = sim.queue_run(
+        release,
+        template_parameters={
+            "modelName": "fraud-detector",
+            "modelVersion": "2",
+            "deployTarget": "aks",
+        },
+    )
     approval_id = wait_at(sim, run, "QA")
     mirror(project, ado_client)
     return ApprovalRequest.objects.get(ado_id=approval_id)

@@ -9,7 +9,9 @@ from tests.approvals.conftest import mirror, wait_at
 pytestmark = pytest.mark.django_db
 
 
-def test_decide_and_deliver_moves_the_run_on(sim, project, ado_client, fraud, waiting_qa, make_user):
+def test_decide_and_deliver_moves_the_run_on(
+    sim, project, ado_client, fraud, waiting_qa, make_user
+):
     approval = waiting_qa
     assert approval.environment == "QA"
     assert approval.model_version == fraud["v2"]
