@@ -171,6 +171,13 @@ SPECTACULAR_SETTINGS = {
     "SWAGGER_UI_FAVICON_HREF": "SIDECAR",
     "REDOC_DIST": "SIDECAR",
     "SCHEMA_PATH_PREFIX": "/api/v1",
+    # Choice sets that share a field name ("status", "state") get their own names.
+    "ENUM_NAME_OVERRIDES": {
+        "ApprovalStatusEnum": "approvals.models.ApprovalStatus",
+        "DecisionStatusEnum": "approvals.models.DecisionStatus",
+        "OutboxStateEnum": "approvals.models.OutboxState",
+        "RunStateEnum": "pipelines.models.RunState",
+    },
 }
 
 # CELERY: Redis when REDIS_URL is set; otherwise kombu's filesystem transport under var/
@@ -205,6 +212,9 @@ CELERY_WORKER_PREFETCH_MULTIPLIER = 1
 CELERY_WORKER_HIJACK_ROOT_LOGGER = False
 CELERY_WORKER_SEND_TASK_EVENTS = True
 CELERY_BROKER_CONNECTION_RETRY_ON_STARTUP = True
+# A task running when the broker connection drops is cancelled (and redelivered: acks_late)
+# rather than finishing unacknowledgeable; the outbox reads ADO first, so a rerun is safe.
+CELERY_WORKER_CANCEL_LONG_RUNNING_TASKS_ON_CONNECTION_LOSS = True
 CELERY_BEAT_SCHEDULER = "django_celery_beat.schedulers:DatabaseScheduler"
 CELERY_TIMEZONE = TIME_ZONE
 # Fixed schedules (the DatabaseScheduler copies them into django_celery_beat's tables).
