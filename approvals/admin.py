@@ -1,3 +1,163 @@
-"""Django admin registrations for operators."""
+"""Django admin registrations for operators.
 
-from django.contrib import admin  # noqa: F401
+Everything here is a mirror of ADO or a record of what happened, so it is read-only: approval
+requests come from the sync, decisions and their outbox messages from approvers, and the audit
+trail is append-only (no add, change or delete, even for a superuser). The one action is
+"Retry delivery" on failed outbox messages, which goes through ``services.outbox_retry``
+(audited) like the retry button of the pages.
+"""
+
+from django.contrib import admin, messages
+from django.utils.text import Truncator
+
+from pipelines.admin import ReadOnlyAdmin
+
+from . import services
+from .models import (
+    ApprovalRequest,
+    ApprovalSync,
+    AuditEvent,
+    Decision,
+    Notification,
+    OutboxMessage,
+    OutboxState,
+)
+
+
+def _short(text: str, length: int = 80) -> str:
+    return Truncator(text).chars(length)
+
+
+@admin.register(ApprovalRequest)
+class ApprovalRequestAdmin(ReadOnlyAdmin):
+    list_display = [
+        "__str__",
+        "environment",
+        "status",
+        "ado_status",
+        "model_version",
+        "requested_by",
+        "created_on",
+        "decided_by",
+        "decided_in",
+        "decided_at",
+    ]
+    list_filter = ["environment", "status", "ado_status", "decided_in", "project"]
+    list_select_related = ["catalog_model", "model_version__registered_model__source"]
+    search_fields = [
+        "ado_id",
+        "catalog_model__name",
+        "pipeline_name",
+        "run_name",
+        "requested_by",
+        "decided_by",
+    ]
+    date_hierarchy = "created_on"
+    show_full_result_count = False
+
+
+@admin.register(Decision)
+class DecisionAdmin(ReadOnlyAdmin):
+    list_display = ["created_at", "approval", "user_name", "status", "via", "delivery_state"]
+    list_filter = ["status", "via", "approval__environment"]
+    list_select_related = ["approval__catalog_model", "outbox"]
+    search_fields = ["user_name", "comment", "approval__catalog_model__name", "request_id"]
+    date_hierarchy = "created_at"
+
+    @admin.display(description="delivery")
+    def delivery_state(self, decision):
+        try:
+            return decision.outbox.get_state_display()
+        except OutboxMessage.DoesNotExist:
+            return "—"
+
+
+@admin.register(OutboxMessage)
+class OutboxMessageAdmin(ReadOnlyAdmin):
+    list_display = [
+        "pk",
+        "decision",
+        "state",
+        "attempts",
+        "created_at",
+        "next_attempt_at",
+        "delivered_at",
+        "short_error",
+    ]
+    list_filter = ["state", "approval__environment"]
+    list_select_related = ["decision__approval__catalog_model"]
+    search_fields = ["decision__user_name", "approval__ado_id", "last_error"]
+    actions = ["retry_delivery"]
+
+    @admin.display(description="last error")
+    def short_error(self, message):
+        return _short(message.last_error)
+
+    @admin.action(description="Retry delivery (failed ones only)")
+    def retry_delivery(self, request, queryset):
+        """Back to the queue, one message at a time, each audited; the others are named."""
+        for message in queryset.order_by("pk"):
+            if message.state != OutboxState.FAILED:
+                self.message_user(
+                    request,
+                    f"Outbox message #{message.pk} was not retried: only a failed delivery "
+                    f"can be, and it is {message.get_state_display().lower()}.",
+                    messages.WARNING,
+                )
+                continue
+            try:
+                services.outbox_retry(message_id=message.pk, user=request.user)
+            except services.DecisionRefused as refusal:  # it changed meanwhile
+                self.message_user(
+                    request, f"Outbox message #{message.pk}: {refusal.message}", messages.WARNING
+                )
+                continue
+            self.message_user(
+                request,
+                f"Outbox message #{message.pk} is queued for delivery again.",
+                messages.SUCCESS,
+            )
+
+
+@admin.register(AuditEvent)
+class AuditEventAdmin(ReadOnlyAdmin):
+    """Append-only: no add, change or delete permission, whoever asks (superusers too), so
+    no form, no save and no delete action; the database refuses UPDATE and DELETE as well."""
+
+    list_display = ["at", "action", "actor_name", "environment", "model_name", "short_message"]
+    list_filter = ["action", "environment"]
+    search_fields = ["actor_name", "model_name", "message", "request_id"]
+    date_hierarchy = "at"
+    show_full_result_count = False
+
+    @admin.display(description="message")
+    def short_message(self, event):
+        return _short(event.message, 120)
+
+
+@admin.register(Notification)
+class NotificationAdmin(ReadOnlyAdmin):
+    list_display = ["created_at", "approval", "kind", "channel", "sent_at", "short_error"]
+    list_filter = ["kind", "channel"]
+    list_select_related = ["approval__catalog_model"]
+    search_fields = ["approval__catalog_model__name", "error"]
+
+    @admin.display(description="error")
+    def short_error(self, note):
+        return _short(note.error)
+
+
+@admin.register(ApprovalSync)
+class ApprovalSyncAdmin(ReadOnlyAdmin):
+    list_display = [
+        "project",
+        "last_succeeded_at",
+        "last_error_at",
+        "short_error",
+        "last_started_at",
+    ]
+    list_select_related = ["project"]
+
+    @admin.display(description="last error")
+    def short_error(self, state):
+        return _short(state.last_error)

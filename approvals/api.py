@@ -1,3 +1,337 @@
-"""DRF API views under /api/v1/approvals/; each sets portal_access."""
+"""DRF API views under /api/v1/approvals/; each sets portal_access.
 
-api_urlpatterns: list = []
+Reads go through approvals.selectors with the inbox page's filters; a decision goes through
+``services.approval_decide``, the very function the page calls, so the API enforces exactly
+what the page enforces. A refusal answers ``{"detail", "code"}`` with the service's status:
+400 bad input, 403 a rule says no, 409 already decided or expired, 401 sign in again (PROD).
+"""
+
+from __future__ import annotations
+
+from urllib.parse import urlencode
+
+from django.http import Http404
+from django.urls import path, reverse
+from drf_spectacular.types import OpenApiTypes
+from drf_spectacular.utils import OpenApiParameter, OpenApiResponse, extend_schema
+from rest_framework import exceptions, generics
+from rest_framework.pagination import PageNumberPagination
+from rest_framework.response import Response
+from rest_framework.views import APIView
+
+from pipelines.models import Environment
+from portal.access import roles
+from portal.request_context import get_request_id
+from portal.roles import Role, user_has_role
+from portal.services import session_authenticated_at
+
+from . import selectors, services
+from .models import ApprovalRequest, AuditAction, AuditEvent, OutboxMessage
+from .serializers import (
+    ApprovalDetailSerializer,
+    ApprovalFilterSerializer,
+    ApprovalListSerializer,
+    ApprovalsErrorSerializer,
+    AuditEventSerializer,
+    AuditFilterSerializer,
+    DecisionInputSerializer,
+    DecisionSerializer,
+    OutboxMessageSerializer,
+    approval_page_url,
+    errors_text,
+    evidence_data,
+)
+
+# The same roles as the pages (approvals.views): approvers, managers, admins and data
+# scientists (who follow their versions' approvals) read approvals; the audit trail is for
+# approvers, managers and admins; only approvers decide; only admins retry a delivery.
+READERS = roles(Role.APPROVER, Role.MANAGER, Role.ADMIN, Role.DATA_SCIENTIST)
+AUDIT_READERS = roles(Role.APPROVER, Role.MANAGER, Role.ADMIN)
+DECIDERS = roles(Role.APPROVER)
+OPERATORS = roles(Role.ADMIN)
+
+NOT_AN_APPROVER = "Only people with the approver role can decide."
+
+
+class BadRequest(exceptions.APIException):
+    status_code = 400
+    default_detail = "Bad request."
+    default_code = "bad_request"
+
+
+class ApprovalsPagination(PageNumberPagination):
+    page_size = 50
+    page_size_query_param = "page_size"
+    max_page_size = 200
+
+
+def _validated_filters(serializer_class, query_params):
+    serializer = serializer_class(data=query_params)
+    if not serializer.is_valid():
+        errors = {name: [str(e) for e in errs] for name, errs in serializer.errors.items()}
+        raise BadRequest({"detail": errors_text(errors), "errors": errors})
+    return serializer.filters()
+
+
+def _error(status: int, detail: str, code: str, **extra) -> Response:
+    return Response(
+        {"detail": detail, "code": code, **extra, "request_id": get_request_id()}, status=status
+    )
+
+
+def reauthenticate_url(approval_id: int) -> str:
+    """Where to sign in again and come back to the approval's page."""
+    return f"{reverse('reauthenticate')}?{urlencode({'next': approval_page_url(approval_id)})}"
+
+
+ERROR = ApprovalsErrorSerializer
+ERRORS = {
+    400: OpenApiResponse(ERROR, description="Bad input (the message says what)."),
+    401: OpenApiResponse(
+        ERROR, description="A PROD decision needs a recent sign-in: go to reauthenticate_url."
+    ),
+    403: OpenApiResponse(
+        ERROR,
+        description="Not signed in, no CSRF token, or a rule refuses you (the message says "
+        "which: not an approver, not assigned, separation of duties, QA first...).",
+    ),
+    404: OpenApiResponse(ERROR, description="No such approval."),
+    409: OpenApiResponse(ERROR, description="Already decided, or expired."),
+}
+# drf-spectacular names a "pk" path parameter "id"; these describe it.
+APPROVAL_ID = OpenApiParameter(
+    "id", OpenApiTypes.INT, OpenApiParameter.PATH, description="The approval's id in the portal."
+)
+OUTBOX_ID = OpenApiParameter(
+    "id", OpenApiTypes.INT, OpenApiParameter.PATH, description="The outbox message's id."
+)
+APPROVAL_FILTERS = [
+    OpenApiParameter(
+        "tab",
+        OpenApiTypes.STR,
+        enum=list(selectors.TABS),
+        description="pending (open, oldest first; the default) or decided (newest first).",
+    ),
+    OpenApiParameter("environment", OpenApiTypes.STR, enum=list(Environment.values)),
+    OpenApiParameter("model", OpenApiTypes.STR, description="Catalog model name (exact)."),
+    OpenApiParameter("team", OpenApiTypes.STR, description="The model's owning team."),
+    OpenApiParameter("overdue", OpenApiTypes.BOOL, description="Only open ones waiting too long."),
+    OpenApiParameter(
+        "older_than",
+        OpenApiTypes.STR,
+        enum=list(selectors.AGE_CHOICES),
+        description="Opened longer ago than this.",
+    ),
+    OpenApiParameter(
+        "status",
+        OpenApiTypes.STR,
+        description="decided tab: approved, rejected, canceled, timedOut, skipped...",
+    ),
+    OpenApiParameter(
+        "q", OpenApiTypes.STR, description="Search model, pipeline, run and requester."
+    ),
+    OpenApiParameter(
+        "sort",
+        OpenApiTypes.STR,
+        enum=list(selectors.SORTS),
+        description="Default: waiting (pending tab), decided (decided tab).",
+    ),
+]
+AUDIT_FILTERS = [
+    OpenApiParameter("action", OpenApiTypes.STR, enum=list(AuditAction.values)),
+    OpenApiParameter("actor", OpenApiTypes.STR, description="Part of who acted."),
+    OpenApiParameter("environment", OpenApiTypes.STR, enum=list(Environment.values)),
+    OpenApiParameter("model", OpenApiTypes.STR, description="Model name (exact)."),
+    OpenApiParameter("approval", OpenApiTypes.INT, description="One approval's trail."),
+    OpenApiParameter("since", OpenApiTypes.DATETIME, description="At or after (ISO 8601)."),
+    OpenApiParameter("until", OpenApiTypes.DATETIME, description="Before (ISO 8601)."),
+]
+
+
+class ApprovalListApi(generics.ListAPIView):
+    """Approval requests, pending first (or the decided history), with the inbox's filters."""
+
+    portal_access = READERS
+    serializer_class = ApprovalListSerializer
+    pagination_class = ApprovalsPagination
+    queryset = ApprovalRequest.objects.none()  # for the schema; get_queryset builds the real one
+
+    def get_queryset(self):
+        filters = _validated_filters(ApprovalFilterSerializer, self.request.query_params)
+        return selectors.approval_list(filters=filters)
+
+    @extend_schema(
+        operation_id="approvals_list",
+        parameters=APPROVAL_FILTERS,
+        responses={200: ApprovalListSerializer(many=True), 400: ERRORS[400]},
+    )
+    def get(self, request, *args, **kwargs):
+        return super().get(request, *args, **kwargs)
+
+
+class ApprovalDetailApi(APIView):
+    """One approval: the evidence (metrics against the champion, QA outcome for PROD), the
+    run's stages, ADO's steps, the portal's decisions with their delivery state, the rules
+    that apply to the caller, and the audit trail."""
+
+    portal_access = READERS
+
+    @extend_schema(
+        operation_id="approvals_retrieve",
+        parameters=[APPROVAL_ID],
+        responses={200: ApprovalDetailSerializer, 404: ERRORS[404]},
+    )
+    def get(self, request, pk):
+        try:
+            approval = selectors.approval_get(pk=pk)
+        except ApprovalRequest.DoesNotExist:
+            raise Http404 from None
+        evidence = selectors.approval_evidence(approval)
+        qa_ok = approval.is_prod and services.qa_succeeded(approval)
+        context = {
+            "evidence": evidence_data(approval, evidence, qa_ok),
+            "stages": selectors.approval_stages(approval),
+            "decisions": selectors.approval_decisions(approval),
+            "rules": services.decision_rules(
+                approval=approval,
+                user=request.user,
+                authenticated_at=session_authenticated_at(request),
+            ),
+            "audit": selectors.approval_audit(approval),
+        }
+        return Response(ApprovalDetailSerializer(approval, context=context).data)
+
+
+class ApprovalDecisionApi(APIView):
+    """Approve, or reject with a comment. The same rules as the page, by the same service:
+    the decision, its outbox message and its audit row are written together, then delivered
+    to ADO by a worker; the answer shows its delivery state."""
+
+    portal_access = DECIDERS
+
+    def permission_denied(self, request, message=None, code=None):
+        """A signed-in non-approver is told why, in the service's words, and audited."""
+        user = request.user
+        if user.is_authenticated and not user_has_role(user, Role.APPROVER):
+            approval_id = self.kwargs.get("pk")
+            services.audit_record(
+                action=AuditAction.DECISION_REFUSED,
+                actor=user,
+                approval=ApprovalRequest.objects.filter(pk=approval_id)
+                .select_related("catalog_model")
+                .first(),
+                message=f"Refused a decision: {NOT_AN_APPROVER}",
+                detail={"code": "not_an_approver", "via": "api"},
+            )
+            raise exceptions.PermissionDenied(
+                {"detail": NOT_AN_APPROVER, "code": "not_an_approver"}
+            )
+        super().permission_denied(request, message=message, code=code)
+
+    @extend_schema(
+        operation_id="approvals_decision_create",
+        parameters=[APPROVAL_ID],
+        request=DecisionInputSerializer,
+        responses={
+            201: DecisionSerializer,
+            400: ERRORS[400],
+            401: ERRORS[401],
+            403: ERRORS[403],
+            404: ERRORS[404],
+            409: ERRORS[409],
+        },
+    )
+    def post(self, request, pk):
+        try:
+            data = request.data
+        except exceptions.ParseError as exc:
+            return _error(400, f"The body could not be read: {exc.detail}", "bad_request")
+        if not hasattr(data, "get"):
+            return _error(
+                400,
+                'Send a JSON object: {"status": "approved" or "rejected", "comment": "..."}.',
+                "bad_request",
+            )
+        status, comment = data.get("status", ""), data.get("comment", "")
+        if comment is None:
+            comment = ""
+        if not isinstance(status, str) or not isinstance(comment, str):
+            return _error(400, "status and comment must be strings.", "bad_request")
+        if not ApprovalRequest.objects.filter(pk=pk).exists():
+            raise Http404
+        try:
+            decision = services.approval_decide(
+                approval_id=pk,
+                user=request.user,
+                status=status,
+                comment=comment,
+                authenticated_at=session_authenticated_at(request),
+                via="api",
+            )
+        except ApprovalRequest.DoesNotExist:
+            raise Http404 from None
+        except services.ReauthenticationRequired as refusal:
+            return _error(
+                refusal.http_status,
+                refusal.message,
+                refusal.code,
+                reauthenticate_url=reauthenticate_url(pk),
+            )
+        except services.DecisionRefused as refusal:
+            return _error(refusal.http_status, refusal.message, refusal.code)
+        return Response(DecisionSerializer(decision).data, status=201)
+
+
+class AuditEventListApi(generics.ListAPIView):
+    """The approvals audit trail, newest first (read-only: it is append-only)."""
+
+    portal_access = AUDIT_READERS
+    serializer_class = AuditEventSerializer
+    pagination_class = ApprovalsPagination
+    queryset = AuditEvent.objects.none()  # for the schema; get_queryset builds the real one
+
+    def get_queryset(self):
+        filters = _validated_filters(AuditFilterSerializer, self.request.query_params)
+        return selectors.audit_list(filters=filters)
+
+    @extend_schema(
+        operation_id="approvals_audit_list",
+        parameters=AUDIT_FILTERS,
+        responses={200: AuditEventSerializer(many=True), 400: ERRORS[400]},
+    )
+    def get(self, request, *args, **kwargs):
+        return super().get(request, *args, **kwargs)
+
+
+class OutboxRetryApi(APIView):
+    """An operator sends a failed delivery back to the queue (audited)."""
+
+    portal_access = OPERATORS
+
+    @extend_schema(
+        operation_id="approvals_outbox_retry",
+        parameters=[OUTBOX_ID],
+        request=None,
+        responses={
+            200: OutboxMessageSerializer,
+            404: OpenApiResponse(ERROR, description="No such outbox message."),
+            409: OpenApiResponse(ERROR, description="Only a failed delivery can be retried."),
+        },
+    )
+    def post(self, request, pk):
+        try:
+            message = services.outbox_retry(message_id=pk, user=request.user)
+        except OutboxMessage.DoesNotExist:
+            raise Http404 from None
+        except services.DecisionRefused as refusal:
+            return _error(refusal.http_status, refusal.message, refusal.code)
+        return Response(OutboxMessageSerializer(message).data)
+
+
+api_urlpatterns: list = [
+    path("", ApprovalListApi.as_view(), name="approval-list"),
+    path("<int:pk>/", ApprovalDetailApi.as_view(), name="approval-detail"),
+    path("<int:pk>/decision", ApprovalDecisionApi.as_view(), name="approval-decision"),
+    path("audit/", AuditEventListApi.as_view(), name="audit-list"),
+    path("outbox/<int:pk>/retry", OutboxRetryApi.as_view(), name="outbox-retry"),
+]

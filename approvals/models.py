@@ -24,10 +24,11 @@ class ApprovalStatus(models.TextChoices):
     SKIPPED = "skipped", "Skipped"
     FAILED = "failed", "Failed"
     COMPLETED = "completed", "Completed"
-    UNDEFINED = "undefined", "Unknown"
+    DEFERRED = "deferred", "Deferred"  # api-version 7.2: postponed by an approver
+    UNDEFINED = "undefined", "Unknown or gone from ADO"
 
 
-OPEN_STATUSES = (ApprovalStatus.PENDING, ApprovalStatus.UNINITIATED)
+OPEN_STATUSES = (ApprovalStatus.PENDING, ApprovalStatus.UNINITIATED, ApprovalStatus.DEFERRED)
 
 
 class DecidedIn(models.TextChoices):
@@ -173,7 +174,6 @@ class OutboxState(models.TextChoices):
     DELIVERED = "delivered", "Delivered to ADO"
     ALREADY_DECIDED = "already_decided", "Already decided in ADO"
     FAILED = "failed", "Failed"
-    NEEDS_SIGNIN = "needs_signin", "Needs your sign-in"
 
 
 OUTBOX_FINAL_STATES = (OutboxState.DELIVERED, OutboxState.ALREADY_DECIDED)
@@ -226,9 +226,6 @@ class AuditAction(models.TextChoices):
     DELIVERY_FAILED = "delivery.failed", "Delivery failed"
     DELIVERY_RETRY_REQUESTED = "delivery.retry_requested", "Retry requested"
     NOTIFICATION_SENT = "notification.sent", "Notification sent"
-    SIGN_IN = "auth.sign_in", "Signed in"
-    SIGN_OUT = "auth.sign_out", "Signed out"
-    SIGN_IN_DENIED = "auth.denied", "Sign-in denied"
 
 
 class AuditEventQuerySet(models.QuerySet):

@@ -6,7 +6,7 @@ from dataclasses import dataclass, field
 from datetime import datetime, timedelta
 
 from django.conf import settings
-from django.db.models import Count, Exists, OuterRef, Q, QuerySet
+from django.db.models import Case, Count, Exists, F, OuterRef, Q, QuerySet, When
 from django.utils import timezone
 
 from pipelines.models import Environment, PipelineKind, PipelineRun, RunStage
@@ -88,7 +88,10 @@ def overdue_cutoff() -> datetime:
 
 def _base() -> QuerySet[ApprovalRequest]:
     return ApprovalRequest.objects.select_related(
-        "catalog_model", "model_version__registered_model", "run__pipeline", "project"
+        "catalog_model",
+        "model_version__registered_model__source",
+        "run__pipeline",
+        "project",
     ).annotate(
         approvals_so_far=Count("decisions", filter=Q(decisions__status=DecisionStatus.APPROVED))
     )
@@ -290,7 +293,12 @@ def approval_evidence(approval: ApprovalRequest) -> Evidence:
             qa = qa.filter(run_id=approval.run_id)
         else:
             qa = qa.none()
-        evidence.qa_stage = qa.order_by("-finished_at", "-pk").first()
+        # A QA stage that succeeded beats a newer one still waiting or one that failed.
+        evidence.qa_stage = qa.order_by(
+            Case(When(result="succeeded", then=0), default=1),
+            F("finished_at").desc(nulls_last=True),
+            "-pk",
+        ).first()
         qa_approvals = ApprovalRequest.objects.filter(environment=Environment.QA)
         if challenger is not None:
             qa_approvals = qa_approvals.filter(model_version=challenger)
@@ -380,7 +388,7 @@ def decided_by(user, limit: int = 8) -> list[Decision]:
 def delivery_problems(user=None, limit: int = 20) -> list[OutboxMessage]:
     """Failed deliveries (and ones still retrying after an error): one user's, or all."""
     qs = OutboxMessage.objects.filter(
-        Q(state__in=(OutboxState.FAILED, OutboxState.NEEDS_SIGNIN))
+        Q(state=OutboxState.FAILED)
         | Q(state=OutboxState.QUEUED, attempts__gt=0)
         | Q(state=OutboxState.ALREADY_DECIDED)
     )

@@ -16,6 +16,7 @@ from dataclasses import dataclass, field
 from datetime import datetime, timedelta
 
 from django.conf import settings
+from django.core.exceptions import ImproperlyConfigured
 from django.db import IntegrityError, transaction
 from django.db.models import Q
 from django.utils import timezone
@@ -138,6 +139,7 @@ def project_approvals_sync(
     """Poll ADO's pending approvals (``state=pending&$expand=steps``), then re-read the ones
     the portal still holds open that ADO no longer lists, to learn how they ended."""
     result = SyncResult(project=project.name, mode="poll")
+    started_at = timezone.now()
     client = client or ado.sync_client(project)
     try:
         pending = list(client.list_approvals(state="pending", expand_steps=True))
@@ -153,21 +155,74 @@ def project_approvals_sync(
         for data in pending + ended:
             if data.get("id"):
                 _apply_counted(project, data, client, result)
+        returned = {str(a.get("id", "")).lower() for a in ended}
+        for ado_id in held_open:
+            if ado_id.lower() not in returned:
+                _gone_unless_found(project, ado_id, client, result)
+        ApprovalRequest.objects.filter(project=project, ado_id__in=seen | returned).update(
+            last_synced_at=timezone.now()
+        )
     except ado.AdoError as exc:
         result.error = f"{exc.status or ''} {exc}".strip()[:2000]
         logger.warning("approvals sync of %s failed: %s", project.name, result.error)
     now = timezone.now()
     if result.error:
         ApprovalSync.objects.update_or_create(
-            project=project, defaults={"last_error_at": now, "last_error": result.error}
+            project=project,
+            defaults={
+                "last_started_at": started_at,
+                "last_error_at": now,
+                "last_error": result.error,
+            },
         )
     else:
         ApprovalSync.objects.update_or_create(
             project=project,
-            defaults={"last_succeeded_at": now, "last_stats": result.as_dict()},
+            defaults={
+                "last_started_at": started_at,
+                "last_succeeded_at": now,
+                "last_stats": result.as_dict(),
+            },
         )
     _notify_new(result)
     return result
+
+
+def _gone_unless_found(project, ado_id: str, client, result: SyncResult) -> None:
+    """ADO no longer lists an approval the portal holds open: ask for it by id, and if ADO
+    answers 404 (its run was deleted), close it here as gone, so it does not wait forever."""
+    try:
+        data = client.get_approval(ado_id, expand_steps=True)
+    except ado.AdoNotFound:
+        approval_gone(project=project, ado_id=ado_id)
+        result.closed_in_ado += 1
+        return
+    _apply_counted(project, data, client, result)
+
+
+def approval_gone(*, project: AdoProject, ado_id: str) -> None:
+    with transaction.atomic():
+        request = (
+            ApprovalRequest.objects.select_for_update(of=("self",))
+            .filter(project=project, ado_id=ado_id)
+            .first()
+        )
+        if request is None or request.ado_status not in OPEN_STATUSES:
+            return
+        request.ado_status = ApprovalStatus.UNDEFINED
+        if request.status in OPEN_STATUSES:
+            request.status = ApprovalStatus.UNDEFINED
+            request.decided_at = timezone.now()
+            request.decided_in = DecidedIn.ADO
+        request.save()
+        audit_record(
+            action=AuditAction.APPROVAL_CHANGED_IN_ADO,
+            actor_name=SYSTEM_ACTOR,
+            approval=request,
+            message="Azure DevOps no longer has this approval (404): its run was deleted or "
+            "moved; nothing is left to decide.",
+            detail={"ado_status": "gone"},
+        )
 
 
 def approval_refresh(
@@ -196,7 +251,7 @@ def _notify_new(result: SyncResult) -> None:
 
 
 def _apply_counted(project, data: dict, client, result: SyncResult) -> None:
-    outcome = approval_apply(project=project, data=data, client=client)
+    outcome = approval_apply(project=project, data=data, client=client, result=result)
     if outcome == "created":
         result.created += 1
     elif outcome == "unchanged":
@@ -251,7 +306,7 @@ def _steps(data: dict) -> list[dict]:
     return steps
 
 
-def _link(project, build_id: int | None, approval_id: str, client) -> tuple:
+def _link(project, build_id: int | None, approval_id: str, client, result=None) -> tuple:
     """(run, stage) of an approval: the run from ``pipeline.owner.id``, the stage from the
     run's timeline (the stage whose checkpoint holds this approval). Re-reads the run once
     when the mirror does not know it yet."""
@@ -278,10 +333,14 @@ def _link(project, build_id: int | None, approval_id: str, client) -> tuple:
         from pipelines.services import run_refresh
 
         run_refresh(project=project, build_id=build_id, client=client)
+        if result is not None:
+            result.linked_runs_refreshed += 1
     return None, None
 
 
-def approval_apply(*, project: AdoProject, data: dict, client=None) -> str:
+def approval_apply(
+    *, project: AdoProject, data: dict, client=None, result: SyncResult | None = None
+) -> str:
     """Upsert one approval from ADO's JSON; return created | updated | closed | unchanged.
 
     A decision made in the portal keeps the request closed while ADO still says pending (it
@@ -293,10 +352,14 @@ def approval_apply(*, project: AdoProject, data: dict, client=None) -> str:
         build_id = int(owner.get("id")) if owner.get("id") is not None else None
     except (TypeError, ValueError):
         build_id = None
-    existing = ApprovalRequest.objects.filter(project=project, ado_id=approval_id).first()
+    existing = (
+        ApprovalRequest.objects.filter(project=project, ado_id=approval_id)
+        .select_related("run__pipeline__catalog_model", "run__model_version", "stage")
+        .first()
+    )
     needs_link = existing is None or existing.run_id is None or existing.stage_id is None
     run, stage = (
-        _link(project, build_id, approval_id, client)
+        _link(project, build_id, approval_id, client, result)
         if needs_link
         else (existing.run, existing.stage)
     )
@@ -337,6 +400,10 @@ def approval_apply(*, project: AdoProject, data: dict, client=None) -> str:
         )
     if stage is not None:
         values.update(stage=stage, stage_name=stage.name[:300], environment=stage.environment)
+    if existing is not None and not any(
+        _differs(getattr(existing, k), v) for k, v in values.items()
+    ):
+        return "unchanged"  # the common case of a poll: one query, no lock, no write
 
     with transaction.atomic():
         request = (
@@ -370,6 +437,11 @@ def approval_apply(*, project: AdoProject, data: dict, client=None) -> str:
             )
             return "created"
 
+        if ado_status in OPEN_STATUSES and request.ado_status not in OPEN_STATUSES:
+            # ADO never reopens an approval: this JSON was read before it closed (a replayed
+            # hook, a poll racing a hook). Applying it would regress what ADO said, and the
+            # next read would record ADO's decision a second time.
+            return "unchanged"
         changed = [k for k, v in values.items() if _differs(getattr(request, k), v)]
         for key in changed:
             setattr(request, key, values[key])
@@ -412,7 +484,12 @@ def _ado_closed(request: ApprovalRequest, steps: list[dict], ado_status: str) ->
     """ADO closed the approval. If the portal decided the same way, that is ADO confirming
     it; otherwise ADO (a person there, a timeout, a cancel) decided, and the page says so."""
     portal_decided = request.decided_in == DecidedIn.PORTAL
-    if portal_decided and request.status == ado_status:
+    # Confirmed only if a step that decided it carries the portal's mark: the same outcome
+    # from someone else in ADO (before our PATCH arrived) is ADO's decision, not ours.
+    ours = any(
+        s.get("status") == ado_status and PORTAL_MARK in (s.get("comment") or "") for s in steps
+    )
+    if portal_decided and request.status == ado_status and ours:
         audit_record(
             action=AuditAction.APPROVAL_CONFIRMED,
             actor_name=SYSTEM_ACTOR,
@@ -517,6 +594,18 @@ def decision_rules(
             )
         )
         return rules
+    others = [d for d in approval.decisions.all() if d.user_id != user.pk]
+    if others and delivers_with_portal_identity():
+        rules.append(
+            Rule(
+                "one_identity",
+                False,
+                f"{others[0].user_name} already decided here, and the portal sends decisions "
+                "to Azure DevOps under its own identity, which ADO counts once per approval: "
+                "give the other approvals in Azure DevOps itself.",
+            )
+        )
+        return rules
 
     identities = user_identities(user)
     blocked = [
@@ -607,6 +696,14 @@ def decision_rules(
     return rules
 
 
+def delivers_with_portal_identity() -> bool:
+    """True while decisions reach ADO with the portal's own credentials (PAT or service
+    principal): ADO then lets that one identity act once per approval, so a check needing
+    several approvers cannot collect them through the portal without failing the second
+    delivery. Per-user delegated tokens (Entra sign-in) lift this."""
+    return True
+
+
 def _signed_in_recently(authenticated_at: datetime | None) -> bool:
     if authenticated_at is None:
         return False
@@ -668,6 +765,7 @@ def approval_decide(
                     conflict = rule.code in (
                         "already_decided",
                         "already_decided_by_you",
+                        "one_identity",
                         "expired",
                     )
                     raise DecisionRefused(
@@ -754,9 +852,13 @@ def _refusal_audit(approval_id, user, status, refusal: DecisionRefused, via: str
 
 
 def _enqueue(task, *args) -> bool:
-    """Publish a task; if the broker is down, say so and let the sweep pick it up later."""
+    """Publish a task; if the broker is down, say so and let the sweep pick it up later.
+
+    ``ignore_result``: nobody reads these results (the outbox row is the record), and with a
+    result backend on a Redis that is down, subscribing to the result retries for 20 s in
+    the request that made the decision before failing."""
     try:
-        task.apply_async(args=args, retry=False)
+        task.apply_async(args=args, retry=False, ignore_result=True)
         return True
     except Exception as exc:  # broker down: the message waits in the database
         logger.warning("could not queue %s%r (%s); the outbox sweep will", task.name, args, exc)
@@ -828,7 +930,10 @@ def outbox_deliver(*, message_id: int, client: ado.AdoClient | None = None) -> D
             return DeliveryOutcome("busy", retry_in=busy_for)
         return DeliveryOutcome("missing")
     approval = message.approval
-    client = client or ado.delivery_client(approval.project)
+    try:
+        client = client or ado.delivery_client(approval.project)
+    except ImproperlyConfigured as exc:  # no credentials: visible, not a silent loop
+        return _failed(message, f"The portal has no ADO credentials: {exc}")
     sent = False
     try:
         current = client.get_approval(approval.ado_id, expand_steps=True)
@@ -979,6 +1084,10 @@ def outbox_sweep() -> list[int]:
 
 def outbox_retry(*, message_id: int, user) -> OutboxMessage:
     """An admin's retry of a failed delivery: back to the queue, audited."""
+    if Role.ADMIN not in user_roles(user):  # the page, the API and the admin agree
+        raise DecisionRefused(
+            "not_an_admin", "Only an admin can retry a failed delivery.", http_status=403
+        )
     with transaction.atomic():
         message = (
             OutboxMessage.objects.select_for_update(of=("self",))

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import time
 import uuid
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from datetime import datetime
 
 from django.conf import settings
@@ -142,12 +142,21 @@ class HomeCard:
     title: str
     empty_text: str
     items: tuple = ()
+    # Figures a card shows beside its items (e.g. the outbox backlog); empty for most cards.
+    summary: dict = field(default_factory=dict)
+    link: str = ""  # "see all" page
 
 
-def home_cards(held_roles: frozenset[str]) -> list[HomeCard]:
-    """Return the cards for every role the user holds, in the order of the roles."""
+def home_cards(held_roles: frozenset[str], user=None) -> list[HomeCard]:
+    """Return the cards for every role the user holds, in the order of the roles; ``user``
+    fills the personal ones (what waits for this approver, what they decided)."""
+    from django.urls import reverse
+
+    from approvals import selectors as approvals
+
     from .roles import Role
 
+    inbox = reverse("approvals:inbox")
     cards: list[HomeCard] = []
     if Role.APPROVER in held_roles:
         cards += [
@@ -157,6 +166,8 @@ def home_cards(held_roles: frozenset[str]) -> list[HomeCard]:
                 "Waiting for you",
                 "QA and PROD approval requests from Azure DevOps release pipelines will appear "
                 "here, oldest first, once approvals are synced. Nothing is waiting for you.",
+                _overdue_marked(approvals, approvals.waiting_for(user) if user else []),
+                link=inbox,
             ),
             HomeCard(
                 "approvals-decided",
@@ -164,6 +175,7 @@ def home_cards(held_roles: frozenset[str]) -> list[HomeCard]:
                 "Recently decided by you",
                 "Your approve and reject decisions will be listed here with their delivery "
                 "state to Azure DevOps.",
+                tuple(approvals.decided_by(user, limit=5)) if user is not None else (),
             ),
             HomeCard(
                 "approvals-delivery-problems",
@@ -171,6 +183,7 @@ def home_cards(held_roles: frozenset[str]) -> list[HomeCard]:
                 "Delivery problems",
                 "If one of your decisions cannot be delivered to Azure DevOps, it shows here. "
                 "None so far.",
+                tuple(approvals.delivery_problems(user)) if user is not None else (),
             ),
         ]
     if Role.DATA_SCIENTIST in held_roles:
@@ -194,6 +207,8 @@ def home_cards(held_roles: frozenset[str]) -> list[HomeCard]:
                 Role.DATA_SCIENTIST,
                 "Versions waiting for approval",
                 "Model versions held at a QA or PROD approval will be listed here.",
+                _overdue_marked(approvals, approvals.versions_waiting()),
+                link=inbox,
             ),
         ]
     if Role.MANAGER in held_roles:
@@ -216,6 +231,8 @@ def home_cards(held_roles: frozenset[str]) -> list[HomeCard]:
                 Role.MANAGER,
                 "Approvals waiting over a day",
                 "Pending QA and PROD approvals older than one day will be listed here.",
+                _overdue_marked(approvals, approvals.overdue_pending()),
+                link=f"{inbox}?overdue=1",
             ),
         ]
     if Role.ADMIN in held_roles:
@@ -229,12 +246,32 @@ def home_cards(held_roles: frozenset[str]) -> list[HomeCard]:
                 "successful sync and last error here. No source is configured yet.",
                 syncs,
             ),
-            HomeCard(
-                "outbox-backlog",
-                Role.ADMIN,
-                "Decision outbox",
-                "Decisions waiting to be delivered to Azure DevOps, and failed deliveries with "
-                "a retry button, will appear here.",
-            ),
+            _outbox_card(approvals),
         ]
     return cards
+
+
+def _overdue_marked(approvals, requests) -> tuple:
+    """The approval requests, each with ``overdue`` set for the card to mark."""
+    for request in requests:
+        request.overdue = approvals.is_overdue(request)
+    return tuple(requests)
+
+
+def _outbox_card(approvals) -> HomeCard:
+    """The admin's view of the decision outbox: the backlog, and failed deliveries to retry."""
+    from approvals.models import OutboxState
+
+    from .roles import Role
+
+    backlog = approvals.outbox_backlog()
+    failed = tuple(m for m in approvals.delivery_problems() if m.state == OutboxState.FAILED)
+    return HomeCard(
+        "outbox-backlog",
+        Role.ADMIN,
+        "Decision outbox",
+        "Decisions waiting to be delivered to Azure DevOps, and failed deliveries with "
+        "a retry button, will appear here. The outbox is empty.",
+        failed,
+        summary={"backlog": backlog} if backlog.queued or backlog.failed else {},
+    )

@@ -1,4 +1,5 @@
-"""Scripted faults (429 / 500 / 503 for the next N requests) and a TSTU-like request budget.
+"""Scripted faults (429 / 500 / 503 for the next N requests, or slow answers) and a TSTU-like
+request budget.
 
 ADO throttles per identity: 200 TSTUs in a sliding 5-minute window; near the limit responses
 carry ``X-RateLimit-*`` headers, beyond it requests are delayed and then blocked with HTTP 429
@@ -23,13 +24,23 @@ BLOCKED_TYPE = f"{FRAMEWORK}.RequestBlockedException, {FRAMEWORK}"
 
 @dataclass
 class FaultRule:
-    status: int
+    status: int  # 0: no error, only slow (``delay``)
     count: int  # requests left to fail; -1: until cleared
     path: str | None = None  # case-insensitive substring of the request path
     method: str | None = None
     retry_after: int = 1
     id: int = 0
     hits: int = 0
+    # Hold the request this many seconds (until ``release()`` or the simulator stops), before
+    # it is handled, or with ``after`` once it has taken effect and before it is answered: a
+    # client can then die while ADO holds its request, or after ADO applied it.
+    delay: float = 0.0
+    after: bool = False
+    released: threading.Event = field(default_factory=threading.Event, repr=False)
+
+    def release(self) -> None:
+        """Let held requests go on now."""
+        self.released.set()
 
     def matches(self, method: str, path: str) -> bool:
         if self.method and self.method.upper() != method.upper():
@@ -45,6 +56,8 @@ class FaultRule:
             "method": self.method,
             "retryAfter": self.retry_after,
             "hits": self.hits,
+            "delay": self.delay,
+            "after": self.after,
         }
 
 
@@ -87,9 +100,13 @@ class Faults:
         path: str | None = None,
         method: str | None = None,
         retry_after: int = 1,
+        delay: float = 0.0,
+        after: bool = False,
     ) -> FaultRule:
         with self._lock:
-            rule = FaultRule(status, count, path, method, retry_after, self._next_id)
+            rule = FaultRule(
+                status, count, path, method, retry_after, self._next_id, delay=delay, after=after
+            )
             self._next_id += 1
             self._rules.append(rule)
             return rule

@@ -15,6 +15,7 @@ from datetime import timedelta
 from .auth import Identity
 from .model import Decision
 from .state import SimulatorState
+from .util import IdSource
 
 # (model, team, kind) as in registry/demo_data.py: DEMO_MODELS + UNREGISTERED_CATALOG_MODELS.
 DEMO_MODELS = (
@@ -40,6 +41,9 @@ DATA_TRIGGERED = {
 QA_APPROVER = Identity.user("alice@example.com", "Alice Approver")
 PROD_APPROVER = Identity.user("paul@example.com", "Paul Prodowner")
 DEMO_SECONDS = {"Train": 1200, "Score": 600, "Cleanse": 600, "Build": 180, "Deploy_QA": 240}
+# The releases waiting now deploy quickly, so a demo approver sees the run move on to PROD
+# (and finish) within a minute of approving, at the simulator's real-time speed.
+LIVE_DEPLOY_SECONDS = {"Deploy_QA": 45, "Deploy_PROD": 45}
 
 HISTORY_DAYS = 28
 # Where each model's release deploys (the deployTarget parameter, docs/pipelines.md).
@@ -139,19 +143,14 @@ def seed(sim: SimulatorState, name: str = "demo") -> dict:
         for model, team, _kind in DEMO_MODELS:
             release = _find(sim, pipeline_name(team, model, "release"))
             params = {"modelName": model, "modelVersion": "4", "deployTarget": deploy_target(model)}
+            live = {"template_parameters": params, "stage_seconds": LIVE_DEPLOY_SECONDS}
             if model in ("fraud-detector", "credit-limit-rules"):
-                actions.append(
-                    (end - timedelta(hours=3), _queue, release, {"template_parameters": params})
-                )
+                actions.append((end - timedelta(hours=3), _queue, release, live))
             if model == "churn-predictor":
+                # QA passed yesterday: its PROD approval is one a PROD approver may give now.
                 decisions = {"Deploy_QA": Decision(3600, "approved", QA_APPROVER, "QA passed.")}
                 actions.append(
-                    (
-                        end - timedelta(hours=26),
-                        _queue,
-                        release,
-                        {"template_parameters": params, "decisions": decisions},
-                    )
+                    (end - timedelta(hours=26), _queue, release, {**live, "decisions": decisions})
                 )
         clv_train = _find(sim, pipeline_name("growth", "customer-lifetime-value", "training"))
         actions.append(
@@ -170,6 +169,10 @@ def seed(sim: SimulatorState, name: str = "demo") -> dict:
             sim.advance_to(when)
             action(sim, pipe, options)
         sim.advance_to(end)
+        # The history above is the same at every start; ids handed out from now on (approvals
+        # opened later, hook event ids) are not: the portal's database outlives a demo's
+        # simulator and must not take a new approval or event for one of an earlier start.
+        sim.ids = IdSource()
     return {"seed": name, "pipelines": len(sim.pipelines), "runs": len(sim.runs)}
 
 

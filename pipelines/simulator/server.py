@@ -344,6 +344,20 @@ class AdoSimulator(SimulatorState):
         """Answer the next ``count`` ADO requests with 429, ``Retry-After``, ``X-RateLimit-*``."""
         return self.faults.add(429, count, path=path, method=method, retry_after=retry_after)
 
+    def slow_next(
+        self,
+        count: int = 1,
+        seconds: float = 30.0,
+        *,
+        path: str | None = None,
+        method: str | None = None,
+        after: bool = False,
+    ):
+        """Hold the next ``count`` matching ADO requests ``seconds`` (or until the returned
+        rule's ``release()`` or ``stop()``) before handling them; with ``after``, handle them
+        first and hold the answer. ``rule.hits`` counts the requests it caught."""
+        return self.faults.add(0, count, path=path, method=method, delay=seconds, after=after)
+
     def clear_faults(self) -> None:
         self.faults.clear()
 
@@ -485,7 +499,10 @@ class AdoSimulator(SimulatorState):
             return self._unauthorized(str(exc))
         seen["caller"] = caller
         rule = self.faults.take(request.method, request.path)
-        if rule is not None:
+        if rule is not None and rule.delay and not rule.after:
+            seen["note"] = f"held by fault {rule.id}"
+            self._hold(rule)
+        if rule is not None and rule.status:
             seen["note"] = f"fault {rule.id}"
             raise self._fault_error(rule, caller)
         extra: dict[str, str] = {}
@@ -499,7 +516,18 @@ class AdoSimulator(SimulatorState):
                 time.sleep(delay)
         response = self._route(request, caller)
         response.headers.update(extra)
+        if rule is not None and rule.delay and rule.after:
+            seen["note"] = f"answer held by fault {rule.id}"
+            self._hold(rule)
         return response
+
+    def _hold(self, rule) -> None:
+        deadline = time.monotonic() + rule.delay
+        while not rule.released.is_set() and not self._stopping.is_set():
+            remaining = deadline - time.monotonic()
+            if remaining <= 0:
+                break
+            rule.released.wait(min(remaining, 0.1))
 
     def _fault_error(self, rule, caller: Caller) -> ApiError:
         if rule.status == 429:
@@ -1092,6 +1120,8 @@ the portal uses, so the demo runs offline and the tests exercise the real HTTP c
                     path=body.get("path"),
                     method=body.get("method"),
                     retry_after=int(body.get("retryAfter", 1)),
+                    delay=float(body.get("delay", 0)),
+                    after=bool(body.get("after", False)),
                 )
                 return rule.to_json()
             if method == "DELETE":

@@ -312,7 +312,9 @@ MLFLOW_WEBHOOK_TOLERANCE_SECONDS = env.int("MLFLOW_WEBHOOK_TOLERANCE_SECONDS", d
 # Sections and list columns the apps above the registry add to its pages (registry/sections.py);
 # the registry never imports them. Empty: the registry pages show their placeholders.
 REGISTRY_MODEL_PAGE_SECTIONS: list[str] = ["pipelines.sections.model_page"]
+REGISTRY_MODEL_PAGE_SECTIONS.append("approvals.sections.model_page")
 REGISTRY_VERSION_PAGE_SECTIONS: list[str] = ["pipelines.sections.version_page"]
+REGISTRY_VERSION_PAGE_SECTIONS.append("approvals.sections.version_page")
 REGISTRY_CATALOG_LIST_ANNOTATORS: list[str] = ["pipelines.sections.catalog_deployments"]
 
 # APPROVALS
@@ -333,7 +335,9 @@ APPROVALS_DELIVERY_BACKOFF_SECONDS = env.float("APPROVALS_DELIVERY_BACKOFF_SECON
 APPROVALS_DELIVERY_BACKOFF_MAX_SECONDS = env.float(
     "APPROVALS_DELIVERY_BACKOFF_MAX_SECONDS", default=300.0
 )
-APPROVALS_DELIVERY_CLIENT_RETRIES = env.int("APPROVALS_DELIVERY_CLIENT_RETRIES", default=1)
+# 0: the client never sleeps through a Retry-After inside a delivery; the outbox waits it out
+# (with the message released), so no claim can expire under a sleeping worker.
+APPROVALS_DELIVERY_CLIENT_RETRIES = env.int("APPROVALS_DELIVERY_CLIENT_RETRIES", default=0)
 # The sweep re-queues a message due for longer than this with no worker on it.
 APPROVALS_OUTBOX_STUCK_SECONDS = env.int("APPROVALS_OUTBOX_STUCK_SECONDS", default=60)
 # Notifications: e-mail to the assigned approvers (or the approver group); Teams optional.

@@ -34,7 +34,7 @@ NOW = timezone.now()
 
 
 def ago(**kwargs):
-    return NOW - dt.timedelta(**kwargs)
+    return timezone.now() - dt.timedelta(**kwargs)  # now, not at import: runs are long
 
 
 def _soup(response):

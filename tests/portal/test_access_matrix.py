@@ -24,6 +24,9 @@ SIGNED_IN = frozenset([NO_ROLE, *ROLES])
 EVERYONE = frozenset(PRINCIPALS)
 
 EDITORS = frozenset([Role.ADMIN.value, Role.DATA_SCIENTIST.value])
+APPROVERS = frozenset([Role.APPROVER.value])
+ADMINS = frozenset([Role.ADMIN.value])
+AUDITORS = frozenset([Role.APPROVER.value, Role.MANAGER.value, Role.ADMIN.value])
 
 # The sample data every matrix run has (built by the ``sample`` fixture), so URLs with kwargs
 # resolve to real rows: a Unity Catalog style name with dots, two versions in "central".
@@ -111,19 +114,65 @@ EXPECTED: dict[str, tuple] = {
         Target(url=lambda: _run_url("run-detail", "api:pipelines")),
     ),
     "api:pipelines:model-deployments": ("get", EVERY_ROLE, Target(MODEL)),
+    # approvals pages: everyone with a role reads; only approvers decide; admins retry
+    "approvals:inbox": ("get", EVERY_ROLE),
+    "approvals:detail": ("get", EVERY_ROLE, Target(url=lambda: _approval_url("detail"))),
+    "approvals:decision-box": (
+        "get",
+        EVERY_ROLE,
+        Target(url=lambda: _approval_url("decision-box")),
+    ),
+    # an empty POST from an approver is their own 400 (no decision chosen)
+    "approvals:decide": (
+        "post",
+        APPROVERS,
+        Target(url=lambda: _approval_url("decide"), let_in=frozenset({400})),
+    ),
+    "approvals:outbox-retry": ("post", ADMINS, Target({"pk": 999999}, let_in=frozenset({404}))),
+    "approvals:audit": ("get", AUDITORS),
+    "approvals:audit-csv": ("get", AUDITORS),
+    "reauthenticate": ("get", SIGNED_IN),
+    # approvals API (the same rules as the pages)
+    "api:approvals:approval-list": ("get", EVERY_ROLE),
+    "api:approvals:approval-detail": (
+        "get",
+        EVERY_ROLE,
+        Target(url=lambda: _approval_url("approval-detail", "api:approvals")),
+    ),
+    "api:approvals:approval-decision": (
+        "post",
+        APPROVERS,
+        Target(
+            url=lambda: _approval_url("approval-decision", "api:approvals"),
+            let_in=frozenset({400}),
+        ),
+    ),
+    "api:approvals:audit-list": ("get", AUDITORS),
+    "api:approvals:outbox-retry": (
+        "post",
+        ADMINS,
+        Target({"pk": 999999}, let_in=frozenset({404})),
+    ),
 }
+
+
+def _approval_url(name: str, namespace: str = "approvals") -> str:
+    from approvals.models import ApprovalRequest
+
+    return reverse(f"{namespace}:{name}", kwargs={"pk": ApprovalRequest.objects.get().pk})
 
 
 def _run_url(name: str, namespace: str = "pipelines") -> str:
     from pipelines.models import PipelineRun
 
-    return reverse(f"{namespace}:{name}", kwargs={"pk": PipelineRun.objects.get().pk})
+    run = PipelineRun.objects.get(pipeline__kind="training")
+    return reverse(f"{namespace}:{name}", kwargs={"pk": run.pk})
 
 
 def _pipeline_url(name: str) -> str:
     from pipelines.models import Pipeline
 
-    return reverse(f"pipelines:{name}", kwargs={"pk": Pipeline.objects.get().pk})
+    return reverse(f"pipelines:{name}", kwargs={"pk": Pipeline.objects.get(kind="training").pk})
 
 
 @pytest.fixture
@@ -139,6 +188,9 @@ def sample(db):
 
     training = PipelineFactory(catalog_model=registered.catalog_model, kind="training")
     PipelineRunFactory(pipeline=training, running=True)
+    from tests.approvals.factories import ApprovalRequestFactory
+
+    ApprovalRequestFactory()
     return registered
 
 

@@ -11,7 +11,10 @@ import pytest
 from django.conf import settings
 from django.contrib.auth import get_user_model
 from django.core.management import CommandError, call_command
+from django.utils import timezone
 
+from approvals import services as approvals
+from approvals.models import ApprovalRequest, ApprovalStatus, AuditAction, AuditEvent
 from pipelines.models import AdoProject, Pipeline, PipelineRun, RunStage
 from portal.roles import Role, user_roles
 from registry import demo_data
@@ -65,6 +68,28 @@ def test_demo_refuses_an_mlflow_port_another_program_holds(demo_settings):
     assert not get_user_model().objects.exists()  # it failed before doing anything
 
 
+@pytest.mark.django_db(transaction=True)  # the scheduler closes a connection left in a transaction
+def test_demo_beat_picks_up_the_approvals_poll_and_the_outbox_sweep():
+    """The demo's `celery beat` uses the DatabaseScheduler, which copies the fixed schedule of
+    the settings into its tables at start: the approvals poll and the outbox sweep run."""
+    from django_celery_beat.models import PeriodicTask
+    from django_celery_beat.schedulers import DatabaseScheduler
+
+    from portal.celery import app
+
+    assert app.conf.beat_scheduler == "django_celery_beat.schedulers:DatabaseScheduler"
+    DatabaseScheduler(app=app)  # what beat builds when it starts
+    every = {
+        task.task: task.interval.every
+        for task in PeriodicTask.objects.filter(task__startswith="approvals.", enabled=True)
+    }
+    assert every == {
+        "approvals.sync_all_projects": 60,
+        "approvals.sweep_outbox": 30,
+        "approvals.notify_expiring": 15 * 60,
+    }
+
+
 def _gone(pid: int) -> bool:
     try:
         os.kill(pid, 0)
@@ -111,6 +136,29 @@ def test_demo_seed_only_starts_seeds_and_syncs_mlflow_then_stops_it(demo_setting
     assert fraud_release.kind == "release" and fraud_release.catalog_model.name == "fraud-detector"
     assert RunStage.objects.filter(waiting_for_approval=True).exists()
     assert _gone(ado_pid) and not _listening(ado_port)
+    # The first approvals poll mirrored the releases waiting at QA and PROD; the demo approver
+    # may decide every one (the portal's PAT identity queued them; QA passed before PROD).
+    assert "Polled the approvals of 'demo': 2 pending at QA, 1 pending at PROD (3 new)" in out
+    pending = ApprovalRequest.objects.filter(project=project, status=ApprovalStatus.PENDING)
+    assert sorted(pending.values_list("environment", "catalog_model__name")) == [
+        ("PROD", "churn-predictor"),
+        ("QA", "credit-limit-rules"),
+        ("QA", "fraud-detector"),
+    ]
+    assert {(a.requested_by_id, a.run.pipeline.kind) for a in pending} == {
+        ("portal-demo@example.com", "release")
+    }
+    assert all(a.assigned_approvers[0]["is_group"] for a in pending)
+    alice = get_user_model().objects.get(username="alice")
+    for approval in pending:
+        rules = approvals.decision_rules(
+            approval=approval, user=alice, authenticated_at=timezone.now()
+        )
+        assert all(rule.ok for rule in rules), (approval, rules)
+    prod = pending.get(environment="PROD")
+    assert prod.model_version.version == 4 and approvals.qa_succeeded(prod)
+    requested = AuditEvent.objects.filter(action=AuditAction.APPROVAL_REQUESTED)
+    assert set(requested.values_list("approval_id", flat=True)) == {a.pk for a in pending}
 
     # An earlier demo's server still running on the same port and folder is reused, not
     # seeded again, and stopped at the end like one the demo started.

@@ -107,6 +107,7 @@ class Command(BaseCommand):
                 demo_data.seed_catalog()
             if ado is not None:
                 self._ado_ready(ado)
+                self._approvals_ready(addr)
             if seed_only:
                 return
             stopped_cleanly = self._run_processes(addr, var_dir, mlflow, ado)
@@ -219,6 +220,57 @@ class Command(BaseCommand):
         )
         self.stdout.write("")
 
+    def _approvals_ready(self, addr: str) -> None:
+        """The first approvals poll (beat repeats it every minute), so the inbox is full
+        when the portal starts: releases wait at QA and PROD for the demo approver."""
+        from approvals import services as approvals
+        from approvals.models import (
+            OPEN_STATUSES,
+            OUTBOX_FINAL_STATES,
+            ApprovalRequest,
+            DecidedIn,
+        )
+        from pipelines.models import AdoProject, Environment
+
+        project = AdoProject.objects.get(name=ADO_PROJECT)
+        result = approvals.project_approvals_sync(project=project)
+        if not result.ok:
+            raise CommandError(f"The first approvals poll failed: {result.error}")
+        pending = ApprovalRequest.objects.filter(project=project, status__in=OPEN_STATUSES)
+        qa = pending.filter(environment=Environment.QA).count()
+        prod = pending.filter(environment=Environment.PROD).count()
+        self.stdout.write(
+            self.style.SUCCESS(
+                f"Polled the approvals of '{project.name}': {qa} pending at QA, {prod} pending "
+                f"at PROD ({result.created} new). Sign in as alice to decide them at "
+                f"http://{addr}/approvals/; notices are printed by the worker (EMAIL_URL)."
+            )
+        )
+        # The simulator starts from the same history every time; the portal's database keeps
+        # what was decided in an earlier demo, so those runs stay where that demo left them.
+        earlier = (
+            ApprovalRequest.objects.filter(
+                project=project,
+                ado_status__in=OPEN_STATUSES,
+                decided_in=DecidedIn.PORTAL,
+                outbox_messages__state__in=OUTBOX_FINAL_STATES,
+            )
+            .distinct()
+            .count()
+        )
+        if earlier:
+            database = settings.DATABASES["default"]
+            where = (
+                f"delete {database['NAME']}"
+                if database["ENGINE"].endswith("sqlite3")
+                else "empty the portal's database"
+            )
+            self.stdout.write(
+                f"  {earlier} waiting approval(s) of the fresh simulator were decided in an "
+                f"earlier demo and stay decided here; to start afresh, stop the demo and {where}."
+            )
+        self.stdout.write("")
+
     def _seed_users(self, credentials_file: Path) -> list[services.DemoAccount]:
         known: dict[str, str] = {}
         if credentials_file.is_file():
@@ -265,6 +317,8 @@ class Command(BaseCommand):
                 AZURE_DEVOPS_PAT=ADO_PAT,
                 ADO_HOOK_SECRET=ado.hook_secret,
             )
+        # Links in the approval notices point at this demo's web server.
+        env.setdefault("PORTAL_BASE_URL", f"http://{addr}")
         python = sys.executable
         manage = str(Path(settings.BASE_DIR) / "manage.py")
         celery = [python, "-m", "celery", "-A", "portal"]

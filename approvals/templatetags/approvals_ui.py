@@ -1,0 +1,75 @@
+"""Template helpers of the approvals pages: environment, decision and delivery badges."""
+
+from __future__ import annotations
+
+from django import template
+from django.utils.html import format_html
+
+from portal.templatetags.portal_ui import status_badge
+
+from ..models import ApprovalStatus, OutboxState
+
+register = template.Library()
+
+# (badge colour key of portal_ui.STATUS_COLOURS, short label) per delivery state.
+DELIVERY_BADGES = {
+    OutboxState.QUEUED: ("queued", "Queued"),
+    OutboxState.DELIVERED: ("delivered", "Delivered"),
+    OutboxState.FAILED: ("failed", "Failed"),
+    OutboxState.ALREADY_DECIDED: ("skipped", "Already decided in ADO"),
+}
+
+
+@register.simple_tag
+def environment_badge(environment: str):
+    """QA blue, PROD red (as on the pipelines pages); unknown grey."""
+    colour = {"QA": "text-bg-primary", "PROD": "text-bg-danger"}.get(
+        environment or "", "text-bg-secondary"
+    )
+    return format_html(
+        '<span class="badge {} environment-badge">{}</span>', colour, environment or "?"
+    )
+
+
+@register.simple_tag
+def approval_badge(approval):
+    status = approval.status
+    label = ApprovalStatus(status).label if status in ApprovalStatus.values else status
+    return status_badge(status, label.lower())
+
+
+@register.simple_tag
+def delivery_badge(outbox):
+    """The delivery state of a decision's outbox message ("—" when it has none)."""
+    if outbox is None:
+        return format_html('<span class="text-body-secondary">{}</span>', "—")
+    key, label = DELIVERY_BADGES.get(outbox.state, ("unknown", outbox.state))
+    if outbox.state == OutboxState.QUEUED and outbox.attempts and outbox.last_error:
+        label = "Retrying"
+    return status_badge(key, label)
+
+
+VERDICTS = {
+    "better": ("succeeded", "better"),
+    "worse": ("failed", "worse"),
+    "same": ("skipped", "same"),
+}
+
+
+@register.simple_tag
+def verdict_badge(verdict: str):
+    """Better green, worse red, same grey; nothing to compare: a dash."""
+    if verdict not in VERDICTS:
+        return format_html(
+            '<span class="text-body-secondary" title="{}">—</span>', "No value to compare"
+        )
+    key, label = VERDICTS[verdict]
+    return status_badge(key, label)
+
+
+@register.filter
+def approval_subject(approval) -> str:
+    """What the approval deploys: the catalog model's name, else the pipeline's."""
+    if approval.catalog_model_id:
+        return approval.catalog_model.name
+    return approval.pipeline_name or "(unknown pipeline)"

@@ -1,0 +1,478 @@
+"""A hypothesis state machine over the life of approvals: created in ADO, approved or rejected
+in the portal (by approvers, the run's requester, the version's creator, a non-approver),
+expired, decided in ADO itself, hooks replayed, deliveries tried while the simulator fails.
+After every step the invariants hold:
+
+- per approval: at most ``min_required_approvers`` approvals and one rejection, nothing after
+  the decision that closed it, nothing once the portal knows it is closed;
+- never a self-approval (the run's requester, the version's creator);
+- every decision has one outbox message and one ``decision.made`` row; every delivered (or
+  already-decided, or failed) message has its audit row; a delivered one is in ADO;
+- ADO applied each decision at most once (PATCHes per approval never exceed its decisions);
+- ADO's close of an approval is recorded once, however often hooks are replayed;
+- audit rows never change.
+
+The simulator (real HTTP) lives for the whole run; each example makes its own runs in it.
+The database: the test holds pytest-django's transaction, and each example runs in a savepoint
+rolled back at its teardown (what ``hypothesis.extra.django.TestCase`` does per example), so
+examples are independent; ``on_commit`` never fires, so nothing is queued: the machine
+delivers by hand.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import os
+from dataclasses import dataclass, field
+from datetime import timedelta
+from types import SimpleNamespace
+from typing import ClassVar
+
+import pytest
+from django.db import transaction
+from django.utils import timezone
+from hypothesis import HealthCheck
+from hypothesis import settings as hypothesis_settings
+from hypothesis import strategies as st
+from hypothesis.stateful import (
+    Bundle,
+    RuleBasedStateMachine,
+    invariant,
+    precondition,
+    rule,
+    run_state_machine_as_test,
+)
+
+from approvals import services
+from approvals.models import (
+    OPEN_STATUSES,
+    ApprovalRequest,
+    AuditAction,
+    AuditEvent,
+    DecidedIn,
+    Decision,
+    DecisionStatus,
+    OutboxMessage,
+    OutboxState,
+)
+from pipelines.client import AdoClient, AdoCredentials
+from pipelines.simulator.errors import ApiError
+from tests.approvals.conftest import PAT, wait_at
+
+pytestmark = pytest.mark.django_db
+
+REQUESTER = "rita@example.com"  # queues some of the runs, and holds the approver role
+CREATOR = "dana@example.com"  # created fraud-detector v2 (ModelVersionFactory's user_id)
+APPROVERS = ("alice@example.com", "bob@example.com", "carol@example.com")
+NOT_AN_APPROVER = "victor@example.com"
+USERS = (*APPROVERS, REQUESTER, CREATOR, NOT_AN_APPROVER)
+DECIDERS = (*APPROVERS, *APPROVERS, REQUESTER, CREATOR, NOT_AN_APPROVER)  # mostly allowed
+MAX_APPROVALS = 2
+SHORT_TIMEOUT_MINUTES = 10
+AUDIT_FIELDS = (
+    "at",
+    "action",
+    "actor_id",
+    "actor_name",
+    "approval_id",
+    "decision_id",
+    "environment",
+    "model_name",
+    "message",
+    "detail",
+    "request_id",
+)
+FAULTS = ("500-get", "500-patch", "429", "answer-lost")
+
+
+@dataclass
+class Tracked:
+    """What the machine remembers of one approval of the current example."""
+
+    pk: int
+    ado_id: str
+    kind: str  # single | pair (two approvals needed) | short (ADO times it out soon)
+    requested_by: str
+    snapshots: list[dict] = field(default_factory=list)  # ADO's JSON, as read over time
+    decisions_when_closed: int | None = None  # decisions on it when the portal saw it closed
+
+
+class ApprovalsMachine(RuleBasedStateMachine):
+    env: ClassVar[SimpleNamespace]  # set by the test: simulator, project, pipelines, users
+
+    approvals = Bundle("approvals")
+
+    def __init__(self):
+        super().__init__()
+        self._atomic = transaction.atomic()
+        self._atomic.__enter__()
+        self.tracked: dict[int, Tracked] = {}
+        self.audit_floor = AuditEvent.objects.order_by("-pk").values_list("pk", flat=True).first()
+        self.audit_floor = self.audit_floor or 0
+        self.audit_seen: dict[int, tuple] = {}
+
+    def teardown(self):
+        self.env.sim.clear_faults()
+        transaction.set_rollback(True)
+        self._atomic.__exit__(None, None, None)
+
+    # ---- helpers -----------------------------------------------------------------------------
+
+    def _read(self, item: Tracked) -> dict:
+        data = self.env.client.get_approval(item.ado_id, expand_steps=True)
+        item.snapshots.append(data)
+        return data
+
+    def _messages(self) -> list[OutboxMessage]:
+        return list(OutboxMessage.objects.filter(approval_id__in=self.tracked).order_by("pk"))
+
+    # ---- rules -------------------------------------------------------------------------------
+
+    @precondition(lambda self: len(self.tracked) < MAX_APPROVALS)
+    @rule(
+        target=approvals,
+        kind=st.sampled_from(["single", "pair", "short"]),
+        requested_by=st.sampled_from([REQUESTER, "portal-service@example.com"]),
+    )
+    def create_approval(self, kind, requested_by):
+        """A release run reaches its QA approval in ADO; a hook makes the portal read it."""
+        sim = self.env.sim
+        run = sim.queue_run(
+            self.env.pipelines[kind],
+            template_parameters={"modelName": "fraud-detector", "modelVersion": "2"},
+            requested_for=requested_by,
+        )
+        ado_id = wait_at(sim, run, "QA")
+        result = services.approval_refresh(
+            project=self.env.project, approval_id=ado_id, client=self.env.client
+        )
+        assert result.ok and result.created == 1, result.as_dict()
+        request = ApprovalRequest.objects.get(project=self.env.project, ado_id=ado_id)
+        assert request.run is not None and request.environment == "QA"
+        assert request.min_required_approvers == (2 if kind == "pair" else 1)
+        item = Tracked(request.pk, ado_id, kind, requested_by)
+        self.tracked[request.pk] = item
+        self._read(item)
+        return item
+
+    @rule(
+        item=approvals,
+        user=st.sampled_from(DECIDERS),
+        status=st.sampled_from(["approved", "approved", "rejected"]),
+        comment=st.sampled_from(["Looks fine", "Metrics regressed", ""]),
+    )
+    def decide(self, item, user, status, comment):
+        person = self.env.users[user]
+        before = Decision.objects.filter(approval_id=item.pk).count()
+        try:
+            decision = services.approval_decide(
+                approval_id=item.pk, user=person, status=status, comment=comment
+            )
+        except services.DecisionRefused as refusal:
+            assert Decision.objects.filter(approval_id=item.pk).count() == before
+            assert AuditEvent.objects.filter(
+                approval_id=item.pk, action=AuditAction.DECISION_REFUSED, detail__code=refusal.code
+            ).exists()
+            if status == "rejected" and not comment:  # checked before anything else
+                assert refusal.code == "comment_required"
+            elif user == NOT_AN_APPROVER:
+                assert refusal.code == "not_an_approver"
+            return
+        assert decision.status == status
+        assert user != NOT_AN_APPROVER
+        assert status == "rejected" or user not in (item.requested_by, CREATOR)
+
+    @rule(item=approvals)
+    def expire(self, item):
+        """Time passes the approval's expiry. For a short-timeout check ADO times it out too
+        (the clock moves past it, for every such approval still pending)."""
+        ApprovalRequest.objects.filter(pk=item.pk).update(
+            expires_at=timezone.now() - timedelta(seconds=1)
+        )
+        if item.kind == "short" and self.env.sim.approval(item.ado_id).status == "pending":
+            self.env.sim.advance(SHORT_TIMEOUT_MINUTES * 60 + 60)
+            assert self.env.sim.approval(item.ado_id).status == "timedOut"
+
+    @rule(
+        item=approvals,
+        status=st.sampled_from(["approved", "rejected"]),
+        who=st.sampled_from(["olga@example.com", "alice@example.com"]),
+        hook=st.booleans(),
+    )
+    def decide_in_ado(self, item, status, who, hook):
+        """Someone decides in ADO itself; the approval-completed hook may or may not come."""
+        with contextlib.suppress(ApiError):  # already closed, or that person already acted
+            self.env.sim.decide(item.ado_id, status, who, f"{status} in ADO by {who}")
+        if hook:
+            self.refresh(item)
+
+    @rule(item=approvals)
+    def refresh(self, item):
+        """A hook or the poll: the portal re-reads the approval and applies it."""
+        data = self._read(item)
+        outcome = services.approval_apply(
+            project=self.env.project, data=data, client=self.env.client
+        )
+        assert outcome in ("updated", "closed", "unchanged")
+        again = services.approval_apply(project=self.env.project, data=data)
+        assert again == "unchanged"  # applying the same JSON twice changes nothing
+
+    @precondition(lambda self: any(item.snapshots for item in self.tracked.values()))
+    @rule(item=approvals, data=st.data())
+    def replay_hook(self, item, data):
+        """A replayed delivery: the same ADO JSON applied again (as read at some point)."""
+        snapshot = data.draw(st.sampled_from(item.snapshots))
+        services.approval_apply(project=self.env.project, data=snapshot)
+
+    def _has_messages(self) -> bool:
+        return OutboxMessage.objects.filter(approval_id__in=self.tracked).exists()
+
+    @precondition(_has_messages)
+    @rule(data=st.data())
+    def deliver(self, data):
+        """One delivery attempt, what the task runs."""
+        self._deliver(data.draw(st.sampled_from(self._messages())), "none")
+
+    @precondition(_has_messages)
+    @rule()
+    def drain_outbox(self):
+        """The worker catches up: one attempt at every message still queued."""
+        for message in self._messages():
+            if message.state == OutboxState.QUEUED:
+                self._deliver(message, "none")
+
+    @precondition(_has_messages)
+    @rule(data=st.data(), fault=st.sampled_from(FAULTS))
+    def deliver_while_ado_fails(self, data, fault):
+        """One delivery attempt while the simulator fails (or loses the PATCH's answer)."""
+        self._deliver(data.draw(st.sampled_from(self._messages())), fault)
+
+    def _deliver(self, message: OutboxMessage, fault: str) -> None:
+        sim = self.env.sim
+        final_before = message.is_final or message.state == OutboxState.FAILED
+        patches_before = len(sim.patch_log)
+        client = self.env.client
+        held = None
+        if fault == "500-get":
+            sim.fail_next(1, 500, path=message.approval.ado_id, method="GET")
+        elif fault == "500-patch":
+            sim.fail_next(1, 500, path="pipelines/approvals", method="PATCH")
+        elif fault == "429":
+            sim.throttle_next(1, retry_after=2, path="pipelines/approvals")
+        elif fault == "answer-lost":
+            # ADO applies the PATCH, but its answer never reaches the portal.
+            held = sim.slow_next(1, 2, path="pipelines/approvals", method="PATCH", after=True)
+            client = self.env.impatient_client
+        try:
+            outcome = services.outbox_deliver(message_id=message.pk, client=client)
+        finally:
+            if held is not None:
+                held.release()
+            sim.clear_faults()
+        message.refresh_from_db()
+        if final_before:
+            assert outcome.state == "missing"
+            assert len(sim.patch_log) == patches_before
+        if outcome.state == OutboxState.QUEUED:
+            assert outcome.retry_in is not None and message.claimed_until is None
+            if fault == "429" and "429" in outcome.detail:
+                assert outcome.retry_in >= 2
+        if outcome.state != "missing":
+            assert message.state == outcome.state
+
+    @precondition(
+        lambda self: OutboxMessage.objects.filter(
+            approval_id__in=self.tracked, state=OutboxState.FAILED
+        ).exists()
+    )
+    @rule(data=st.data())
+    def admin_retry(self, data):
+        failed = [m for m in self._messages() if m.state == OutboxState.FAILED]
+        message = data.draw(st.sampled_from(failed))
+        services.outbox_retry(message_id=message.pk, user=self.env.admin)
+        message.refresh_from_db()
+        assert message.state == OutboxState.QUEUED
+
+    # ---- invariants --------------------------------------------------------------------------
+
+    @invariant()
+    def one_terminal_decision_per_step(self):
+        for item in self.tracked.values():
+            approval = ApprovalRequest.objects.get(pk=item.pk)
+            decisions = list(Decision.objects.filter(approval=approval).order_by("pk"))
+            statuses = [d.status for d in decisions]
+            assert statuses.count(DecisionStatus.APPROVED) <= approval.min_required_approvers
+            assert statuses.count(DecisionStatus.REJECTED) <= 1
+            assert len({d.user_id for d in decisions}) == len(decisions)
+            approvals_so_far = 0
+            for index, decision in enumerate(decisions):
+                if decision.status == DecisionStatus.APPROVED:
+                    approvals_so_far += 1
+                closes = (
+                    decision.status == DecisionStatus.REJECTED
+                    or approvals_so_far >= approval.min_required_approvers
+                )
+                if closes:
+                    assert index == len(decisions) - 1, "a decision after the closing one"
+                    assert approval.status not in OPEN_STATUSES
+                    if approval.decided_in == DecidedIn.PORTAL:
+                        assert approval.status == decision.status
+                    else:  # ADO decided first (the portal was behind): ADO's outcome stands
+                        assert approval.decided_in == DecidedIn.ADO
+            if approval.status not in OPEN_STATUSES:
+                if item.decisions_when_closed is None:
+                    item.decisions_when_closed = len(decisions)
+                assert len(decisions) == item.decisions_when_closed, "decided after closing"
+
+    @invariant()
+    def never_a_self_approval(self):
+        for item in self.tracked.values():
+            approval = ApprovalRequest.objects.select_related("run", "model_version").get(
+                pk=item.pk
+            )
+            forbidden = {item.requested_by, approval.run.requested_by_id.lower()}
+            if approval.model_version is not None:
+                forbidden.add(approval.model_version.user_id.lower())
+            approvers = Decision.objects.filter(
+                approval=approval, status=DecisionStatus.APPROVED
+            ).values_list("user__email", flat=True)
+            assert not forbidden & {e.lower() for e in approvers}
+
+    @invariant()
+    def outbox_and_audit_agree(self):
+        for decision in Decision.objects.filter(approval_id__in=self.tracked):
+            message = OutboxMessage.objects.get(decision=decision)
+            assert message.approval_id == decision.approval_id
+            rows = list(
+                AuditEvent.objects.filter(decision=decision).values_list("action", flat=True)
+            )
+            assert rows.count(AuditAction.DECISION_MADE) == 1
+            delivered = rows.count(AuditAction.DELIVERY_DELIVERED)
+            already = rows.count(AuditAction.DELIVERY_ALREADY_DECIDED)
+            if message.state == OutboxState.DELIVERED:
+                assert delivered == 1 and already == 0
+                assert message.delivered_at is not None
+                steps = self.env.sim.approval(decision.approval.ado_id).steps
+                mark = f"{services.PORTAL_MARK} {decision.pk})"
+                assert any(mark in (s.comment or "") for s in steps), "delivered, not in ADO"
+            elif message.state == OutboxState.ALREADY_DECIDED:
+                assert already == 1 and delivered == 0
+            else:
+                assert delivered == 0 and already == 0
+            if message.state == OutboxState.FAILED:
+                assert rows.count(AuditAction.DELIVERY_FAILED) >= 1
+            if message.state in (OutboxState.DELIVERED, OutboxState.ALREADY_DECIDED):
+                assert message.claimed_until is None
+
+    @invariant()
+    def ado_applied_each_decision_at_most_once(self):
+        applied: dict[str, list[str]] = {}
+        for entry in self.env.sim.patch_log:
+            if entry.get("status") != 200:
+                continue
+            for update in entry.get("body") or []:
+                applied.setdefault(str(update["approvalId"]).lower(), []).append(
+                    str(update.get("comment") or "")
+                )
+        for item in self.tracked.values():
+            decisions = list(Decision.objects.filter(approval_id=item.pk))
+            comments = applied.get(item.ado_id, [])
+            assert len(comments) <= len(decisions)
+            for decision in decisions:
+                mark = f"{services.PORTAL_MARK} {decision.pk})"
+                assert sum(mark in c for c in comments) <= 1, f"decision {decision.pk} sent twice"
+
+    @invariant()
+    def each_close_in_ado_is_recorded_once(self):
+        """ADO closes an approval once; replays and re-reads must not record it again."""
+        for item in self.tracked.values():
+            actions = list(
+                AuditEvent.objects.filter(approval_id=item.pk).values_list("action", flat=True)
+            )
+            closes = actions.count(AuditAction.APPROVAL_CHANGED_IN_ADO) + actions.count(
+                AuditAction.APPROVAL_CONFIRMED
+            )
+            assert closes <= 1, f"ADO's close recorded {closes} times"
+            assert actions.count(AuditAction.APPROVAL_REQUESTED) == 1
+
+    @invariant()
+    def audit_rows_never_change(self):
+        rows = AuditEvent.objects.filter(pk__gt=self.audit_floor).values_list("pk", *AUDIT_FIELDS)
+        current = {row[0]: row[1:] for row in rows}
+        for pk, seen in self.audit_seen.items():
+            assert current.get(pk) == seen, f"audit row {pk} changed or vanished"
+        self.audit_seen = current
+
+
+@pytest.fixture
+def machine_env(sim, project, fraud, make_user, settings):
+    settings.APPROVALS_NOTIFY = False
+    settings.APPROVALS_DELIVERY_CLIENT_RETRIES = 0
+    folder = "\\risk\\fraud-detector"
+    stage_seconds = {"Build": 60, "Deploy_QA": 60, "Deploy_PROD": 60}
+    pipelines = {
+        "single": sim.create_pipeline(
+            "risk-fraud-detector-release",
+            "release",
+            folder=folder,
+            model="fraud-detector",
+            stage_seconds=stage_seconds,
+        ),
+        "pair": sim.create_pipeline(
+            "risk-fraud-detector-release-pair",
+            "release",
+            folder=folder,
+            model="fraud-detector",
+            stage_seconds=stage_seconds,
+            approvers={"Deploy_QA": list(APPROVERS)},
+            min_required_approvers=2,
+        ),
+        "short": sim.create_pipeline(
+            "risk-fraud-detector-release-short",
+            "release",
+            folder=folder,
+            model="fraud-detector",
+            stage_seconds=stage_seconds,
+            approval_timeout_minutes=SHORT_TIMEOUT_MINUTES,
+        ),
+    }
+    users = {
+        email: make_user(
+            *(() if email == NOT_AN_APPROVER else ("approver",)),
+            email=email,
+            username=email.split("@")[0],
+        )
+        for email in USERS
+    }
+    credentials = AdoCredentials(pat=PAT)
+    return SimpleNamespace(
+        sim=sim,
+        project=project,
+        pipelines=pipelines,
+        users=users,
+        admin=make_user("admin", email="adam@example.com", username="adam"),
+        client=AdoClient(sim.org_url, "MLOps", credentials, sleep=lambda s: None, max_retries=0),
+        impatient_client=AdoClient(
+            sim.org_url,
+            "MLOps",
+            credentials,
+            sleep=lambda s: None,
+            max_retries=0,
+            timeout=(5, 0.5),
+        ),
+    )
+
+
+def test_approvals_keep_their_invariants(machine_env):
+    """25 examples in `make test`; APPROVALS_MACHINE_EXAMPLES=500 explores further."""
+    ApprovalsMachine.env = machine_env
+    run_state_machine_as_test(
+        ApprovalsMachine,
+        settings=hypothesis_settings(
+            max_examples=int(os.environ.get("APPROVALS_MACHINE_EXAMPLES", "25")),
+            stateful_step_count=20,
+            deadline=None,
+            database=None,  # nothing written under the repository
+            suppress_health_check=[HealthCheck.too_slow, HealthCheck.filter_too_much],
+        ),
+    )
