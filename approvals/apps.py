@@ -6,10 +6,25 @@ class ApprovalsConfig(AppConfig):
     verbose_name = "Approvals"
 
     def ready(self) -> None:
+        from django.contrib.auth.signals import user_logged_in, user_logged_out, user_login_failed
+
         from pipelines.signals import hook_received
+        from portal.signals import sign_in_denied
 
         from . import services
 
         hook_received.connect(
             services.hook_received, weak=False, dispatch_uid="approvals-hook-received"
+        )
+        # Sign-ins, sign-outs and refused attempts go to the audit trail; a sign-in also
+        # sends the person's decisions that waited for it (docs/approvals.md).
+        user_logged_in.connect(services.sign_in_audit, weak=False, dispatch_uid="approvals-sign-in")
+        user_logged_out.connect(
+            services.sign_out_audit, weak=False, dispatch_uid="approvals-sign-out"
+        )
+        user_login_failed.connect(
+            services.sign_in_failed_audit, weak=False, dispatch_uid="approvals-sign-in-failed"
+        )
+        sign_in_denied.connect(
+            services.sign_in_denied_audit, weak=False, dispatch_uid="approvals-sign-in-denied"
         )

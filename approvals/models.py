@@ -174,6 +174,9 @@ class OutboxState(models.TextChoices):
     DELIVERED = "delivered", "Delivered to ADO"
     ALREADY_DECIDED = "already_decided", "Already decided in ADO"
     FAILED = "failed", "Failed"
+    # The approver's delegated ADO token cannot be had (their sign-in lapsed or was revoked):
+    # the decision waits, unswept, until they sign in again (docs/approvals.md).
+    NEEDS_SIGNIN = "needs_signin", "Needs your sign-in"
 
 
 OUTBOX_FINAL_STATES = (OutboxState.DELIVERED, OutboxState.ALREADY_DECIDED)
@@ -225,7 +228,12 @@ class AuditAction(models.TextChoices):
     DELIVERY_ALREADY_DECIDED = "delivery.already_decided", "ADO had already decided"
     DELIVERY_FAILED = "delivery.failed", "Delivery failed"
     DELIVERY_RETRY_REQUESTED = "delivery.retry_requested", "Retry requested"
+    DELIVERY_FALLBACK = "delivery.fallback", "Delivered with the portal's identity instead"
+    DELIVERY_NEEDS_SIGNIN = "delivery.needs_signin", "Waiting for the approver's sign-in"
     NOTIFICATION_SENT = "notification.sent", "Notification sent"
+    SIGN_IN = "auth.sign_in", "Signed in"
+    SIGN_OUT = "auth.sign_out", "Signed out"
+    SIGN_IN_DENIED = "auth.denied", "Sign-in denied"
 
 
 class AuditEventQuerySet(models.QuerySet):

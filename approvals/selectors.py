@@ -391,6 +391,7 @@ def delivery_problems(user=None, limit: int = 20) -> list[OutboxMessage]:
         Q(state=OutboxState.FAILED)
         | Q(state=OutboxState.QUEUED, attempts__gt=0)
         | Q(state=OutboxState.ALREADY_DECIDED)
+        | Q(state=OutboxState.NEEDS_SIGNIN)
     )
     if user is not None:
         qs = qs.filter(decision__user=user)

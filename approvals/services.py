@@ -101,6 +101,146 @@ def user_identities(user) -> set[str]:
     return {n for n in names if n}
 
 
+# Sign-in audit (receivers of django.contrib.auth's signals and portal.signals) ----------------
+
+
+ENTRA_METHOD_SESSION_KEY = "portal_sign_in_method"  # portal.entra.METHOD_SESSION_KEY
+LAST_ACTIVITY_SESSION_KEY = "portal_last_activity"  # SessionTimeoutMiddleware's
+
+
+def _sign_in_method(request) -> str:
+    """How the person signed in: "entra" through the Entra callback (or in a session it
+    opened), else "local" (a user name and password)."""
+    session = getattr(request, "session", None)
+    if session is not None and session.get(ENTRA_METHOD_SESSION_KEY) == "entra":
+        return "entra"
+    match = getattr(request, "resolver_match", None)
+    view = (match.view_name if match else "") or ""
+    return "entra" if view.startswith("entra-") else "local"
+
+
+def _request_facts(request) -> dict:
+    if request is None:
+        return {}
+    match = getattr(request, "resolver_match", None)
+    facts = {"ip": request.META.get("REMOTE_ADDR", ""), "path": request.path[:300]}
+    if match and match.view_name:
+        facts["view"] = match.view_name
+    return facts
+
+
+def _through_a_page(request) -> bool:
+    """A sign-in or sign-out made by a real request (a sign-in page, the Entra callback, the
+    session timeout), not ``login()`` called with no request behind it (``Client.force_login``
+    in tests, a shell): only the first is a person signing in, so only it is audited."""
+    return request is not None and bool(getattr(request, "path", ""))
+
+
+def _audit_quietly(**kwargs) -> None:
+    """An audit row for a sign-in event: it never stops the sign-in (nor its transaction)."""
+    try:
+        with transaction.atomic():
+            audit_record(**kwargs)
+    except Exception:
+        logger.exception("could not audit %s", kwargs.get("action"))
+
+
+def sign_in_audit(sender, request=None, user=None, **kwargs) -> None:
+    """``user_logged_in``: audit the sign-in, then send the user's decisions that waited for
+    it (their delegated ADO token can be had again)."""
+    if user is None:
+        return
+    if _through_a_page(request):
+        method = _sign_in_method(request)
+        facts = _request_facts(request)
+        # A session that was already signed in as them (login() keeps its data for the same
+        # user): confirming who they are, e.g. before a PROD decision.
+        session = getattr(request, "session", None)
+        again = facts.get("view", "") == "reauthenticate" or bool(
+            session is not None and session.get(LAST_ACTIVITY_SESSION_KEY)
+        )
+        _audit_quietly(
+            action=AuditAction.SIGN_IN,
+            actor=user,
+            message="Signed in ("
+            + ("Microsoft Entra ID" if method == "entra" else "local account")
+            + (") to confirm it is them" if again else ")"),
+            detail={"method": method, "reason": "reauthenticate" if again else "sign_in", **facts},
+        )
+    try:
+        outbox_requeue_after_sign_in(user=user)
+    except Exception:  # the sign-in stands; an admin (or the next sign-in) can retry
+        logger.exception("could not re-queue the decisions waiting for %s", user.pk)
+
+
+def sign_out_audit(sender, request=None, user=None, **kwargs) -> None:
+    """``user_logged_out``: a sign-out asked for, or the session timeout's."""
+    if user is None or not getattr(user, "pk", None) or not _through_a_page(request):
+        return
+    reason = getattr(request, "portal_sign_out_reason", "") or "signed_out"
+    text = {
+        "idle_timeout": "Signed out: the session was idle too long",
+        "absolute_timeout": "Signed out: the session reached its maximum length",
+    }.get(reason, "Signed out")
+    _audit_quietly(
+        action=AuditAction.SIGN_OUT,
+        actor=user,
+        message=text,
+        detail={"method": _sign_in_method(request), "reason": reason, **_request_facts(request)},
+    )
+
+
+def sign_in_failed_audit(sender, credentials=None, request=None, **kwargs) -> None:
+    """``user_login_failed``: a wrong local user name or password (never the password)."""
+    from django.contrib.auth import get_user_model
+
+    username = str((credentials or {}).get("username") or "")[:150]
+    user = None
+    if username:
+        model = get_user_model()
+        user = model.objects.filter(**{model.USERNAME_FIELD: username}).first()
+    _audit_quietly(
+        action=AuditAction.SIGN_IN_DENIED,
+        actor=user,
+        actor_name=(user_display_name(user) if user else username) or "(no user name)",
+        message=f"Sign-in refused for {username or 'an empty user name'}: wrong user name or "
+        "password",
+        detail={
+            "method": "local",
+            "reason": "bad_credentials",
+            "username": username,
+            "known_user": user is not None,
+            **_request_facts(request),
+        },
+    )
+
+
+SAFE_CLAIMS = ("oid", "tid", "upn", "preferred_username", "name", "email", "roles", "groups")
+
+
+def sign_in_denied_audit(
+    sender, request=None, user=None, reason: str = "", claims: dict | None = None, **kwargs
+) -> None:
+    """``portal.signals.sign_in_denied``: an Entra sign-in (or another) that was refused."""
+    method = kwargs.get("method") or "entra"
+    claims = {k: v for k, v in (claims or {}).items() if k in SAFE_CLAIMS}
+    who = (
+        (user_display_name(user) if user is not None and getattr(user, "pk", None) else "")
+        or claims.get("name")
+        or claims.get("preferred_username")
+        or claims.get("upn")
+        or claims.get("oid")
+        or "(unknown)"
+    )
+    _audit_quietly(
+        action=AuditAction.SIGN_IN_DENIED,
+        actor=user if user is not None and getattr(user, "pk", None) else None,
+        actor_name=str(who),
+        message=f"Sign-in refused for {who}: {reason or 'no reason given'}",
+        detail={"method": method, "reason": reason, "claims": claims, **_request_facts(request)},
+    )
+
+
 # Sync from ADO --------------------------------------------------------------------------------
 
 
@@ -595,17 +735,20 @@ def decision_rules(
         )
         return rules
     others = [d for d in approval.decisions.all() if d.user_id != user.pk]
-    if others and delivers_with_portal_identity():
-        rules.append(
-            Rule(
-                "one_identity",
-                False,
-                f"{others[0].user_name} already decided here, and the portal sends decisions "
-                "to Azure DevOps under its own identity, which ADO counts once per approval: "
-                "give the other approvals in Azure DevOps itself.",
+    if others and delivers_with_portal_identity(user):
+        shared = [d for d in others if _decision_sent_as_portal(d)]
+        if shared:
+            rules.append(
+                Rule(
+                    "one_identity",
+                    False,
+                    f"{shared[0].user_name} already decided here, and the portal sends both "
+                    "decisions to Azure DevOps under its own identity, which ADO counts once "
+                    "per approval: give yours in Azure DevOps itself (or sign in with "
+                    "Microsoft, so the portal sends it under your name).",
+                )
             )
-        )
-        return rules
+            return rules
 
     identities = user_identities(user)
     blocked = [
@@ -696,12 +839,23 @@ def decision_rules(
     return rules
 
 
-def delivers_with_portal_identity() -> bool:
-    """True while decisions reach ADO with the portal's own credentials (PAT or service
-    principal): ADO then lets that one identity act once per approval, so a check needing
-    several approvers cannot collect them through the portal without failing the second
-    delivery. Per-user delegated tokens (Entra sign-in) lift this."""
-    return True
+def delivers_with_portal_identity(user=None) -> bool:
+    """Whether ``user``'s decisions reach ADO with the portal's own credentials (PAT or
+    service principal). ADO lets one identity act once per approval, so two such decisions
+    cannot both count on a check needing several approvers (rule ``one_identity``).
+
+    Local accounts (and ``user=None``): yes. People who signed in with Entra: no, their own
+    delegated token is used; only with APPROVALS_SERVICE_IDENTITY_FALLBACK on and no token to
+    be had now would the portal's identity stand in."""
+    if _entra_account(user) is None:
+        return True
+    if not settings.APPROVALS_SERVICE_IDENTITY_FALLBACK:
+        return False
+    try:
+        return not _delegated_token(user)
+    except Exception:  # Entra unreachable: assume the fallback would be used
+        logger.warning("could not ask Entra for %s's token", user_display_name(user))
+        return True
 
 
 def _signed_in_recently(authenticated_at: datetime | None) -> bool:
@@ -922,6 +1076,94 @@ def _ours(data: dict, message: OutboxMessage) -> dict | None:
     return None
 
 
+IDENTITY_PORTAL = "portal"  # the portal's own credentials (PAT or service principal)
+IDENTITY_USER = "user"  # the approver's delegated Entra token
+IDENTITY_FALLBACK = "fallback"  # the portal's credentials for want of the approver's token
+IDENTITY_NEEDS_SIGNIN = "needs_signin"  # nothing to send with until the approver signs in
+
+
+@dataclass(frozen=True)
+class DeliveryIdentity:
+    kind: str
+    token: str | None = field(default=None, repr=False)
+    reason: str = ""
+
+
+def _entra_account(user):
+    """The user's Entra identity (portal.models.EntraAccount), or None for local accounts and
+    while Entra sign-in is not configured (then everyone's decisions go as the portal's)."""
+    if user is None or not getattr(user, "pk", None):
+        return None
+    from portal import entra
+
+    if not entra.is_enabled():
+        return None
+    return getattr(user, "entra_account", None)  # the missing one-to-one raises AttributeError
+
+
+def _delegated_token(user) -> str | None:
+    """The user's ADO access token from their server-side MSAL cache (refreshed as needed)."""
+    from portal.entra import delegated_ado_token
+
+    return delegated_ado_token(user)
+
+
+def _is_the_approver(user, actual: dict) -> bool:
+    account = _entra_account(user)
+    if account is None or not actual:
+        return False
+    if actual.get("id") and actual["id"].lower() == (account.object_id or "").lower():
+        return True
+    unique = (actual.get("unique_name") or "").lower()
+    return bool(unique) and unique == (account.preferred_username or "").lower()
+
+
+def _delivery_identity(message: OutboxMessage) -> DeliveryIdentity:
+    """Whose identity this decision goes to ADO under. Local accounts: the portal's. People
+    who signed in with Entra: their own delegated token; without one, the portal's when the
+    operator allows the fallback (and ADO has not already counted the portal on this
+    approval), else the decision waits for their sign-in."""
+    user = message.decision.user
+    if _entra_account(user) is None:
+        return DeliveryIdentity(IDENTITY_PORTAL)
+    token = _delegated_token(user)
+    if token:
+        return DeliveryIdentity(IDENTITY_USER, token=token)
+    name = message.decision.user_name
+    reason = f"no Azure DevOps token for {name}: their sign-in has lapsed or was revoked"
+    if not settings.APPROVALS_SERVICE_IDENTITY_FALLBACK:
+        return DeliveryIdentity(
+            IDENTITY_NEEDS_SIGNIN,
+            reason=f"Waiting for {name} to sign in again: {reason}. Once they do, it is sent "
+            "under their own name.",
+        )
+    taken = [
+        d
+        for d in message.approval.decisions.exclude(pk=message.decision_id).select_related(
+            "outbox", "user"
+        )
+        if _decision_sent_as_portal(d, delivered_only=True)
+    ]
+    if taken:
+        return DeliveryIdentity(
+            IDENTITY_NEEDS_SIGNIN,
+            reason=f"Waiting for {name} to sign in again: {reason}, and the portal's own "
+            f"identity already gave {taken[0].user_name}'s decision on this approval, which "
+            "ADO counts once.",
+        )
+    return DeliveryIdentity(IDENTITY_FALLBACK, reason=reason)
+
+
+def _decision_sent_as_portal(decision: Decision, *, delivered_only: bool = False) -> bool:
+    """Whether ``decision`` reached (or will reach) ADO under the portal's own identity."""
+    outbox = getattr(decision, "outbox", None)
+    if outbox is not None and outbox.state == OutboxState.DELIVERED:
+        return (outbox.ado_outcome or {}).get("identity", IDENTITY_PORTAL) != IDENTITY_USER
+    if delivered_only:
+        return False
+    return delivers_with_portal_identity(decision.user)
+
+
 def outbox_deliver(*, message_id: int, client: ado.AdoClient | None = None) -> DeliveryOutcome:
     """One delivery attempt: claim, read the approval in ADO, PATCH only if needed, record."""
     message, busy_for = _claim(message_id)
@@ -935,18 +1177,28 @@ def outbox_deliver(*, message_id: int, client: ado.AdoClient | None = None) -> D
     except ImproperlyConfigured as exc:  # no credentials: visible, not a silent loop
         return _failed(message, f"The portal has no ADO credentials: {exc}")
     sent = False
+    identity: DeliveryIdentity | None = None
     try:
         current = client.get_approval(approval.ado_id, expand_steps=True)
         step = _ours(current, message)
         if step is None and current.get("status") in OPEN_STATUSES:
+            try:
+                identity = _delivery_identity(message)
+            except Exception as exc:  # Entra unreachable: try again later, nothing sent
+                logger.warning("no delegated token for outbox message %s: %s", message.pk, exc)
+                return _retry_later(
+                    message, f"Microsoft Entra ID did not answer ({type(exc).__name__})", None
+                )
+            if identity.kind == IDENTITY_NEEDS_SIGNIN:
+                return _needs_signin(message, identity.reason)
             sent = True
-            answer = client.update_approvals(list(message.payload))
+            answer = client.update_approvals(list(message.payload), bearer_token=identity.token)
             current = next(
                 (a for a in answer if str(a.get("id", "")).lower() == approval.ado_id), current
             )
             step = _ours(current, message) or {"status": message.decision.status}
         if step is not None:
-            return _delivered(message, current, step, sent)
+            return _delivered(message, current, step, sent, identity)
         return _already_decided(message, current)
     except ado.AdoBadRequest as exc:
         # ADO refused the PATCH: most often someone decided it in ADO in the meantime.
@@ -955,13 +1207,25 @@ def outbox_deliver(*, message_id: int, client: ado.AdoClient | None = None) -> D
         except ado.AdoError:
             current = None
         if current is not None and _ours(current, message) is not None:
-            return _delivered(message, current, _ours(current, message), sent)
+            return _delivered(message, current, _ours(current, message), sent, identity)
         if current is not None and current.get("status") not in OPEN_STATUSES:
             return _already_decided(message, current)
         return _failed(message, f"ADO refused the decision: {exc}")
     except ado.AdoNotFound as exc:
         return _failed(message, f"ADO no longer has this approval (deleted or moved): {exc}")
     except ado.AdoAuthError as exc:
+        if sent and identity is not None and identity.kind == IDENTITY_USER:
+            name = message.decision.user_name
+            if exc.status == 401:
+                return _needs_signin(
+                    message,
+                    f"Azure DevOps did not accept {name}'s sign-in ({exc}); signing in again "
+                    "sends the decision.",
+                )
+            return _failed(
+                message,
+                f"Azure DevOps refused {name}'s own permission to decide this approval ({exc}).",
+            )
         return _failed(
             message,
             f"ADO refused the portal's credentials ({exc}); fix them, then retry the delivery.",
@@ -983,14 +1247,28 @@ def _attempt_audit(message, action, text, detail=None) -> None:
     )
 
 
-def _delivered(message: OutboxMessage, current: dict, step: dict, sent: bool) -> DeliveryOutcome:
+def _delivered(
+    message: OutboxMessage,
+    current: dict,
+    step: dict,
+    sent: bool,
+    identity: DeliveryIdentity | None = None,
+) -> DeliveryOutcome:
     actual = _identity(step.get("actualApprover")) if step.get("actualApprover") else {}
+    if identity is not None and sent:
+        sent_as = IDENTITY_USER if identity.kind == IDENTITY_USER else IDENTITY_PORTAL
+    else:  # found in ADO by its marker: whose name ADO shows says how it went
+        sent_as = IDENTITY_USER if _is_the_approver(message.decision.user, actual) else "portal"
     outcome = {
         "ado_status": current.get("status"),
         "step_status": step.get("status"),
         "actual_approver": actual.get("name") or actual.get("unique_name") or "",
+        "actual_approver_id": actual.get("id") or "",
         "patched_now": sent,
+        "identity": sent_as,
     }
+    if identity is not None and identity.kind == IDENTITY_FALLBACK and sent:
+        outcome["fallback_reason"] = identity.reason
     with transaction.atomic():
         OutboxMessage.objects.filter(pk=message.pk).update(
             state=OutboxState.DELIVERED,
@@ -1007,8 +1285,58 @@ def _delivered(message: OutboxMessage, current: dict, step: dict, sent: bool) ->
             + ("" if sent else " (ADO already had it; nothing re-sent)"),
             outcome,
         )
+        if "fallback_reason" in outcome:
+            _attempt_audit(
+                message,
+                AuditAction.DELIVERY_FALLBACK,
+                f"Sent with the portal's own identity instead of {message.decision.user_name}'s "
+                f"({identity.reason}); ADO shows the portal as the approver, and "
+                f"{message.decision.user_name}'s name is in the comment.",
+                {"reason": identity.reason, "actual_approver": outcome["actual_approver"]},
+            )
     approval_apply(project=message.approval.project, data=current)
     return DeliveryOutcome(OutboxState.DELIVERED)
+
+
+def _needs_signin(message: OutboxMessage, reason: str) -> DeliveryOutcome:
+    """The approver's own token cannot be had: the decision waits, not swept, until they
+    sign in again (``outbox_requeue_after_sign_in``)."""
+    with transaction.atomic():
+        OutboxMessage.objects.filter(pk=message.pk).update(
+            state=OutboxState.NEEDS_SIGNIN, claimed_until=None, last_error=reason[:2000]
+        )
+        _attempt_audit(message, AuditAction.DELIVERY_NEEDS_SIGNIN, reason[:2000])
+    logger.info("outbox message %s waits for its approver's sign-in: %s", message.pk, reason)
+    return DeliveryOutcome(OutboxState.NEEDS_SIGNIN, detail=reason)
+
+
+def outbox_requeue_after_sign_in(*, user) -> list[int]:
+    """``user`` signed in again: their decisions waiting for it go back to the queue."""
+    requeued = []
+    with transaction.atomic():
+        waiting = list(
+            OutboxMessage.objects.select_for_update(of=("self",))
+            .filter(state=OutboxState.NEEDS_SIGNIN, decision__user=user)
+            .select_related("approval__catalog_model", "decision")
+        )
+        now = timezone.now()
+        for message in waiting:
+            message.state = OutboxState.QUEUED
+            message.next_attempt_at = now
+            message.claimed_until = None
+            message.save(update_fields=["state", "next_attempt_at", "claimed_until"])
+            audit_record(
+                action=AuditAction.DELIVERY_RETRY_REQUESTED,
+                actor=user,
+                approval=message.approval,
+                decision=message.decision,
+                message="Signed in again: the decision that waited for it is sent now.",
+                detail={"outbox_message": message.pk, "after": "sign_in"},
+            )
+            requeued.append(message.pk)
+    for message_id in requeued:
+        transaction.on_commit(lambda message_id=message_id: outbox_enqueue(message_id=message_id))
+    return requeued
 
 
 def _already_decided(message: OutboxMessage, current: dict) -> DeliveryOutcome:

@@ -316,7 +316,7 @@ def decision_box(request, pk):
 def _reauth_redirect(request, approval: ApprovalRequest):
     messages.info(
         request,
-        "A PROD decision needs a recent sign-in: confirm your password, then decide.",
+        "A PROD decision needs a recent sign-in: sign in again, then decide.",
     )
     url = _reauth_url(approval)
     if _htmx(request):

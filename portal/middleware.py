@@ -108,3 +108,134 @@ class AccessMiddleware:
         if request.path.startswith("/api/") or request.headers.get("Accept") == "application/json":
             return JsonResponse({"detail": message}, status=403)
         return render(request, "403.html", {"message": message}, status=403)
+
+
+class SessionTimeoutMiddleware:
+    """End a signed-in session after SESSION_IDLE_TIMEOUT_SECONDS without a request, or
+    SESSION_ABSOLUTE_TIMEOUT_SECONDS after its sign-in, whatever the activity.
+
+    The last activity is kept in the session (rewritten at most once a minute, so a page's
+    polling does not write the session row on every request); the start is the later of the
+    sign-in time ``portal.services.session_authenticated_at_mark`` records (a re-authentication
+    counts as a sign-in) and ``STARTED_KEY`` (set by the Entra sign-in, whose single sign-on
+    may report an older ``auth_time``, or here when neither is known).
+
+    An expired session is signed out (``user_logged_out`` fires, with
+    ``request.portal_sign_out_reason`` saying which limit ended it) and the request answers:
+    a redirect to the sign-in page with ``next=`` for pages, 401 JSON for the API, an
+    ``HX-Redirect`` for htmx. Probes, metrics and the hook endpoints are not user activity and
+    are left alone; sign-in pages go on to their view once the old session is ended.
+    """
+
+    LAST_ACTIVITY_KEY = "portal_last_activity"
+    STARTED_KEY = "portal_session_started_at"  # portal.entra.SESSION_STARTED_KEY
+    ACTIVITY_RESOLUTION_SECONDS = 60
+    EXEMPT_PATHS = frozenset({"/healthz", "/readyz", "/metrics"})
+    EXEMPT_PREFIXES = ("/pipelines/hooks/", "/registry/webhooks/", "/static/")
+    AUTH_PREFIXES = ("/accounts/", "/auth/")
+
+    def __init__(self, get_response):
+        self.get_response = get_response
+
+    def __call__(self, request):
+        path = request.path_info
+        if path in self.EXEMPT_PATHS or path.startswith(self.EXEMPT_PREFIXES):
+            return self.get_response(request)
+        user = getattr(request, "user", None)
+        if user is None or not user.is_authenticated:
+            return self.get_response(request)
+        session = request.session
+        now = time.time()
+        reason = self._expired(session, now)
+        if reason:
+            response = self._sign_out(request, reason)
+            if response is not None:
+                return response
+            return self.get_response(request)
+        last = session.get(self.LAST_ACTIVITY_KEY)
+        if not isinstance(last, int | float) or now - last >= self.ACTIVITY_RESOLUTION_SECONDS:
+            session[self.LAST_ACTIVITY_KEY] = int(now)
+        return self.get_response(request)
+
+    def _expired(self, session, now: float) -> str:
+        started = self._started(session, now)
+        if now - started > settings.SESSION_ABSOLUTE_TIMEOUT_SECONDS:
+            return "absolute_timeout"
+        last = session.get(self.LAST_ACTIVITY_KEY)
+        if isinstance(last, int | float) and now - last > settings.SESSION_IDLE_TIMEOUT_SECONDS:
+            return "idle_timeout"
+        return ""
+
+    def _started(self, session, now: float) -> float:
+        """When this session signed in: the later of the sign-in time (an Entra single
+        sign-on may report an older ``auth_time``) and the session's own start."""
+        from django.utils.dateparse import parse_datetime
+
+        from .services import AUTHENTICATED_AT_SESSION_KEY
+
+        candidates = []
+        raw = session.get(AUTHENTICATED_AT_SESSION_KEY)
+        try:
+            parsed = parse_datetime(raw) if isinstance(raw, str) else None
+        except ValueError:
+            parsed = None
+        if parsed is not None and parsed.tzinfo is not None:
+            candidates.append(parsed.timestamp())
+        started = session.get(self.STARTED_KEY)
+        if isinstance(started, int | float):
+            candidates.append(float(started))
+        if not candidates:  # signed in without a recorded time: count from now on
+            session[self.STARTED_KEY] = int(now)
+            return now
+        return max(candidates)
+
+    def _sign_out(self, request, reason: str):
+        from django.contrib import messages
+        from django.contrib.auth import logout
+
+        request.portal_sign_out_reason = reason
+        minutes = (
+            settings.SESSION_IDLE_TIMEOUT_SECONDS // 60
+            if reason == "idle_timeout"
+            else settings.SESSION_ABSOLUTE_TIMEOUT_SECONDS // 3600
+        )
+        text = (
+            f"You were signed out after {minutes} minutes without activity; please sign in again."
+            if reason == "idle_timeout"
+            else f"Sessions last at most {minutes} hours; please sign in again."
+        )
+        logout(request)
+        logger.info("session ended by the %s", reason.replace("_", " "))
+        path = request.path_info
+        if path.startswith(self.AUTH_PREFIXES):
+            return None  # the sign-in pages themselves: go on, signed out
+        if path.startswith("/api/"):
+            return JsonResponse(
+                {"detail": text, "code": "session_expired", "reason": reason}, status=401
+            )
+        if hasattr(request, "_messages"):
+            messages.info(request, text)
+        redirect = redirect_to_login(self._return_to(request), settings.LOGIN_URL)
+        if request.headers.get("HX-Request") == "true":
+            from django_htmx.http import HttpResponseClientRedirect
+
+            return HttpResponseClientRedirect(redirect["Location"])
+        return redirect
+
+    @staticmethod
+    def _return_to(request) -> str:
+        """Where to come back after signing in: this page, or for a form post or an htmx
+        request the page it was made from (when on this site)."""
+        from urllib.parse import urlsplit
+
+        from django.utils.http import url_has_allowed_host_and_scheme
+
+        if request.method in ("GET", "HEAD") and request.headers.get("HX-Request") != "true":
+            return request.get_full_path()
+        origin = request.headers.get("HX-Current-URL") or request.headers.get("Referer") or ""
+        if origin and url_has_allowed_host_and_scheme(
+            origin, allowed_hosts={request.get_host()}, require_https=request.is_secure()
+        ):
+            parts = urlsplit(origin)
+            return parts.path + (f"?{parts.query}" if parts.query else "")
+        return request.get_full_path()

@@ -21,6 +21,13 @@ urlpatterns = [
     path("accounts/login/", views.LoginView.as_view(), name="login"),
     path("accounts/logout/", views.LogoutView.as_view(), name="logout"),
     path("accounts/reauthenticate/", views.ReauthenticateView.as_view(), name="reauthenticate"),
+    path("auth/sign-in/", views.entra_sign_in, name="entra-sign-in"),
+    path("auth/callback/", views.entra_callback, name="entra-callback"),
+    path(
+        "auth/front-channel-logout/",
+        views.entra_front_channel_logout,
+        name="entra-front-channel-logout",
+    ),
     path("healthz", views.healthz, name="healthz"),
     path("readyz", views.readyz, name="readyz"),
     path("metrics", views.metrics_view, name="metrics"),

@@ -140,3 +140,29 @@ def celery_worker_process(django_db_setup, tmp_path_factory):
             except subprocess.TimeoutExpired:
                 process.kill()
                 process.wait()
+
+
+@pytest.fixture
+def entra(tmp_path):
+    """A started local stand-in of the Entra ID endpoints over HTTPS (tests/entra/standin.py)."""
+    from tests.entra.standin import EntraStandIn
+
+    standin = EntraStandIn(workdir=tmp_path / "entra").start()
+    try:
+        yield standin
+        assert not standin.errors, f"the Entra stand-in failed: {standin.errors}"
+    finally:
+        standin.stop()
+
+
+@pytest.fixture
+def entra_on(settings, entra):
+    """The portal configured for the stand-in (its CA trusted through ENTRA_CA_BUNDLE)."""
+    settings.ENTRA_TENANT_ID = entra.tenant_id
+    settings.ENTRA_CLIENT_ID = entra.client_id
+    settings.ENTRA_CLIENT_SECRET = entra.client_secret
+    settings.ENTRA_AUTHORITY = entra.authority
+    settings.ENTRA_CA_BUNDLE = entra.ca_file
+    settings.ENTRA_ENABLED = True
+    settings.LOCAL_ACCOUNTS_ENABLED = True
+    return entra

@@ -2,7 +2,12 @@
 
 from __future__ import annotations
 
+from urllib.parse import urlencode
+
 from django import template
+from django.conf import settings
+from django.shortcuts import resolve_url
+from django.urls import NoReverseMatch, reverse
 from django.utils.html import format_html
 
 from portal.templatetags.portal_ui import status_badge
@@ -17,6 +22,7 @@ DELIVERY_BADGES = {
     OutboxState.DELIVERED: ("delivered", "Delivered"),
     OutboxState.FAILED: ("failed", "Failed"),
     OutboxState.ALREADY_DECIDED: ("skipped", "Already decided in ADO"),
+    OutboxState.NEEDS_SIGNIN: ("waiting", "Needs your sign-in"),
 }
 
 
@@ -73,3 +79,26 @@ def approval_subject(approval) -> str:
     if approval.catalog_model_id:
         return approval.catalog_model.name
     return approval.pipeline_name or "(unknown pipeline)"
+
+
+@register.simple_tag
+def sign_in_again_url(approval) -> str:
+    """Where "Sign in again" goes for a decision waiting for its approver's sign-in: the
+    Microsoft sign-in, coming back to this approval (the sign-in page when Entra is off)."""
+    from portal import entra
+
+    back = reverse("approvals:detail", kwargs={"pk": approval.pk})
+    try:
+        start = reverse("entra-sign-in") if entra.is_enabled() else ""
+    except NoReverseMatch:
+        start = ""
+    return f"{start or resolve_url(settings.LOGIN_URL)}?{urlencode({'next': back})}"
+
+
+@register.filter
+def sent_as_portal(decision) -> bool:
+    """Whether this decision reaches ADO under the portal's own identity (then ADO counts the
+    portal once per approval) rather than the approver's own."""
+    from ..services import _decision_sent_as_portal
+
+    return _decision_sent_as_portal(decision)

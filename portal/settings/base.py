@@ -80,6 +80,7 @@ MIDDLEWARE = [
     "django.middleware.csrf.CsrfViewMiddleware",
     "django.contrib.auth.middleware.AuthenticationMiddleware",
     "django.contrib.messages.middleware.MessageMiddleware",
+    "portal.middleware.SessionTimeoutMiddleware",
     "django.middleware.clickjacking.XFrameOptionsMiddleware",
     "csp.middleware.CSPMiddleware",
     "django_htmx.middleware.HtmxMiddleware",
@@ -115,6 +116,11 @@ AUTH_PASSWORD_VALIDATORS = [
     {"NAME": "django.contrib.auth.password_validation.NumericPasswordValidator"},
 ]
 SESSION_COOKIE_HTTPONLY = True
+# A signed-in session ends after 30 minutes without a request, and 8 hours after its sign-in
+# whatever the activity (portal.middleware.SessionTimeoutMiddleware); the cookie goes with it.
+SESSION_IDLE_TIMEOUT_SECONDS = env.int("SESSION_IDLE_TIMEOUT_SECONDS", default=1800)
+SESSION_ABSOLUTE_TIMEOUT_SECONDS = env.int("SESSION_ABSOLUTE_TIMEOUT_SECONDS", default=28800)
+SESSION_COOKIE_AGE = SESSION_ABSOLUTE_TIMEOUT_SECONDS
 SESSION_COOKIE_SAMESITE = "Lax"
 CSRF_COOKIE_SAMESITE = "Lax"
 
@@ -242,9 +248,49 @@ AZURE_DEVOPS_ORG_URL = env("AZURE_DEVOPS_ORG_URL", default="")
 AZURE_DEVOPS_PROJECT = env("AZURE_DEVOPS_PROJECT", default="")
 AZURE_DEVOPS_PAT = env("AZURE_DEVOPS_PAT", default="")
 ADO_HOOK_SECRET = env("ADO_HOOK_SECRET", default="")
+
+# SIGN-IN WITH MICROSOFT ENTRA ID (portal/entra.py; README "Sign-in with Microsoft Entra ID")
+# ------------------------------------------------------------------------------
 ENTRA_TENANT_ID = env("ENTRA_TENANT_ID", default="")
 ENTRA_CLIENT_ID = env("ENTRA_CLIENT_ID", default="")
 ENTRA_CLIENT_SECRET = env("ENTRA_CLIENT_SECRET", default="")
+# Entra sign-in is on when all three are set; local accounts stay the embedded default.
+ENTRA_ENABLED = bool(ENTRA_TENANT_ID and ENTRA_CLIENT_ID and ENTRA_CLIENT_SECRET)
+# Sovereign clouds (or the tests' stand-in) use another authority.
+ENTRA_AUTHORITY = env(
+    "ENTRA_AUTHORITY", default=f"https://login.microsoftonline.com/{ENTRA_TENANT_ID or 'common'}"
+)
+# A CA bundle to trust for the authority (a TLS-inspecting proxy); empty: the system's.
+ENTRA_CA_BUNDLE = env("ENTRA_CA_BUNDLE", default="")
+# The redirect URI registered in Entra; empty: <this host>/auth/callback/ as the browser sees it.
+ENTRA_REDIRECT_URI = env("ENTRA_REDIRECT_URI", default="")
+# App-role values (the id token's "roles" claim) -> portal roles; JSON in the environment.
+ENTRA_ROLE_CLAIMS: dict[str, str] = env.json(
+    "ENTRA_ROLE_CLAIMS",
+    default={
+        "Portal.Approver": "approver",
+        "Portal.DataScientist": "data_scientist",
+        "Portal.Manager": "manager",
+        "Portal.Admin": "admin",
+    },
+)
+# Group object ids (the "groups" claim) -> portal roles; JSON in the environment.
+ENTRA_GROUP_ROLES: dict[str, str] = env.json("ENTRA_GROUP_ROLES", default={})
+# Seconds Entra's answers may take before the portal gives up.
+ENTRA_TIMEOUT_SECONDS = env.float("ENTRA_TIMEOUT_SECONDS", default=10.0)
+# Local user names and passwords; production may switch them off once Entra is on.
+LOCAL_ACCOUNTS_ENABLED = env.bool("LOCAL_ACCOUNTS_ENABLED", default=True)
+# Whom a signed-in user without a role should ask (shown on the "no role" page).
+PORTAL_ROLE_CONTACT = env("PORTAL_ROLE_CONTACT", default="")
+if ENTRA_ENABLED:
+    # Sign-out (and a PROD decision's fresh sign-in) answer a form POST with a redirect to
+    # Entra, which the browser follows only when form-action allows Entra's origin.
+    from urllib.parse import urlsplit as _urlsplit
+
+    _entra = _urlsplit(ENTRA_AUTHORITY)
+    CONTENT_SECURITY_POLICY["DIRECTIVES"]["form-action"].append(
+        f"{_entra.scheme}://{_entra.netloc}"
+    )
 
 # OPERATIONS
 # ------------------------------------------------------------------------------
@@ -338,6 +384,10 @@ APPROVALS_DELIVERY_BACKOFF_MAX_SECONDS = env.float(
 # 0: the client never sleeps through a Retry-After inside a delivery; the outbox waits it out
 # (with the message released), so no claim can expire under a sleeping worker.
 APPROVALS_DELIVERY_CLIENT_RETRIES = env.int("APPROVALS_DELIVERY_CLIENT_RETRIES", default=0)
+# People who signed in with Entra have their decisions sent with their own delegated ADO
+# token; when it cannot be had, the decision waits for their sign-in, unless this is on: then
+# the portal's own credentials send it (their name is in the comment; audited as a fallback).
+APPROVALS_SERVICE_IDENTITY_FALLBACK = env.bool("APPROVALS_SERVICE_IDENTITY_FALLBACK", default=False)
 # The sweep re-queues a message due for longer than this with no worker on it.
 APPROVALS_OUTBOX_STUCK_SECONDS = env.int("APPROVALS_OUTBOX_STUCK_SECONDS", default=60)
 # Notifications: e-mail to the assigned approvers (or the approver group); Teams optional.

@@ -1,7 +1,7 @@
 """Production: every secret and host comes from the environment, or the process refuses to start."""
 
 from .base import *  # noqa: F403
-from .base import DATABASES, env
+from .base import DATABASES, ENTRA_ENABLED, env
 
 DEBUG = False
 SECRET_KEY = env("DJANGO_SECRET_KEY")
@@ -30,3 +30,13 @@ CSRF_COOKIE_NAME = "__Host-csrftoken"
 
 LOG_FORMAT = env("LOG_FORMAT", default="json")
 LOGGING["handlers"]["console"]["formatter"] = LOG_FORMAT  # noqa: F405
+
+# With Entra ID on, nobody needs a local password (LOCAL_ACCOUNTS_ENABLED=true keeps them).
+LOCAL_ACCOUNTS_ENABLED = env.bool("LOCAL_ACCOUNTS_ENABLED", default=not ENTRA_ENABLED)
+if not LOCAL_ACCOUNTS_ENABLED and not ENTRA_ENABLED:
+    from django.core.exceptions import ImproperlyConfigured
+
+    raise ImproperlyConfigured(
+        "LOCAL_ACCOUNTS_ENABLED is false but Entra ID is not configured: nobody could sign in. "
+        "Set ENTRA_TENANT_ID, ENTRA_CLIENT_ID and ENTRA_CLIENT_SECRET."
+    )

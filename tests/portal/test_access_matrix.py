@@ -60,6 +60,11 @@ EXPECTED: dict[str, tuple] = {
     "home": ("get", EVERY_ROLE),  # a user without a role gets the "ask for a role" page (403)
     "login": ("get", EVERYONE),
     "logout": ("post", EVERYONE),
+    # Entra ID sign-in: public; 404 while Entra is not configured (as here), and the
+    # callback's own 400 for an answer that belongs to no sign-in started in this session
+    "entra-sign-in": ("get", EVERYONE, Target(let_in=frozenset({404}))),
+    "entra-callback": ("get", EVERYONE, Target(let_in=frozenset({400, 404}))),
+    "entra-front-channel-logout": ("get", EVERYONE),
     "healthz": ("get", EVERYONE),
     "readyz": ("get", EVERYONE),
     "metrics": ("get", frozenset([Role.ADMIN.value])),

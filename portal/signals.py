@@ -1,0 +1,25 @@
+"""Signals the portal app sends; other apps listen (the portal never imports them).
+
+``sign_in_denied``: a sign-in that did not let the person in, other than a wrong local
+password (Django's ``user_login_failed`` covers that). Sent by the Entra callback for a
+failed or refused sign-in: wrong state, a token the portal rejects, no mapped role, an
+inactive account. Keyword arguments:
+
+- ``request``: the HTTP request (may be None);
+- ``user``: the portal user when one is known (an existing account refused), else None;
+- ``reason``: a short stable code, e.g. ``"state_mismatch"``, ``"no_role"``, ``"inactive"``;
+- ``claims``: the identity claims known at that point (``oid``, ``tid``, ``upn``/
+  ``preferred_username``, ``name``), never tokens;
+- ``method``: how the person tried, ``"entra"`` (default) or ``"local"``.
+
+The approvals app records each one in its audit trail (``auth.denied``).
+
+When the session timeout signs someone out, ``portal.middleware.SessionTimeoutMiddleware``
+sets ``request.portal_sign_out_reason`` (``"idle_timeout"`` or ``"absolute_timeout"``) before
+calling ``logout()``, so listeners of Django's ``user_logged_out`` can tell it from a sign-out
+the person asked for.
+"""
+
+from django.dispatch import Signal
+
+sign_in_denied = Signal()
