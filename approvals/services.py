@@ -686,6 +686,17 @@ class Rule:
     ok: bool
     message: str
 
+    def refusal(self) -> DecisionRefused:
+        """What a failed rule answers, the same for the page and the API."""
+        if self.code == "recent_sign_in":
+            return ReauthenticationRequired(self.message)
+        status = 409 if self.code in CONFLICT_RULES else 403
+        return DecisionRefused(self.code, self.message, http_status=status)
+
+
+# Rules that fail because of the request's state, not the person: HTTP 409.
+CONFLICT_RULES = frozenset({"already_decided", "already_decided_by_you", "one_identity", "expired"})
+
 
 def decision_rules(
     *, approval: ApprovalRequest, user, authenticated_at: datetime | None = None
@@ -914,17 +925,7 @@ def approval_decide(
                 approval=approval, user=user, authenticated_at=authenticated_at
             ):
                 if not rule.ok:
-                    if rule.code == "recent_sign_in":
-                        raise ReauthenticationRequired(rule.message)
-                    conflict = rule.code in (
-                        "already_decided",
-                        "already_decided_by_you",
-                        "one_identity",
-                        "expired",
-                    )
-                    raise DecisionRefused(
-                        rule.code, rule.message, http_status=409 if conflict else 403
-                    )
+                    raise rule.refusal()
             decision = _decision_write(approval, user, status, comment, via)
     except ApprovalRequest.DoesNotExist:
         raise

@@ -44,8 +44,6 @@ RETRY_ROLES = (Role.ADMIN,)
 
 APPROVALS_PER_PAGE = 50
 AUDIT_PER_PAGE = 50
-# Refusals that mean "too late" rather than "not you" (the service answers 409 for them).
-CONFLICT_RULES = frozenset({"already_decided", "already_decided_by_you", "expired"})
 AUDIT_SORTS = {
     "-at": ("-at", "-pk"),
     "at": ("at", "pk"),
@@ -326,15 +324,6 @@ def _reauth_redirect(request, approval: ApprovalRequest):
     return redirect(url)
 
 
-def _first_refusal(rules) -> tuple[str, str, int] | None:
-    """(code, message, HTTP status) of the first rule that says no, as the service would."""
-    for rule in rules:
-        if not rule.ok:
-            status = 401 if rule.code == "recent_sign_in" else 403
-            return rule.code, rule.message, 409 if rule.code in CONFLICT_RULES else status
-    return None
-
-
 @access(roles(*DECIDE_ROLES))
 @require_POST
 def decide(request, pk):
@@ -352,11 +341,14 @@ def decide(request, pk):
         rules = services.decision_rules(
             approval=approval, user=request.user, authenticated_at=authenticated_at
         )
-        refusal = _first_refusal(rules)
-        if refusal and refusal[0] == "recent_sign_in":
-            return _reauth_redirect(request, approval)
-        if refusal:
-            return _box_response(request, approval, refusal[2], form=form, error=refusal[1])
+        failed = next((rule for rule in rules if not rule.ok), None)
+        if failed is not None:
+            refusal = failed.refusal()
+            if isinstance(refusal, services.ReauthenticationRequired):
+                return _reauth_redirect(request, approval)
+            return _box_response(
+                request, approval, refusal.http_status, form=form, error=refusal.message
+            )
         return _box_response(request, approval, form=form, confirming=True)
     try:
         services.approval_decide(

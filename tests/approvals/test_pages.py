@@ -397,6 +397,19 @@ def test_a_decision_on_a_closed_request_is_a_409_with_its_reason(approver_client
     assert "already approved in Azure DevOps" in _text(response)
 
 
+def test_the_page_answers_a_refusal_with_the_same_status_as_the_api(approver_client, make_user):
+    """The page and the API share the service's refusal (a second portal approver: 409)."""
+    from approvals import services
+
+    approval = ApprovalRequestFactory(min_required_approvers=2)
+    bob = make_user(Role.APPROVER, username="bob", email="bob@example.com")
+    services.approval_decide(approval_id=approval.pk, user=bob, status="approved")
+    for data in ({"status": "approved"}, {"status": "approved", "confirm": "1"}):
+        response = approver_client.post(_decide(approval), data)
+        assert response.status_code == 409
+        assert "already decided here" in _text(response)
+
+
 def test_a_non_approver_sees_no_buttons_and_cannot_post(role_client):
     approval = ApprovalRequestFactory()
     manager = role_client(Role.MANAGER)
