@@ -927,8 +927,6 @@ def approval_decide(
                 if not rule.ok:
                     raise rule.refusal()
             decision = _decision_write(approval, user, status, comment, via)
-    except ApprovalRequest.DoesNotExist:
-        raise
     except DecisionRefused as refusal:
         _refusal_audit(approval_id, user, status, refusal, via)
         raise
@@ -972,7 +970,7 @@ def _decision_write(approval, user, status, comment, via) -> Decision:
         actor=user,
         approval=approval,
         decision=decision,
-        message=f"{verb} {approval.environment or ''} deployment".replace("  ", " ")
+        message=" ".join(filter(None, (verb, approval.environment, "deployment")))
         + (f": {comment}" if comment else ""),
         detail={
             "status": status,
@@ -1207,8 +1205,9 @@ def outbox_deliver(*, message_id: int, client: ado.AdoClient | None = None) -> D
             current = client.get_approval(approval.ado_id, expand_steps=True)
         except ado.AdoError:
             current = None
-        if current is not None and _ours(current, message) is not None:
-            return _delivered(message, current, _ours(current, message), sent, identity)
+        step = _ours(current, message) if current is not None else None
+        if step is not None:
+            return _delivered(message, current, step, sent, identity)
         if current is not None and current.get("status") not in OPEN_STATUSES:
             return _already_decided(message, current)
         return _failed(message, f"ADO refused the decision: {exc}")
