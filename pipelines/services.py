@@ -32,7 +32,7 @@ from .models import (
     RunRequest,
     RunStage,
 )
-from .signals import hook_received
+from .signals import hook_received, runs_changed
 
 logger = logging.getLogger(__name__)
 
@@ -170,6 +170,11 @@ def _finish(project, result, client, started, started_at, requests_before, recor
         )
         return
     logger.info("pipelines sync of %s (%s): %s", project.name, result.mode, result.as_dict())
+    if result.changed_run_ids:
+        run_ids = sorted(result.changed_run_ids)
+        transaction.on_commit(
+            lambda: runs_changed.send(sender=PipelineRun, project=project, run_ids=run_ids)
+        )
     if record_success:
         updates = {"last_sync_succeeded_at": now, "last_sync_stats": result.as_dict()}
         if result.newest_seen and (project.cursor is None or result.newest_seen > project.cursor):

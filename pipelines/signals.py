@@ -5,3 +5,7 @@ from django.dispatch import Signal
 # Sent after commit when the ADO hook endpoint accepted a new (not duplicate) delivery:
 # kwargs project (AdoProject), event_type (str), resource (dict, untrusted: a trigger only).
 hook_received = Signal()
+
+# Sent after commit when a sync created or changed runs (or their stages): kwargs project
+# (AdoProject), run_ids (PipelineRun pks).
+runs_changed = Signal()

@@ -3,6 +3,7 @@
 from pathlib import Path
 
 import environ
+from celery.schedules import crontab
 
 BASE_DIR = Path(__file__).resolve().parent.parent.parent
 VAR_DIR = BASE_DIR / "var"
@@ -237,7 +238,30 @@ CELERY_BEAT_SCHEDULE = {
         "task": "approvals.notify_expiring",
         "schedule": 15 * 60,
     },
+    "maturity: nightly assessment and weekly snapshot": {
+        "task": "maturity.nightly",
+        "schedule": crontab(
+            hour=env.int("MATURITY_NIGHTLY_HOUR", default=2),
+            minute=env.int("MATURITY_NIGHTLY_MINUTE", default=30),
+        ),
+    },
 }
+
+# MATURITY (maturity/criteria.py; docs/maturity.md)
+# ------------------------------------------------------------------------------
+# The criteria look at runs and deployments of the last N days.
+MATURITY_WINDOW_DAYS = env.int("MATURITY_WINDOW_DAYS", default=90)
+# Level 4: median hours from data arrival to the start of training.
+MATURITY_DATA_LAG_HOURS = env.float("MATURITY_DATA_LAG_HOURS", default=24.0)
+# Version or run tags that name the code commit and the data version (level 2, 3).
+MATURITY_COMMIT_TAGS = env.list(
+    "MATURITY_COMMIT_TAGS", default=["mlflow.source.git.commit", "git_commit"]
+)
+MATURITY_DATA_TAGS = env.list(
+    "MATURITY_DATA_TAGS", default=["data_snapshot", "data_version", "dataset_version"]
+)
+# Weekly snapshots for the trend are kept this long (at least 53 weeks whatever it says).
+MATURITY_SNAPSHOT_RETENTION_WEEKS = env.int("MATURITY_SNAPSHOT_RETENTION_WEEKS", default=104)
 
 # INTEGRATIONS (read by the clients of later features; unset means "not configured")
 # ------------------------------------------------------------------------------
