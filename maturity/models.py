@@ -165,6 +165,9 @@ class ModelMaturity(models.Model):
     previous_assessed_level = models.PositiveSmallIntegerField(null=True, blank=True)
     assessed_changed_at = models.DateTimeField(null=True, blank=True)
     checked_at = models.DateTimeField(null=True, blank=True, help_text="Last assessment run.")
+    # Set when the model's runs, approvals or versions changed; beat assesses such models
+    # within a minute and clears it (maturity/receivers.py).
+    stale_since = models.DateTimeField(null=True, blank=True, db_index=True)
 
     class Meta:
         indexes = [

@@ -1,39 +1,39 @@
-"""Re-assess a model when what its maturity rests on changes: its runs (and their stages),
-its approvals, its registered versions. Connected in ``MaturityConfig.ready``."""
+"""Mark a model for re-assessment when what its maturity rests on changes: its runs (and
+their stages), its approvals, its registered versions. Connected in ``MaturityConfig.ready``.
+
+The mark is a column written in the sender's own transaction, not a task published to the
+broker: a sync or a decision never waits on (or fails with) the broker, a burst of changes to
+one model costs one assessment, and nothing is lost while the broker is down. Beat's
+``maturity.assess_changed`` assesses the marked models every minute.
+"""
 
 from __future__ import annotations
 
-import logging
-
-from django.db import transaction
+from django.utils import timezone
 
 from approvals.models import ApprovalRequest
 from pipelines.models import PipelineRun
 from registry.models import RegisteredModel
 
-logger = logging.getLogger(__name__)
+from .models import ModelMaturity
 
 
-def queue_assessment(catalog_model_ids) -> None:
-    """After commit, queue one assessment of these models; a broker that is down is logged
-    (the nightly run catches up), never raised into the sync that sent the signal."""
+def mark_stale(catalog_model_ids) -> int:
     ids = sorted({pk for pk in catalog_model_ids if pk})
     if not ids:
-        return
-
-    def send() -> None:
-        from .tasks import assess_models
-
-        try:
-            assess_models.apply_async(args=(ids,), retry=False, ignore_result=True)
-        except Exception as exc:  # broker down
-            logger.warning("could not queue the maturity assessment of %s: %s", ids, exc)
-
-    transaction.on_commit(send)
+        return 0
+    now = timezone.now()
+    ModelMaturity.objects.bulk_create(
+        [ModelMaturity(catalog_model_id=pk, stale_since=now) for pk in ids],
+        ignore_conflicts=True,
+    )
+    # Always the newest time: an assessment clears only marks older than its own start.
+    ModelMaturity.objects.filter(pk__in=ids).update(stale_since=now)
+    return len(ids)
 
 
 def on_runs_changed(sender, run_ids=(), **kwargs) -> None:
-    queue_assessment(
+    mark_stale(
         PipelineRun.objects.filter(pk__in=list(run_ids))
         .values_list("pipeline__catalog_model_id", flat=True)
         .distinct()
@@ -41,11 +41,11 @@ def on_runs_changed(sender, run_ids=(), **kwargs) -> None:
 
 
 def on_approval_saved(sender, instance: ApprovalRequest, **kwargs) -> None:
-    queue_assessment([instance.catalog_model_id])
+    mark_stale([instance.catalog_model_id])
 
 
 def on_registered_models_changed(sender, source=None, names=(), **kwargs) -> None:
-    queue_assessment(
+    mark_stale(
         RegisteredModel.objects.filter(source=source, name__in=list(names))
         .values_list("catalog_model_id", flat=True)
         .distinct()

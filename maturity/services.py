@@ -114,6 +114,22 @@ def model_assess(*, catalog_model: CatalogModel, made_by: str = ON_REQUEST) -> A
     return models_assess(catalog_model_ids=[catalog_model.pk], made_by=made_by)
 
 
+def changed_models_assess() -> AssessStats:
+    """Assess the models marked stale by a change (maturity/receivers.py), then clear the
+    marks this run covered; a mark set while it ran stays for the next run."""
+    started = timezone.now()
+    ids = list(
+        ModelMaturity.objects.filter(stale_since__isnull=False, stale_since__lte=started)
+        .order_by("stale_since")
+        .values_list("pk", flat=True)
+    )
+    if not ids:
+        return AssessStats()
+    stats = models_assess(catalog_model_ids=ids, made_by=ON_CHANGE)
+    ModelMaturity.objects.filter(pk__in=ids, stale_since__lte=started).update(stale_since=None)
+    return stats
+
+
 def _assess_batch(batch, *, made_by: str, now: datetime | None, stats: AssessStats) -> None:
     found = evidence.evidence_load(batch, now=now)
     assessments = {pk: criteria.assess(ev) for pk, ev in found.items()}
@@ -125,7 +141,7 @@ def _assess_batch(batch, *, made_by: str, now: datetime | None, stats: AssessSta
         # Locked, so a nightly run and an on-change run never append the same change twice.
         current = {
             m.pk: m
-            for m in ModelMaturity.objects.select_for_update()
+            for m in ModelMaturity.objects.select_for_update(of=("self",))
             .filter(pk__in=list(assessments))
             .select_related("assessed_record")
         }

@@ -11,7 +11,7 @@ def nightly() -> dict:
     return services.nightly_run()
 
 
-@shared_task(name="maturity.assess_models", acks_late=True, ignore_result=True)
-def assess_models(catalog_model_ids: list[int], made_by: str = services.ON_CHANGE) -> dict:
-    """Queued when a model's runs, approvals or versions changed."""
-    return services.models_assess(catalog_model_ids=catalog_model_ids, made_by=made_by).as_dict()
+@shared_task(name="maturity.assess_changed", acks_late=True, ignore_result=True)
+def assess_changed() -> dict:
+    """Beat, every minute: assess the models whose runs, approvals or versions changed."""
+    return services.changed_models_assess().as_dict()

@@ -238,6 +238,10 @@ CELERY_BEAT_SCHEDULE = {
         "task": "approvals.notify_expiring",
         "schedule": 15 * 60,
     },
+    "maturity: assess models whose runs, approvals or versions changed": {
+        "task": "maturity.assess_changed",
+        "schedule": 60,
+    },
     "maturity: nightly assessment and weekly snapshot": {
         "task": "maturity.nightly",
         "schedule": crontab(
