@@ -73,7 +73,7 @@ lock: $(UV)
 
 vendor:
 	npm ci --no-audit --no-fund --ignore-scripts
-	rm -rf static/vendor && mkdir -p static/vendor/bootstrap static/vendor/bootstrap-icons/fonts static/vendor/htmx
+	rm -rf static/vendor && mkdir -p static/vendor/bootstrap static/vendor/bootstrap-icons/fonts static/vendor/htmx static/vendor/chartjs
 	cp node_modules/bootstrap/dist/css/bootstrap.min.css node_modules/bootstrap/dist/css/bootstrap.min.css.map static/vendor/bootstrap/
 	cp node_modules/bootstrap/dist/js/bootstrap.bundle.min.js node_modules/bootstrap/dist/js/bootstrap.bundle.min.js.map static/vendor/bootstrap/
 	cp node_modules/bootstrap/LICENSE static/vendor/bootstrap/LICENSE
@@ -82,6 +82,8 @@ vendor:
 	cp node_modules/bootstrap-icons/LICENSE static/vendor/bootstrap-icons/LICENSE
 	cp node_modules/htmx.org/dist/htmx.min.js static/vendor/htmx/
 	cp node_modules/htmx.org/LICENSE static/vendor/htmx/LICENSE
+	cp node_modules/chart.js/dist/chart.umd.min.js node_modules/chart.js/dist/chart.umd.min.js.map static/vendor/chartjs/
+	cp node_modules/chart.js/LICENSE.md static/vendor/chartjs/LICENSE
 
 clean:
 	rm -rf $(VENV) var node_modules

@@ -8,7 +8,6 @@ polls until it is done. Everything works without JavaScript too (plain POST + re
 
 from __future__ import annotations
 
-import csv
 from dataclasses import dataclass, field
 from datetime import UTC
 from urllib.parse import urlencode
@@ -26,6 +25,7 @@ from django.views.decorators.http import require_GET, require_http_methods, requ
 
 from pipelines.models import AdoProject
 from portal.access import access, roles
+from portal.csv_export import csv_cell, csv_response
 from portal.listing import sort_headers
 from portal.roles import Role, user_roles
 from portal.services import session_authenticated_at
@@ -421,44 +421,24 @@ def _audit_rows(request):
     return form, qs
 
 
-class _Echo:
-    """A file-like object whose write returns the line, for streaming a CSV."""
-
-    def write(self, value):
-        return value
-
-
-def _csv_cell(value) -> str:
-    """Text a spreadsheet will not run as a formula."""
-    text = "" if value is None else str(value)
-    if text[:1] in ("=", "+", "-", "@", "\t", "\r"):
-        return "'" + text
-    return text
-
-
 def _audit_csv(qs) -> StreamingHttpResponse:
-    writer = csv.writer(_Echo())
-
-    def lines():
-        yield writer.writerow(AUDIT_CSV_COLUMNS)
-        for event in qs.iterator(chunk_size=2000):
-            yield writer.writerow(
-                [
-                    event.at.astimezone(UTC).isoformat(),
-                    event.action,
-                    _csv_cell(event.actor_name),
-                    event.environment,
-                    _csv_cell(event.model_name),
-                    event.approval_id or "",
-                    _csv_cell(event.message),
-                    _csv_cell(event.request_id),
-                ]
-            )
-
-    stamp = timezone.now().strftime("%Y%m%dT%H%M%SZ")
-    response = StreamingHttpResponse(lines(), content_type="text/csv; charset=utf-8")
-    response["Content-Disposition"] = f'attachment; filename="approvals-audit-{stamp}.csv"'
-    return response
+    return csv_response(
+        "approvals-audit",
+        AUDIT_CSV_COLUMNS,
+        (
+            [
+                event.at.astimezone(UTC).isoformat(),
+                event.action,
+                csv_cell(event.actor_name),
+                event.environment,
+                csv_cell(event.model_name),
+                event.approval_id or "",
+                csv_cell(event.message),
+                csv_cell(event.request_id),
+            ]
+            for event in qs.iterator(chunk_size=2000)
+        ),
+    )
 
 
 @access(roles(*AUDIT_ROLES))

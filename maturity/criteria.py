@@ -280,6 +280,16 @@ def check_automatic_trigger(ev: ModelEvidence) -> Outcome:
 # Level 3 ----------------------------------------------------------------------------------
 
 
+def _unread_releases(ev: ModelEvidence) -> Outcome | None:
+    """Release runs whose stages are not read yet may have reached PROD: not measured."""
+    unread = [r for r in ev.runs_of("release") if not r.timeline_synced]
+    if unread:
+        return not_measured(
+            f"The stages of {_plural(len(unread), 'release run')} have not been read yet."
+        )
+    return None
+
+
 def check_pipeline_deployment(ev: ModelEvidence) -> Outcome:
     if missing := _no_ado(ev):
         return missing
@@ -291,11 +301,8 @@ def check_pipeline_deployment(ev: ModelEvidence) -> Outcome:
             [r.link for r in deployed],
         )
     releases = ev.runs_of("release")
-    unread = [r for r in releases if not r.timeline_synced]
-    if unread:
-        return not_measured(
-            f"The stages of {_plural(len(unread), 'release run')} have not been read yet."
-        )
+    if unread := _unread_releases(ev):
+        return unread
     if "release" not in ev.pipeline_kinds:
         return failed("The model has no release pipeline in Azure DevOps.")
     return failed(
@@ -309,7 +316,7 @@ def check_gated_promotion(ev: ModelEvidence) -> Outcome:
         return missing
     deployed = ev.prod_deployments()
     if not deployed:
-        return failed("No PROD deployment to check.")
+        return _unread_releases(ev) or failed("No PROD deployment to check.")
     ungated, one_person, evidence = [], [], []
     for run in deployed:
         stages = ev.stages.get(run.pk, [])
@@ -347,7 +354,7 @@ def check_traceable(ev: ModelEvidence) -> Outcome:
         return missing
     deployed = ev.prod_deployments()
     if not deployed:
-        return failed("No PROD deployment to trace.")
+        return _unread_releases(ev) or failed("No PROD deployment to trace.")
     if ev.is_rule_based:
         untraced = [r for r in deployed if not r.source_version]
         if untraced:
@@ -409,9 +416,12 @@ def check_data_lag(ev: ModelEvidence) -> Outcome:
     if not runs:
         return failed("No data-triggered run to time.")
     arrivals = sorted(
-        (r.finished_at, r)
-        for r in ev.runs_of("data_cleansing")
-        if r.succeeded and r.finished_at is not None
+        (
+            (r.finished_at, r)
+            for r in ev.runs_of("data_cleansing")
+            if r.succeeded and r.finished_at is not None
+        ),
+        key=lambda pair: pair[0],  # two runs may finish at the same time
     )
     lags, evidence = [], []
     for run in runs:
@@ -481,7 +491,7 @@ def check_promoted(ev: ModelEvidence) -> Outcome:
             "A version retrained on a monitoring signal went to PROD through the gated release.",
             evidence,
         )
-    return failed(
+    return _unread_releases(ev) or failed(
         "No version retrained on a monitoring signal has reached PROD.",
         [ev.versions[v].link for v in versions],
     )

@@ -6,7 +6,7 @@ from collections import Counter, defaultdict
 from dataclasses import dataclass, field
 from datetime import date, timedelta
 
-from django.db.models import Case, F, Q, QuerySet, When
+from django.db.models import Case, Count, F, Q, QuerySet, When
 from django.utils import timezone
 
 from registry.models import CatalogModel, ModelKind, Serving
@@ -102,6 +102,9 @@ def portfolio_rows(*, filters: PortfolioFilters) -> QuerySet[ModelMaturity]:
     rows = ModelMaturity.objects.filter(
         catalog_model__in=portfolio_models(filters=filters)
     ).select_related("catalog_model", "declared_record")
+    if filters.level != UNASSESSED:
+        # A row made only by a change mark (assessed within the minute) has no level yet.
+        rows = rows.filter(Q(assessed_level__isnull=False) | Q(declared_level__isnull=False))
     rows = rows.annotate(
         team_sort=Case(
             When(catalog_model__team="", then=F("catalog_model__registry_team")),
@@ -245,7 +248,10 @@ class Trend:
         if len(self.averages) < 2:
             return None
         latest = self.averages[-1]
-        earlier = self.averages[-1 - weeks_back] if len(self.averages) > weeks_back else None
+        # By calendar week, not by position: a week without snapshots leaves a gap in the list.
+        target = self.weeks[-1] - timedelta(weeks=weeks_back)
+        pairs = zip(reversed(self.weeks), reversed(self.averages), strict=True)
+        earlier = next((average for week, average in pairs if week <= target), None)
         if latest is None or earlier is None:
             return None
         return round(latest - earlier, 2)
@@ -260,13 +266,19 @@ def trend(*, filters: PortfolioFilters, weeks: int = 52) -> Trend:
         snapshots = snapshots.filter(kind=filters.kind)
     if filters.serving:
         snapshots = snapshots.filter(serving=filters.serving)
-    if filters.level.isdigit():
+    if filters.level == UNASSESSED:
+        snapshots = snapshots.none()  # the trend counts levels: unassessed models have none
+    elif filters.level.isdigit():
         snapshots = snapshots.filter(level=int(filters.level))
+    if filters.disagreement:
+        snapshots = snapshots.filter(
+            declared_level__isnull=False, assessed_level__isnull=False
+        ).exclude(declared_level=F("assessed_level"))
     if filters.q:
         snapshots = snapshots.filter(catalog_model__name__icontains=filters.q)
     per_week: dict[date, Counter] = defaultdict(Counter)
-    for week, level in snapshots.values_list("week", "level").iterator(chunk_size=5000):
-        per_week[week][level] += 1
+    for row in snapshots.values("week", "level").annotate(models=Count("pk")).order_by():
+        per_week[row["week"]][row["level"]] += row["models"]
     weeks_sorted = sorted(per_week)
     counts = [dict(per_week[w]) for w in weeks_sorted]
     averages = [

@@ -144,8 +144,9 @@ def _assess_batch(batch, *, made_by: str, now: datetime | None, stats: AssessSta
             for m in ModelMaturity.objects.select_for_update(of=("self",))
             .filter(pk__in=list(assessments))
             .select_related("assessed_record")
+            .defer("assessed_record__results")
         }
-        new_records, changed_status = [], []
+        new_records, changed_status, unchanged = [], [], []
         for pk, assessment in assessments.items():
             status = current[pk]
             print_ = fingerprint(assessment.level, assessment.unmeasured_level, assessment.results)
@@ -155,6 +156,7 @@ def _assess_batch(batch, *, made_by: str, now: datetime | None, stats: AssessSta
             known = status.assessed_record.fingerprint if status.assessed_record else None
             if known == print_:
                 stats.unchanged += 1
+                unchanged.append(pk)
                 continue
             record = MaturityRecord(
                 catalog_model_id=pk,
@@ -173,8 +175,10 @@ def _assess_batch(batch, *, made_by: str, now: datetime | None, stats: AssessSta
             _apply_assessed(status, assessment.level, assessment.next_blocker(), record)
             stats.written += 1
             stats.written_ids.append(status.pk)
+        # A quiet night is one UPDATE of the check time, not a rewrite of every row.
+        ModelMaturity.objects.filter(pk__in=unchanged).update(checked_at=at)
         ModelMaturity.objects.bulk_update(
-            list(current.values()),
+            [status for status, _, _ in changed_status],
             [
                 "assessed_level",
                 "assessed_record",
@@ -313,7 +317,8 @@ def snapshot_take(*, now: datetime | None = None) -> int:
             level=status.level,
             taken_at=now,
         )
-        for status in ModelMaturity.objects.filter(pk__in=list(categories))
+        # A row only marked stale (never assessed nor declared) has no level to keep.
+        for status in ModelMaturity.objects.filter(pk__in=list(categories), level__isnull=False)
     ]
     MaturitySnapshot.objects.bulk_create(
         rows,

@@ -171,9 +171,8 @@ def _finish(project, result, client, started, started_at, requests_before, recor
         return
     logger.info("pipelines sync of %s (%s): %s", project.name, result.mode, result.as_dict())
     if result.changed_run_ids:
-        run_ids = sorted(result.changed_run_ids)
-        transaction.on_commit(
-            lambda: runs_changed.send(sender=PipelineRun, project=project, run_ids=run_ids)
+        runs_changed.send(
+            sender=PipelineRun, project=project, run_ids=sorted(result.changed_run_ids)
         )
     if record_success:
         updates = {"last_sync_succeeded_at": now, "last_sync_stats": result.as_dict()}

@@ -6,6 +6,7 @@ from django.dispatch import Signal
 # kwargs project (AdoProject), event_type (str), resource (dict, untrusted: a trigger only).
 hook_received = Signal()
 
-# Sent after commit when a sync created or changed runs (or their stages): kwargs project
-# (AdoProject), run_ids (PipelineRun pks).
+# Sent when a sync that created or changed runs (or their stages) finished, inside the
+# caller's transaction if there is one (receivers write to the database, nothing slower):
+# kwargs project (AdoProject), run_ids (PipelineRun pks).
 runs_changed = Signal()

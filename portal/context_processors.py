@@ -9,6 +9,11 @@ NAVIGATION: list[tuple[str, str, frozenset[str] | None]] = [
     ("Models", "registry:model-list", None),
     ("Pipelines", "pipelines:run-list", None),
     ("Approvals", "approvals:inbox", frozenset({Role.APPROVER, Role.MANAGER, Role.ADMIN})),
+    (
+        "Maturity",
+        "maturity:dashboard",
+        frozenset({Role.MANAGER, Role.APPROVER, Role.DATA_SCIENTIST, Role.ADMIN}),
+    ),
     ("API", "api-docs", None),
     ("Admin", "admin:index", frozenset({Role.ADMIN})),
 ]

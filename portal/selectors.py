@@ -145,6 +145,7 @@ class HomeCard:
     # Figures a card shows beside its items (e.g. the outbox backlog); empty for most cards.
     summary: dict = field(default_factory=dict)
     link: str = ""  # "see all" page
+    link_label: str = "Open the approvals inbox"
 
 
 def home_cards(held_roles: frozenset[str], user=None) -> list[HomeCard]:
@@ -212,6 +213,9 @@ def home_cards(held_roles: frozenset[str], user=None) -> list[HomeCard]:
             ),
         ]
     if Role.MANAGER in held_roles:
+        from maturity import sections as maturity
+
+        dashboard = maturity.dashboard_url()
         cards += [
             HomeCard(
                 "maturity-portfolio",
@@ -219,12 +223,19 @@ def home_cards(held_roles: frozenset[str], user=None) -> list[HomeCard]:
                 "Portfolio maturity",
                 "The distribution of models over MLOps maturity levels 1 to 5, and its change "
                 "since last month, will appear here once models are assessed.",
+                summary=maturity.home_portfolio(),
+                link=dashboard,
+                link_label="Open the maturity dashboard",
             ),
             HomeCard(
                 "maturity-dropped",
                 Role.MANAGER,
                 "Models whose level dropped",
-                "Models whose assessed maturity level went down will be flagged here.",
+                "Models whose assessed maturity level went down in the last 30 days will be "
+                "flagged here. None has dropped.",
+                maturity.home_dropped(),
+                link=dashboard,
+                link_label="Open the maturity dashboard",
             ),
             HomeCard(
                 "approvals-overdue",

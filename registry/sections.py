@@ -5,9 +5,11 @@ views call the dotted functions named in settings:
 
 - ``REGISTRY_MODEL_PAGE_SECTIONS``: ``f(request, catalog_model) -> list[Section]``
 - ``REGISTRY_VERSION_PAGE_SECTIONS``: ``f(request, version) -> list[Section]``
+- ``REGISTRY_MODEL_PAGE_BADGES``: ``f(catalog_model) -> list[Badge]``, added to the badges in
+  the model page's header (e.g. its maturity level).
 - ``REGISTRY_CATALOG_LIST_ANNOTATORS``: ``f(catalog_models: list) -> {model pk: {column:
   [ColumnItem, ...]}}``, one call for a whole page of the model list (so no N+1). The list knows
-  the columns ``QA`` and ``PROD``.
+  the columns ``QA``, ``PROD`` and ``Maturity``.
 
 When a setting is empty the page shows its own placeholder instead.
 """
@@ -45,6 +47,18 @@ class ColumnItem:
     title: str = ""
 
 
+@dataclass(frozen=True)
+class Badge:
+    """A badge of the model page's header; ``tone`` is a Bootstrap colour (info, warning...)."""
+
+    text: str
+    url: str = ""
+    title: str = ""
+    icon: str = ""  # a Bootstrap icon name, e.g. "bi-bar-chart-steps"
+    tone: str = "secondary"
+    testid: str = ""
+
+
 def _providers(setting: str) -> list:
     return [import_string(dotted) for dotted in getattr(settings, setting, None) or []]
 
@@ -64,6 +78,14 @@ def model_page_sections(request, catalog_model) -> list[Section]:
 def version_page_sections(request, version) -> list[Section]:
     """Sections the configured providers add to a version's page, in order."""
     return _sections("REGISTRY_VERSION_PAGE_SECTIONS", request, version)
+
+
+def model_page_badges(catalog_model) -> list[Badge] | None:
+    """Badges the configured providers add to a model page's header; None when none is."""
+    providers = _providers("REGISTRY_MODEL_PAGE_BADGES")
+    if not providers:
+        return None
+    return [badge for provider in providers for badge in provider(catalog_model) or []]
 
 
 @dataclass(frozen=True)

@@ -24,6 +24,7 @@ from .forms import CatalogFilterForm, CatalogModelForm
 from .models import CatalogModel, ModelVersion, RegisteredModel
 from .sections import (
     catalog_list_annotations,
+    model_page_badges,
     model_page_sections,
     sections_render,
     version_page_sections,
@@ -184,6 +185,7 @@ def model_detail(request, name):
         "tagged_registrations": [r for r in registrations if r.tags],
         "can_edit": _can_edit(request.user),
         "sections": sections_render(request, model_page_sections(request, model)),
+        "extra_badges": model_page_badges(model),
     }
     return _render(request, "registry/model_detail.html", context)
 

@@ -6,6 +6,21 @@ folder ``\\<team>\\<model>``, named ``<team>-<model>-<ci|cleanse|train|score|rel
 plays four weeks of history: weekly data cleansing, training triggered by it (or by schedule),
 releases through QA and PROD approvals, a failed training, a rejected and a timed-out approval,
 and leaves a few runs waiting at QA or PROD approvals and one training running.
+
+The history is shaped so the maturity assessment (maturity/criteria.py) finds every level:
+
+- ``fraud-detector`` reaches level 5: in week 2 its monitoring job queued the training through
+  REST (ADO reason ``manual``) with the template parameter ``trigger: drift``, and that version
+  went to PROD through the QA and PROD approvals (closed loop, promoted). Its other trainings
+  follow new data, so level 4 holds.
+- ``churn-predictor``, ``credit-scoring`` and ``transaction-screening-rules`` train (score) on
+  new data: level 4.
+- ``claims-triage-rules`` is scored by hand (reason ``manual``, queued by its owner), so no
+  scoring run starts without a person: level 1.
+- ``customer-lifetime-value``'s release pipeline deploys to QA only (its PROD stage is
+  skipped; PROD is promoted outside the pipeline), so no release reaches PROD: level 2.
+- the others (``demand-forecast``, ``marketing-uplift``, ``inventory-anomaly``,
+  ``credit-limit-rules``) train on a schedule and release through approvals: level 3.
 """
 
 from __future__ import annotations
@@ -37,6 +52,12 @@ DATA_TRIGGERED = {
     "credit-scoring",
     "transaction-screening-rules",
 }
+# (model, week) of the training its monitoring queued on a drift alert: maturity 5 evidence.
+DRIFT_RETRAINED = {("fraud-detector", 2)}
+# Rule sets scored only by hand (their owner queues the run): maturity 1.
+MANUAL_SCORING = {"claims-triage-rules": "ines.moreau@example.com"}
+# Release pipelines that deploy to QA only (PROD is promoted by hand): maturity 2.
+QA_ONLY_RELEASES = {"customer-lifetime-value"}
 
 QA_APPROVER = Identity.user("alice@example.com", "Alice Approver")
 PROD_APPROVER = Identity.user("paul@example.com", "Paul Prodowner")
@@ -100,18 +121,20 @@ def seed(sim: SimulatorState, name: str = "demo") -> dict:
                 version += 1
                 params = {"modelName": model, "modelVersion": str(version)}
                 fail = "Train" if (model == "demand-forecast" and week == 2) else None
-                actions.append(
-                    (
-                        day + timedelta(hours=1),
-                        _queue,
-                        pipes[train_kind],
-                        {
-                            "reason": "resourceTrigger" if model in DATA_TRIGGERED else "schedule",
-                            "template_parameters": params,
-                            "fail_stage": fail,
-                        },
+                train = {
+                    "reason": "resourceTrigger" if model in DATA_TRIGGERED else "schedule",
+                    "template_parameters": params,
+                    "fail_stage": fail,
+                }
+                if (model, week) in DRIFT_RETRAINED:
+                    # Queued through REST by the monitoring job: ADO says "manual", the
+                    # workflow's trigger parameter says why.
+                    train.update(
+                        reason="manual", template_parameters={**params, "trigger": "drift"}
                     )
-                )
+                if model in MANUAL_SCORING:
+                    train.update(reason="manual", requested_for=MANUAL_SCORING[model])
+                actions.append((day + timedelta(hours=1), _queue, pipes[train_kind], train))
                 if fail or week == 3:
                     continue
                 decisions = {
@@ -127,6 +150,9 @@ def seed(sim: SimulatorState, name: str = "demo") -> dict:
                     )
                 if model == "inventory-anomaly" and week == 0:
                     extra["time_out_stage"] = "Deploy_PROD"
+                if model in QA_ONLY_RELEASES:
+                    del decisions["Deploy_PROD"]
+                    extra["stages_to_skip"] = ("Deploy_PROD",)
                 actions.append(
                     (
                         day + timedelta(days=1),

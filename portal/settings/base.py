@@ -387,9 +387,12 @@ MLFLOW_WEBHOOK_TOLERANCE_SECONDS = env.int("MLFLOW_WEBHOOK_TOLERANCE_SECONDS", d
 # the registry never imports them. Empty: the registry pages show their placeholders.
 REGISTRY_MODEL_PAGE_SECTIONS: list[str] = ["pipelines.sections.model_page"]
 REGISTRY_MODEL_PAGE_SECTIONS.append("approvals.sections.model_page")
+REGISTRY_MODEL_PAGE_SECTIONS.append("maturity.sections.model_page")
+REGISTRY_MODEL_PAGE_BADGES: list[str] = ["maturity.sections.model_badges"]
 REGISTRY_VERSION_PAGE_SECTIONS: list[str] = ["pipelines.sections.version_page"]
 REGISTRY_VERSION_PAGE_SECTIONS.append("approvals.sections.version_page")
 REGISTRY_CATALOG_LIST_ANNOTATORS: list[str] = ["pipelines.sections.catalog_deployments"]
+REGISTRY_CATALOG_LIST_ANNOTATORS.append("maturity.sections.catalog_levels")
 
 # APPROVALS
 # ------------------------------------------------------------------------------

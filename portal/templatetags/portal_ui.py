@@ -55,3 +55,32 @@ def when(value):
     return format_html(
         '<time datetime="{}" title="{}">{}</time>', value.isoformat(), exact, relative
     )
+
+
+@register.inclusion_tag("portal/_filter_select.html")
+def filter_select(
+    name: str,
+    label: str,
+    options,
+    selected="",
+    any_label: str = "Any",
+    col: str = "col-6 col-md-4 col-lg-2",
+    testid: str = "",
+    keep_unknown: bool = False,
+):
+    """One select of a list page's filter bar (the same markup on every list page).
+
+    ``options`` are ``(value, label)`` pairs or plain strings; ``keep_unknown`` keeps a value
+    from the URL that is not among them (a model or team that left the list) selected."""
+    pairs = [(str(o), str(o)) if isinstance(o, str) else (str(o[0]), o[1]) for o in options]
+    chosen = "" if selected is None else str(selected)
+    return {
+        "name": name,
+        "label": label,
+        "options": pairs,
+        "selected": chosen,
+        "any_label": any_label,
+        "col": col,
+        "testid": testid,
+        "unknown": keep_unknown and chosen and chosen not in {value for value, _ in pairs},
+    }

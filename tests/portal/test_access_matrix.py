@@ -27,6 +27,8 @@ EDITORS = frozenset([Role.ADMIN.value, Role.DATA_SCIENTIST.value])
 APPROVERS = frozenset([Role.APPROVER.value])
 ADMINS = frozenset([Role.ADMIN.value])
 AUDITORS = frozenset([Role.APPROVER.value, Role.MANAGER.value, Role.ADMIN.value])
+MANAGERS = frozenset([Role.MANAGER.value])
+ASSESSORS = frozenset([Role.MANAGER.value, Role.ADMIN.value])
 
 # The sample data every matrix run has (built by the ``sample`` fixture), so URLs with kwargs
 # resolve to real rows: a Unity Catalog style name with dots, two versions in "central".
@@ -158,6 +160,19 @@ EXPECTED: dict[str, tuple] = {
         ADMINS,
         Target({"pk": 999999}, let_in=frozenset({404})),
     ),
+    # maturity pages: everyone with a role reads; managers declare; managers and admins
+    # re-assess (a POST with no reason is the declaration form's 400)
+    "maturity:dashboard": ("get", EVERY_ROLE),
+    "maturity:dashboard-csv": ("get", EVERY_ROLE),
+    "maturity:criteria": ("get", EVERY_ROLE),
+    "maturity:declare": ("post", MANAGERS, Target(MODEL, let_in=frozenset({400}))),
+    "maturity:assess": ("post", ASSESSORS, Target(MODEL)),
+    # maturity API
+    "api:maturity:criteria": ("get", EVERY_ROLE),
+    "api:maturity:summary": ("get", EVERY_ROLE),
+    "api:maturity:model-list": ("get", EVERY_ROLE),
+    "api:maturity:model-detail": ("get", EVERY_ROLE, Target(MODEL)),
+    "api:maturity:declaration": ("post", MANAGERS, Target(MODEL, let_in=frozenset({400}))),
 }
 
 

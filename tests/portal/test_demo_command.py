@@ -15,6 +15,9 @@ from django.utils import timezone
 
 from approvals import services as approvals
 from approvals.models import ApprovalRequest, ApprovalStatus, AuditAction, AuditEvent
+from maturity.models import MaturityRecord, MaturitySnapshot, ModelMaturity
+from maturity.selectors import dropped_models
+from maturity.services import week_of
 from pipelines.models import AdoProject, Pipeline, PipelineRun, RunStage
 from portal.roles import Role, user_roles
 from registry import demo_data
@@ -43,6 +46,8 @@ def test_demo_seed_creates_one_user_per_role_and_prints_passwords(demo_settings,
     assert oct((demo_settings.VAR_DIR / "demo-credentials.json").stat().st_mode)[-3:] == "600"
     assert CatalogModel.objects.filter(name="credit-limit-rules").exists()
     assert not RegistrySource.objects.exists()
+    # no source was read: the one catalog model gets its history, the assessment measures nothing
+    assert "Assessed the maturity of 1 model: L1 0, L2 0, L3 0, L4 0, L5 0, below L1 1" in out
 
 
 def test_demo_keeps_the_same_passwords_on_a_second_run(demo_settings, capsys):
@@ -159,6 +164,31 @@ def test_demo_seed_only_starts_seeds_and_syncs_mlflow_then_stops_it(demo_setting
     assert prod.model_version.version == 4 and approvals.qa_succeeded(prod)
     requested = AuditEvent.objects.filter(action=AuditAction.APPROVAL_REQUESTED)
     assert set(requested.values_list("approval_id", flat=True)) == {a.pk for a in pending}
+    # Maturity: half a year of history on the first start, then the live assessment of the
+    # demo, which finds every level and agrees with where that history ended.
+    assert (
+        "Assessed the maturity of 10 models: L1 1, L2 1, L3 4, L4 3, L5 1 (26 weeks of "
+        "history). Managers: http://127.0.0.1:8000/maturity/"
+    ) in out
+    assessed = dict(ModelMaturity.objects.values_list("catalog_model__name", "assessed_level"))
+    assert assessed == {
+        "fraud-detector": 5,
+        "churn-predictor": 4,
+        "credit-scoring": 4,
+        "transaction-screening-rules": 4,
+        "demand-forecast": 3,
+        "marketing-uplift": 3,
+        "inventory-anomaly": 3,
+        "credit-limit-rules": 3,
+        "customer-lifetime-value": 2,
+        "claims-triage-rules": 1,
+    }
+    assert not MaturityRecord.objects.filter(made_by="assessment at demo start").exists()
+    assert MaturitySnapshot.objects.filter(week=week_of(timezone.localdate())).count() == 10
+    assert {s.catalog_model.name for s in dropped_models()} == {"demand-forecast"}
+    disagreeing = ModelMaturity.objects.get(disagreement=True)
+    assert disagreeing.catalog_model.name == "marketing-uplift"
+    records = MaturityRecord.objects.count()
 
     # An earlier demo's server still running on the same port and folder is reused, not
     # seeded again, and stopped at the end like one the demo started.
@@ -180,6 +210,9 @@ def test_demo_seed_only_starts_seeds_and_syncs_mlflow_then_stops_it(demo_setting
         assert f"MLflow server reused from an earlier run at {url} (pid {leftover_pid}" in out
         assert "not seeding it again" in out
         assert re.search(r"models 0 created, 0 updated, 0 deleted, 9 unchanged", out)
+        # no second history, and nothing changed since the first assessment
+        assert "Assessed the maturity of 10 models" in out
+        assert MaturityRecord.objects.count() == records
         assert not _listening(port) and not (workdir / "server.pid").exists()
     finally:
         with contextlib.suppress(ProcessLookupError):

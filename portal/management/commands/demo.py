@@ -108,6 +108,7 @@ class Command(BaseCommand):
             if ado is not None:
                 self._ado_ready(ado)
                 self._approvals_ready(addr)
+            self._maturity_ready(addr)
             if seed_only:
                 return
             stopped_cleanly = self._run_processes(addr, var_dir, mlflow, ado)
@@ -269,6 +270,31 @@ class Command(BaseCommand):
                 f"  {earlier} waiting approval(s) of the fresh simulator were decided in an "
                 f"earlier demo and stay decided here; to start afresh, stop the demo and {where}."
             )
+        self.stdout.write("")
+
+    def _maturity_ready(self, addr: str) -> None:
+        """Half a year of maturity history on the first start (maturity/demo_data.py), then
+        an assessment of what the demo holds now, and this week's snapshot."""
+        from maturity import demo_data
+        from maturity import services as maturity
+        from maturity.models import LEVELS, MaturityRecord
+
+        demo_data.seed_history()
+        stats = maturity.models_assess(made_by="assessment at demo start")
+        maturity.snapshot_take()
+        levels = ", ".join(f"L{level} {stats.levels.get(level, 0)}" for level in LEVELS)
+        if stats.levels.get(0):
+            levels += f", below L1 {stats.levels[0]}"
+        first = MaturityRecord.objects.order_by("created_at").values_list("created_at", flat=True)
+        oldest = first.first()
+        weeks = round((time.time() - oldest.timestamp()) / (7 * 86400)) if oldest else 0
+        self.stdout.write(
+            self.style.SUCCESS(
+                f"Assessed the maturity of {stats.assessed} model"
+                f"{'' if stats.assessed == 1 else 's'}: {levels} ({weeks} weeks of history). "
+                f"Managers: http://{addr}/maturity/"
+            )
+        )
         self.stdout.write("")
 
     def _seed_users(self, credentials_file: Path) -> list[services.DemoAccount]:
@@ -514,7 +540,7 @@ class DemoAdoSimulator:
             "--port", str(self.port), "--seed", "demo", "--speed", "1",
             "--pat", f"{ADO_PAT}=portal-demo@example.com",
             "--hook-url", self.hook_url, "--hook-username", "ado-hook",
-            "--hook-password", self.hook_secret,
+            f"--hook-password={self.hook_secret}",  # a secret may start with "-"
         ]  # fmt: skip
         with open(self.log_path, "ab") as log:
             self.process = subprocess.Popen(  # noqa: S603
