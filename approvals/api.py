@@ -15,13 +15,12 @@ from django.urls import path, reverse
 from drf_spectacular.types import OpenApiTypes
 from drf_spectacular.utils import OpenApiParameter, OpenApiResponse, extend_schema
 from rest_framework import exceptions, generics
-from rest_framework.pagination import PageNumberPagination
 from rest_framework.response import Response
 from rest_framework.views import APIView
 
 from pipelines.models import Environment
 from portal.access import roles
-from portal.request_context import get_request_id
+from portal.api_support import PortalPagination, error_response, validated_filters
 from portal.roles import Role, user_has_role
 from portal.services import session_authenticated_at
 
@@ -38,7 +37,6 @@ from .serializers import (
     DecisionSerializer,
     OutboxMessageSerializer,
     approval_page_url,
-    errors_text,
     evidence_data,
 )
 
@@ -51,32 +49,6 @@ DECIDERS = roles(Role.APPROVER)
 OPERATORS = roles(Role.ADMIN)
 
 NOT_AN_APPROVER = "Only people with the approver role can decide."
-
-
-class BadRequest(exceptions.APIException):
-    status_code = 400
-    default_detail = "Bad request."
-    default_code = "bad_request"
-
-
-class ApprovalsPagination(PageNumberPagination):
-    page_size = 50
-    page_size_query_param = "page_size"
-    max_page_size = 200
-
-
-def _validated_filters(serializer_class, query_params):
-    serializer = serializer_class(data=query_params)
-    if not serializer.is_valid():
-        errors = {name: [str(e) for e in errs] for name, errs in serializer.errors.items()}
-        raise BadRequest({"detail": errors_text(errors), "errors": errors})
-    return serializer.filters()
-
-
-def _error(status: int, detail: str, code: str, **extra) -> Response:
-    return Response(
-        {"detail": detail, "code": code, **extra, "request_id": get_request_id()}, status=status
-    )
 
 
 def reauthenticate_url(approval_id: int) -> str:
@@ -153,11 +125,11 @@ class ApprovalListApi(generics.ListAPIView):
 
     portal_access = READERS
     serializer_class = ApprovalListSerializer
-    pagination_class = ApprovalsPagination
+    pagination_class = PortalPagination
     queryset = ApprovalRequest.objects.none()  # for the schema; get_queryset builds the real one
 
     def get_queryset(self):
-        filters = _validated_filters(ApprovalFilterSerializer, self.request.query_params)
+        filters = validated_filters(ApprovalFilterSerializer, self.request.query_params).filters()
         return selectors.approval_list(filters=filters)
 
     @extend_schema(
@@ -245,9 +217,9 @@ class ApprovalDecisionApi(APIView):
         try:
             data = request.data
         except exceptions.ParseError as exc:
-            return _error(400, f"The body could not be read: {exc.detail}", "bad_request")
+            return error_response(400, f"The body could not be read: {exc.detail}", "bad_request")
         if not hasattr(data, "get"):
-            return _error(
+            return error_response(
                 400,
                 'Send a JSON object: {"status": "approved" or "rejected", "comment": "..."}.',
                 "bad_request",
@@ -256,7 +228,7 @@ class ApprovalDecisionApi(APIView):
         if comment is None:
             comment = ""
         if not isinstance(status, str) or not isinstance(comment, str):
-            return _error(400, "status and comment must be strings.", "bad_request")
+            return error_response(400, "status and comment must be strings.", "bad_request")
         if not ApprovalRequest.objects.filter(pk=pk).exists():
             raise Http404
         try:
@@ -271,14 +243,14 @@ class ApprovalDecisionApi(APIView):
         except ApprovalRequest.DoesNotExist:
             raise Http404 from None
         except services.ReauthenticationRequired as refusal:
-            return _error(
+            return error_response(
                 refusal.http_status,
                 refusal.message,
                 refusal.code,
                 reauthenticate_url=reauthenticate_url(pk),
             )
         except services.DecisionRefused as refusal:
-            return _error(refusal.http_status, refusal.message, refusal.code)
+            return error_response(refusal.http_status, refusal.message, refusal.code)
         return Response(DecisionSerializer(decision).data, status=201)
 
 
@@ -287,11 +259,11 @@ class AuditEventListApi(generics.ListAPIView):
 
     portal_access = AUDIT_READERS
     serializer_class = AuditEventSerializer
-    pagination_class = ApprovalsPagination
+    pagination_class = PortalPagination
     queryset = AuditEvent.objects.none()  # for the schema; get_queryset builds the real one
 
     def get_queryset(self):
-        filters = _validated_filters(AuditFilterSerializer, self.request.query_params)
+        filters = validated_filters(AuditFilterSerializer, self.request.query_params).filters()
         return selectors.audit_list(filters=filters)
 
     @extend_schema(
@@ -324,7 +296,7 @@ class OutboxRetryApi(APIView):
         except OutboxMessage.DoesNotExist:
             raise Http404 from None
         except services.DecisionRefused as refusal:
-            return _error(refusal.http_status, refusal.message, refusal.code)
+            return error_response(refusal.http_status, refusal.message, refusal.code)
         return Response(OutboxMessageSerializer(message).data)
 
 

@@ -119,15 +119,6 @@ class AuditFilterSerializer(serializers.Serializer):
         )
 
 
-def errors_text(errors: dict) -> str:
-    """A serializer's errors as one sentence, e.g. "Invalid filters: tab: ..."."""
-    parts = []
-    for name, messages in errors.items():
-        text = " ".join(str(m) for m in messages)
-        parts.append(text if name == "non_field_errors" else f"{name}: {text}")
-    return "Invalid filters: " + "; ".join(parts)
-
-
 # --- Links ---------------------------------------------------------------------------------
 
 

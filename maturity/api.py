@@ -14,12 +14,11 @@ from django.urls import path
 from drf_spectacular.types import OpenApiTypes
 from drf_spectacular.utils import OpenApiParameter, OpenApiResponse, extend_schema
 from rest_framework import exceptions, generics
-from rest_framework.pagination import PageNumberPagination
 from rest_framework.response import Response
 from rest_framework.views import APIView
 
 from portal.access import roles
-from portal.request_context import get_request_id
+from portal.api_support import PortalPagination, error_response, validated_filters
 from portal.roles import Role, user_has_role
 from registry.models import CatalogModel, ModelKind, Serving
 
@@ -35,7 +34,6 @@ from .serializers import (
     RecordSerializer,
     SummaryFilterSerializer,
     SummarySerializer,
-    errors_text,
     model_detail_data,
     summary_data,
 )
@@ -44,30 +42,6 @@ from .serializers import (
 READERS = roles(Role.MANAGER, Role.APPROVER, Role.DATA_SCIENTIST, Role.ADMIN)
 DECLARERS = roles(Role.MANAGER)
 NOT_A_MANAGER = "Only managers can declare a model's maturity level."
-
-
-class BadRequest(exceptions.APIException):
-    status_code = 400
-    default_detail = "Bad request."
-    default_code = "bad_request"
-
-
-class MaturityPagination(PageNumberPagination):
-    page_size = 50
-    page_size_query_param = "page_size"
-    max_page_size = 200
-
-
-def _validated_filters(serializer_class, query_params):
-    serializer = serializer_class(data=query_params)
-    if not serializer.is_valid():
-        errors = {name: [str(e) for e in errs] for name, errs in serializer.errors.items()}
-        raise BadRequest({"detail": errors_text(errors), "code": "bad_filter", "errors": errors})
-    return serializer
-
-
-def _error(status: int, detail: str, code: str) -> Response:
-    return Response({"detail": detail, "code": code, "request_id": get_request_id()}, status=status)
 
 
 def _catalog_model_or_404(name: str) -> CatalogModel:
@@ -129,7 +103,9 @@ class SummaryApi(APIView):
         responses={200: SummarySerializer, 400: BAD_FILTER},
     )
     def get(self, request):
-        serializer = _validated_filters(SummaryFilterSerializer, request.query_params)
+        serializer = validated_filters(
+            SummaryFilterSerializer, request.query_params, code="bad_filter"
+        )
         data = summary_data(
             filters=serializer.filters(), weeks=serializer.validated_data.get("weeks") or 52
         )
@@ -142,11 +118,13 @@ class ModelMaturityListApi(generics.ListAPIView):
 
     portal_access = READERS
     serializer_class = ModelMaturitySerializer
-    pagination_class = MaturityPagination
+    pagination_class = PortalPagination
     queryset = CatalogModel.objects.none()  # for the schema; get_queryset builds the real one
 
     def get_queryset(self):
-        serializer = _validated_filters(PortfolioFilterSerializer, self.request.query_params)
+        serializer = validated_filters(
+            PortfolioFilterSerializer, self.request.query_params, code="bad_filter"
+        )
         return selectors.portfolio_models(filters=serializer.filters()).order_by("name", "pk")
 
     def get_serializer_context(self):
@@ -210,9 +188,9 @@ class DeclarationApi(APIView):
         try:
             data = request.data
         except exceptions.ParseError as exc:
-            return _error(400, f"The body could not be read: {exc.detail}", "bad_request")
+            return error_response(400, f"The body could not be read: {exc.detail}", "bad_request")
         if not hasattr(data, "get") or "level" not in data:
-            return _error(
+            return error_response(
                 400,
                 'Send a JSON object: {"level": 1 to 5, or null to withdraw, "reason": "..."}.',
                 "bad_request",
@@ -223,18 +201,18 @@ class DeclarationApi(APIView):
         if isinstance(level, str) and level.strip().isdigit():  # a form-encoded body
             level = int(level)
         if isinstance(level, bool) or not (level is None or isinstance(level, int)):
-            return _error(
+            return error_response(
                 400, "The level must be a whole number from 1 to 5, or null.", "bad_level"
             )
         if not isinstance(reason, str):
-            return _error(400, "The reason must be a string.", "bad_request")
+            return error_response(400, "The reason must be a string.", "bad_request")
         catalog_model = _catalog_model_or_404(name)
         try:
             record = services.maturity_declare(
                 catalog_model=catalog_model, level=level, reason=reason, user=request.user
             )
         except services.DeclarationRefused as refusal:
-            return _error(refusal.http_status, refusal.message, refusal.code)
+            return error_response(refusal.http_status, refusal.message, refusal.code)
         return Response(RecordSerializer(record).data, status=201)
 
 

@@ -77,14 +77,6 @@ class SummaryFilterSerializer(PortfolioFilterSerializer):
     weeks = serializers.IntegerField(required=False, default=52, min_value=1, max_value=104)
 
 
-def errors_text(errors: dict) -> str:
-    parts = []
-    for name, messages in errors.items():
-        text = " ".join(str(m) for m in messages)
-        parts.append(text if name == "non_field_errors" else f"{name}: {text}")
-    return "Invalid filters: " + "; ".join(parts)
-
-
 # --- Catalogue -----------------------------------------------------------------------------
 
 

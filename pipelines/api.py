@@ -9,12 +9,12 @@ from __future__ import annotations
 from django.http import Http404
 from drf_spectacular.types import OpenApiTypes
 from drf_spectacular.utils import OpenApiParameter, OpenApiResponse, extend_schema
-from rest_framework import exceptions, generics
-from rest_framework.pagination import PageNumberPagination
+from rest_framework import generics
 from rest_framework.response import Response
 from rest_framework.views import APIView
 
 from portal.access import ANY_ROLE
+from portal.api_support import BadRequest, PortalPagination
 from registry.models import CatalogModel
 
 from . import selectors
@@ -29,21 +29,9 @@ from .serializers import (
 )
 
 
-class BadRequest(exceptions.APIException):
-    status_code = 400
-    default_detail = "Bad request."
-    default_code = "bad_request"
-
-
 def _bad_filters(form) -> BadRequest:
     errors = {name: [str(e) for e in errs] for name, errs in form.errors.items()}
     return BadRequest({"detail": form_errors_text(form), "errors": errors})
-
-
-class PipelinesPagination(PageNumberPagination):
-    page_size = 50
-    page_size_query_param = "page_size"
-    max_page_size = 200
 
 
 ERRORS = {
@@ -100,7 +88,7 @@ class PipelineListApi(generics.ListAPIView):
 
     portal_access = ANY_ROLE
     serializer_class = PipelineSerializer
-    pagination_class = PipelinesPagination
+    pagination_class = PortalPagination
     queryset = Pipeline.objects.none()  # for the schema; get_queryset builds the real one
 
     def get_queryset(self):
@@ -123,7 +111,7 @@ class PipelineRunListApi(generics.ListAPIView):
 
     portal_access = ANY_ROLE
     serializer_class = PipelineRunListSerializer
-    pagination_class = PipelinesPagination
+    pagination_class = PortalPagination
     queryset = PipelineRun.objects.none()  # for the schema; get_queryset builds the real one
 
     def get_queryset(self):

@@ -10,11 +10,11 @@ from django.http import Http404
 from drf_spectacular.types import OpenApiTypes
 from drf_spectacular.utils import OpenApiParameter, OpenApiResponse, extend_schema
 from rest_framework import exceptions, generics
-from rest_framework.pagination import PageNumberPagination
 from rest_framework.response import Response
 from rest_framework.views import APIView
 
 from portal.access import ANY_ROLE
+from portal.api_support import BadRequest, PortalPagination
 
 from . import selectors
 from .forms import SORT_CHOICES, CatalogFilterForm, VersionFilterForm
@@ -31,19 +31,7 @@ from .serializers import (
 )
 
 
-class BadRequest(exceptions.APIException):
-    status_code = 400
-    default_detail = "Bad request."
-    default_code = "bad_request"
-
-
-class RegistryPagination(PageNumberPagination):
-    page_size = 50
-    page_size_query_param = "page_size"
-    max_page_size = 200
-
-
-class VersionPagination(RegistryPagination):
+class VersionPagination(PortalPagination):
     page_size = 25
 
 
@@ -89,7 +77,7 @@ class CatalogModelListApi(generics.ListAPIView):
 
     portal_access = ANY_ROLE
     serializer_class = CatalogModelListSerializer
-    pagination_class = RegistryPagination
+    pagination_class = PortalPagination
     queryset = CatalogModel.objects.none()  # for the schema; get_queryset builds the real one
 
     def get_queryset(self):
