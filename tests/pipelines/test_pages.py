@@ -687,8 +687,12 @@ def test_the_mirror_is_read_only_in_the_admin(role_client, fraud):
     page = client.get(reverse("admin:pipelines_pipelinerun_change", args=[run.pk]))
     assert page.status_code == 200 and b'name="_save"' not in page.content
     assert client.get(reverse("admin:pipelines_pipeline_add")).status_code == 403
+    # The error is newer than the factory's last success (3 minutes ago): now, not the
+    # module's NOW, which a long run leaves behind that success.
     AdoProjectFactory(
-        name="broken", last_sync_error_at=NOW, last_sync_error="HTTP 401 from dev.azure.com"
+        name="broken",
+        last_sync_error_at=timezone.now(),
+        last_sync_error="HTTP 401 from dev.azure.com",
     )
     listing = client.get(reverse("admin:pipelines_adoproject_changelist")).content.decode()
     assert "failing" in listing and "HTTP 401 from dev.azure.com" in listing
