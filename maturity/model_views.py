@@ -77,7 +77,8 @@ def assess(request, name):
     after = selectors.levels_for([catalog_model.pk]).get(catalog_model.pk)
     if after is None or after.assessed_level is None:
         messages.warning(request, f"{catalog_model.name} could not be assessed.")
-    elif level_before is None:
+        return redirect(model_maturity_url(catalog_model))
+    if level_before is None:
         notice = (
             f"{catalog_model.name} was assessed for the first time: level {after.assessed_level}."
         )
