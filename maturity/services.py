@@ -115,22 +115,21 @@ def model_assess(*, catalog_model: CatalogModel, made_by: str = ON_REQUEST) -> A
 
 
 def changed_models_assess() -> AssessStats:
-    """Assess the models marked stale by a change (maturity/receivers.py), then clear the
-    marks this run covered; a mark set while it ran stays for the next run."""
-    started = timezone.now()
+    """Assess the models marked stale by a change (maturity/receivers.py). Each assessment
+    clears the marks made before it read the evidence; a mark set after that stays for the
+    next run."""
     ids = list(
-        ModelMaturity.objects.filter(stale_since__isnull=False, stale_since__lte=started)
+        ModelMaturity.objects.filter(stale_since__isnull=False)
         .order_by("stale_since")
         .values_list("pk", flat=True)
     )
     if not ids:
         return AssessStats()
-    stats = models_assess(catalog_model_ids=ids, made_by=ON_CHANGE)
-    ModelMaturity.objects.filter(pk__in=ids, stale_since__lte=started).update(stale_since=None)
-    return stats
+    return models_assess(catalog_model_ids=ids, made_by=ON_CHANGE)
 
 
 def _assess_batch(batch, *, made_by: str, now: datetime | None, stats: AssessStats) -> None:
+    read_at = timezone.now()  # a change marked before this is covered by this assessment
     found = evidence.evidence_load(batch, now=now)
     assessments = {pk: criteria.assess(ev) for pk, ev in found.items()}
     at = timezone.now()
@@ -177,6 +176,9 @@ def _assess_batch(batch, *, made_by: str, now: datetime | None, stats: AssessSta
             stats.written_ids.append(status.pk)
         # A quiet night is one UPDATE of the check time, not a rewrite of every row.
         ModelMaturity.objects.filter(pk__in=unchanged).update(checked_at=at)
+        ModelMaturity.objects.filter(pk__in=list(current), stale_since__lte=read_at).update(
+            stale_since=None
+        )
         ModelMaturity.objects.bulk_update(
             [status for status, _, _ in changed_status],
             [

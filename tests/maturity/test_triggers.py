@@ -92,8 +92,20 @@ def test_a_mark_set_while_an_assessment_runs_stays_for_the_next_one(build):
     ModelMaturity.objects.create(
         catalog_model=model, stale_since=timezone.now() + dt.timedelta(seconds=5)
     )
-    assert tasks.assess_changed()["assessed"] == 0  # marked after the run started
+    # Marked after the assessment read the evidence: assessed now, and the mark stays for the
+    # next run, which will see what changed.
+    assert tasks.assess_changed()["assessed"] == 1
     assert stale(model)
+
+
+def test_any_assessment_clears_the_marks_made_before_it_read_the_evidence(build):
+    model = build.ml_model()
+    ModelMaturity.objects.create(
+        catalog_model=model, stale_since=timezone.now() - dt.timedelta(seconds=5)
+    )
+    services.models_assess()  # the nightly run, or assess_maturity
+    assert not stale(model)
+    assert tasks.assess_changed()["assessed"] == 0
 
 
 # --- what marks a model -------------------------------------------------------------------------
