@@ -11,6 +11,7 @@ from django.conf import settings
 from django.db import models
 
 from pipelines.models import Environment
+from portal.append_only import AppendOnlyModel
 
 
 class ApprovalStatus(models.TextChoices):
@@ -236,18 +237,7 @@ class AuditAction(models.TextChoices):
     SIGN_IN_DENIED = "auth.denied", "Sign-in denied"
 
 
-class AuditEventQuerySet(models.QuerySet):
-    def update(self, **kwargs):
-        raise TypeError("The audit trail is append-only: rows are never updated.")
-
-    def delete(self):
-        raise TypeError("The audit trail is append-only: rows are never deleted.")
-
-    def bulk_update(self, *args, **kwargs):
-        raise TypeError("The audit trail is append-only: rows are never updated.")
-
-
-class AuditEvent(models.Model):
+class AuditEvent(AppendOnlyModel):
     """Append-only: the app has no path that updates or deletes a row, and on PostgreSQL a
     trigger refuses UPDATE and DELETE outright (migration 0002)."""
 
@@ -284,7 +274,7 @@ class AuditEvent(models.Model):
     detail = models.JSONField(default=dict, blank=True)
     request_id = models.CharField(max_length=100, blank=True)
 
-    objects = AuditEventQuerySet.as_manager()
+    append_only_name = "The audit trail is"
 
     class Meta:
         ordering = ["-at", "-pk"]
@@ -292,15 +282,6 @@ class AuditEvent(models.Model):
 
     def __str__(self) -> str:
         return f"{self.at:%Y-%m-%d %H:%M:%S} {self.action} {self.actor_name}"
-
-    def save(self, *args, **kwargs):
-        if self.pk is not None or not self._state.adding:
-            raise TypeError("The audit trail is append-only: rows are never updated.")
-        kwargs["force_insert"] = True
-        super().save(*args, **kwargs)
-
-    def delete(self, *args, **kwargs):
-        raise TypeError("The audit trail is append-only: rows are never deleted.")
 
 
 class NotificationKind(models.TextChoices):

@@ -16,6 +16,7 @@ from django.conf import settings
 from django.core.validators import MaxValueValidator, MinValueValidator
 from django.db import models
 
+from portal.append_only import AppendOnlyModel
 from registry.models import CatalogModel
 
 LEVELS = (1, 2, 3, 4, 5)
@@ -69,18 +70,7 @@ class Criterion(models.Model):
         return f"L{self.level} {self.title}"
 
 
-class MaturityRecordQuerySet(models.QuerySet):
-    def update(self, **kwargs):
-        raise TypeError("Maturity records are append-only: rows are never updated.")
-
-    def delete(self):
-        raise TypeError("Maturity records are append-only: rows are never deleted.")
-
-    def bulk_update(self, *args, **kwargs):
-        raise TypeError("Maturity records are append-only: rows are never updated.")
-
-
-class MaturityRecord(models.Model):
+class MaturityRecord(AppendOnlyModel):
     """Append-only: the app has no path that updates or deletes a row, and on PostgreSQL a
     trigger refuses UPDATE and DELETE outright (migration 0002).
 
@@ -116,7 +106,7 @@ class MaturityRecord(models.Model):
     )
     reason = models.TextField(blank=True, help_text="Why a manager declared this level.")
 
-    objects = MaturityRecordQuerySet.as_manager()
+    append_only_name = "Maturity records are"
 
     class Meta:
         ordering = ["-created_at", "-pk"]
@@ -124,15 +114,6 @@ class MaturityRecord(models.Model):
 
     def __str__(self) -> str:
         return f"{self.catalog_model_id} {self.source} L{self.level} at {self.created_at:%Y-%m-%d}"
-
-    def save(self, *args, **kwargs):
-        if self.pk is not None or not self._state.adding:
-            raise TypeError("Maturity records are append-only: rows are never updated.")
-        kwargs["force_insert"] = True
-        super().save(*args, **kwargs)
-
-    def delete(self, *args, **kwargs):
-        raise TypeError("Maturity records are append-only: rows are never deleted.")
 
     @property
     def level_name(self) -> str:
