@@ -41,11 +41,9 @@
     };
   }
 
-  function distributionChart(canvas, data, reduced) {
-    var palette = seriesColours();
-    var background = cssVar("--bs-body-bg", "#fff");
-    var options = baseOptions(reduced);
-    options.scales = {
+  // Both charts stack whole numbers of models per bar.
+  function stackedScales() {
+    return {
       x: { stacked: true, grid: { display: false } },
       y: {
         stacked: true,
@@ -54,6 +52,13 @@
         title: { display: true, text: "models" },
       },
     };
+  }
+
+  function distributionChart(canvas, data, reduced) {
+    var palette = seriesColours();
+    var background = cssVar("--bs-body-bg", "#fff");
+    var options = baseOptions(reduced);
+    options.scales = stackedScales();
     options.plugins.tooltip = {
       callbacks: {
         title: function (items) {
@@ -84,22 +89,14 @@
   function trendChart(canvas, data, reduced) {
     var background = cssVar("--bs-body-bg", "#fff");
     var options = baseOptions(reduced);
-    options.scales = {
-      x: { stacked: true, grid: { display: false } },
-      y: {
-        stacked: true,
-        beginAtZero: true,
-        ticks: { precision: 0 },
-        title: { display: true, text: "models" },
-      },
-      average: {
-        position: "right",
-        min: 0,
-        max: 5,
-        ticks: { stepSize: 1 },
-        grid: { drawOnChartArea: false },
-        title: { display: true, text: "average level" },
-      },
+    options.scales = stackedScales();
+    options.scales.average = {
+      position: "right",
+      min: 0,
+      max: 5,
+      ticks: { stepSize: 1 },
+      grid: { drawOnChartArea: false },
+      title: { display: true, text: "average level" },
     };
     var datasets = data.datasets.map(function (dataset) {
       return {

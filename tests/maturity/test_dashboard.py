@@ -290,6 +290,8 @@ def test_the_table_shows_levels_the_next_criterion_and_its_fix(manager, portfoli
     assert "not measured" in churn and "failed</span>" not in churn
     deployment = CRITERIA_BY_CODE["pipeline-deployment"]
     assert f"L3:</span> {deployment.title}" in churn
+    # not a fix to apply: the portal cannot see it, and the model page says why
+    assert 'data-testid="next-unmeasured"' in churn and deployment.fix[:40] not in churn
     assert 'data-disagreement="true"' not in churn
 
     top = _row(response, "demand-forecast")
