@@ -531,8 +531,9 @@ CRITERIA: tuple[CriterionDef, ...] = (
         "from a notebook, and registers the version it trains.",
         evaluation="A succeeded training run in the window linked to a registered version "
         "(rule-based: a succeeded scoring run).",
-        fix="Move training into the ADO training pipeline and pass modelName / modelVersion "
-        "so the run and the version it registers are linked.",
+        fix="Move training (scoring, for a rule-based model) into the model's ADO pipeline; "
+        "for an ML model pass modelName / modelVersion so the run and the version it "
+        "registers are linked.",
         applies_to=Applicability.BOTH,
         check=check_pipeline_training,
     ),
@@ -558,7 +559,7 @@ CRITERIA: tuple[CriterionDef, ...] = (
         evaluation="A training (scoring) run in the window with ADO reason schedule, "
         "resourceTrigger, buildCompletion, individualCI or batchedCI, or a workflow trigger "
         "such as new data or drift.",
-        fix="Give the training pipeline a schedule or a pipeline resource trigger.",
+        fix="Give the training (or scoring) pipeline a schedule or a pipeline resource trigger.",
         applies_to=Applicability.BOTH,
         check=check_automatic_trigger,
     ),
@@ -605,8 +606,8 @@ CRITERIA: tuple[CriterionDef, ...] = (
         description="Training (scoring) runs when new data arrives, not on a clock.",
         evaluation="A succeeded training (scoring) run in the window with ADO reason "
         "resourceTrigger or buildCompletion, or trigger new-data.",
-        fix="Trigger the training pipeline from the data-cleansing pipeline (a pipeline "
-        "resource trigger) or from a data-arrival event.",
+        fix="Trigger the training (or scoring) pipeline from the data-cleansing pipeline (a "
+        "pipeline resource trigger) or from a data-arrival event.",
         applies_to=Applicability.BOTH,
         check=check_data_triggered,
     ),
@@ -630,8 +631,8 @@ CRITERIA: tuple[CriterionDef, ...] = (
         "on their own.",
         evaluation="A succeeded training (scoring) run in the window whose trigger is drift or "
         "threshold.",
-        fix="Wire the model's monitoring alerts to queue the training pipeline with "
-        "trigger=drift (or threshold).",
+        fix="Wire the model's monitoring alerts to queue the training (or scoring) pipeline "
+        "with trigger=drift (or threshold).",
         applies_to=Applicability.BOTH,
         check=check_closed_loop,
     ),
