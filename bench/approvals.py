@@ -68,11 +68,10 @@ from bench.common import (  # noqa: E402 (after the path fix above)
     database_recreate,
     load_average,
     machine_facts,
+    report_write,
 )
 from bench.registry import Gunicorn, percentiles, timed  # noqa: E402
 
-MARK_START = "<!-- bench:approvals:start -->"
-MARK_END = "<!-- bench:approvals:end -->"
 SECTION_TITLE = "## Approvals: 1,000 pending, and click to PATCH with one worker"
 PAT = "bench-approvals-pat-not-a-secret"  # the in-process simulator's PAT, nothing real
 PAT_USER = "portal-sync@example.com"
@@ -829,22 +828,12 @@ def render(results: dict) -> str:
 
 
 def write_report(path: Path, report: str) -> None:
-    section = f"{MARK_START}\n{report}\n{MARK_END}"
-    text = path.read_text() if path.is_file() else ""
-    if MARK_START in text and MARK_END in text:
-        before, rest = text.split(MARK_START, 1)
-        after = rest.split(MARK_END, 1)[1]
-        text = before + section + after
-    else:
-        intro = (
-            f"{SECTION_TITLE}\n\n`bench/approvals.py` produces the numbers (what it does and its "
-            "options: its docstring, `--help`); it rewrites only the section between the "
-            "`bench:approvals` markers below."
-        )
-        text = (text.rstrip() + "\n\n" if text else "# Performance\n\n") + intro + "\n\n"
-        text += section + "\n"
-    path.parent.mkdir(parents=True, exist_ok=True)
-    path.write_text(text)
+    intro = (
+        f"{SECTION_TITLE}\n\n`bench/approvals.py` produces the numbers (what it does and its "
+        "options: its docstring, `--help`); it rewrites only the section between the "
+        "`bench:approvals` markers below."
+    )
+    report_write(path, report, name="approvals", intro=intro)
 
 
 if __name__ == "__main__":

@@ -89,3 +89,21 @@ def machine_facts(pg_version: str) -> dict:
         "postgresql": pg_version,
         "django": django.get_version(),
     }
+
+
+def report_write(path: Path, report: str, *, name: str, intro: str = "") -> None:
+    """Put ``report`` between the ``bench:<name>`` markers of ``path`` (docs/performance.md),
+    leaving the rest of the file alone; the first time, add the section (``intro`` first)."""
+    start, end = f"<!-- bench:{name}:start -->", f"<!-- bench:{name}:end -->"
+    section = f"{start}\n{report}\n{end}"
+    text = path.read_text() if path.is_file() else ""
+    if start in text and end in text:
+        before, rest = text.split(start, 1)
+        text = before + section + rest.split(end, 1)[1]
+    else:
+        text = (text.rstrip() + "\n\n" if text else "# Performance\n\n") + (
+            f"{intro}\n\n" if intro else ""
+        )
+        text += section + "\n"
+    path.parent.mkdir(parents=True, exist_ok=True)
+    path.write_text(text)

@@ -62,11 +62,10 @@ from bench.common import (  # noqa: E402 (after the path fix above)
     database_recreate,
     load_average,
     machine_facts,
+    report_write,
 )
 from bench.registry import Gunicorn, percentiles, timed  # noqa: E402
 
-MARK_START = "<!-- bench:maturity:start -->"
-MARK_END = "<!-- bench:maturity:end -->"
 SECTION_TITLE = "## Maturity: assessing 5,000 models, the dashboard and its CSV"
 TEAMS = ("risk", "growth", "operations", "pricing", "marketing", "supply")
 COMMIT = "0123456789abcdef0123456789abcdef01234567"
@@ -634,22 +633,12 @@ def render(results: dict) -> str:
 
 
 def write_report(path: Path, report: str) -> None:
-    section = f"{MARK_START}\n{report}\n{MARK_END}"
-    text = path.read_text() if path.is_file() else ""
-    if MARK_START in text and MARK_END in text:
-        before, rest = text.split(MARK_START, 1)
-        after = rest.split(MARK_END, 1)[1]
-        text = before + section + after
-    else:
-        intro = (
-            f"{SECTION_TITLE}\n\n`bench/maturity.py` produces the numbers (what it does and its "
-            "options: its docstring, `--help`, [bench/README.md](../bench/README.md)); it "
-            "rewrites only the section between the `bench:maturity` markers below."
-        )
-        text = (text.rstrip() + "\n\n" if text else "# Performance\n\n") + intro + "\n\n"
-        text += section + "\n"
-    path.parent.mkdir(parents=True, exist_ok=True)
-    path.write_text(text)
+    intro = (
+        f"{SECTION_TITLE}\n\n`bench/maturity.py` produces the numbers (what it does and its "
+        "options: its docstring, `--help`, [bench/README.md](../bench/README.md)); it "
+        "rewrites only the section between the `bench:maturity` markers below."
+    )
+    report_write(path, report, name="maturity", intro=intro)
 
 
 if __name__ == "__main__":

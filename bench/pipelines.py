@@ -55,10 +55,9 @@ from bench.common import (  # noqa: E402 (after the path fix above)
     database_recreate,
     load_average,
     machine_facts,
+    report_write,
 )
 
-MARK_START = "<!-- bench:pipelines:start -->"
-MARK_END = "<!-- bench:pipelines:end -->"
 SECTION_TITLE = "## Pipelines sync: 200 pipelines x 50 runs from the ADO simulator"
 PAT = "bench-pat-not-a-secret"  # the in-process simulator's PAT, nothing real
 PAT_USER = "portal-sync@example.com"
@@ -752,22 +751,12 @@ def rate_limit_lines(results: dict, inc_requests: float) -> list[str]:
 
 
 def write_report(path: Path, report: str) -> None:
-    section = f"{MARK_START}\n{report}\n{MARK_END}"
-    text = path.read_text() if path.is_file() else ""
-    if MARK_START in text and MARK_END in text:
-        before, rest = text.split(MARK_START, 1)
-        after = rest.split(MARK_END, 1)[1]
-        text = before + section + after
-    else:
-        intro = (
-            f"{SECTION_TITLE}\n\n`bench/pipelines.py` produces the numbers (how it works and its "
-            "options: [bench/README.md](../bench/README.md)); it rewrites only the section "
-            "between the `bench:pipelines` markers below."
-        )
-        text = (text.rstrip() + "\n\n" if text else "# Performance\n\n") + intro + "\n\n"
-        text += section + "\n"
-    path.parent.mkdir(parents=True, exist_ok=True)
-    path.write_text(text)
+    intro = (
+        f"{SECTION_TITLE}\n\n`bench/pipelines.py` produces the numbers (how it works and its "
+        "options: [bench/README.md](../bench/README.md)); it rewrites only the section "
+        "between the `bench:pipelines` markers below."
+    )
+    report_write(path, report, name="pipelines", intro=intro)
 
 
 if __name__ == "__main__":

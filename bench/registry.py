@@ -55,10 +55,9 @@ from bench.common import (  # noqa: E402 (after the path fix above)
     database_recreate,
     load_average,
     machine_facts,
+    report_write,
 )
 
-MARK_START = "<!-- bench:registry:start -->"
-MARK_END = "<!-- bench:registry:end -->"
 TEAMS = ("risk", "growth", "operations")
 MLFLOW_CLIENT = "MLflow `search_registered_models(max_results=50)` (MlflowClient)"
 MLFLOW_REST = "MLflow registered-models search, same page (plain GET)"
@@ -631,16 +630,7 @@ def render(results: dict) -> str:
 
 
 def write_report(path: Path, report: str) -> None:
-    section = f"{MARK_START}\n{report}\n{MARK_END}"
-    text = path.read_text() if path.is_file() else ""
-    if MARK_START in text and MARK_END in text:
-        before, rest = text.split(MARK_START, 1)
-        after = rest.split(MARK_END, 1)[1]
-        text = before + section + after
-    else:
-        text = (text.rstrip() + "\n\n" if text else "# Performance\n\n") + section + "\n"
-    path.parent.mkdir(parents=True, exist_ok=True)
-    path.write_text(text)
+    report_write(path, report, name="registry")
 
 
 if __name__ == "__main__":
