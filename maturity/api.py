@@ -9,7 +9,7 @@ status: 400 bad input, 403 not a manager, 409 nothing to withdraw or already dec
 
 from __future__ import annotations
 
-from django.http import Http404
+from django.shortcuts import get_object_or_404
 from django.urls import path
 from drf_spectacular.types import OpenApiTypes
 from drf_spectacular.utils import OpenApiParameter, OpenApiResponse, extend_schema
@@ -42,13 +42,6 @@ from .serializers import (
 READERS = roles(Role.MANAGER, Role.APPROVER, Role.DATA_SCIENTIST, Role.ADMIN)
 DECLARERS = roles(Role.MANAGER)
 NOT_A_MANAGER = "Only managers can declare a model's maturity level."
-
-
-def _catalog_model_or_404(name: str) -> CatalogModel:
-    try:
-        return CatalogModel.objects.get(name=name)
-    except CatalogModel.DoesNotExist:
-        raise Http404 from None
 
 
 ERROR = MaturityErrorSerializer
@@ -151,7 +144,7 @@ class ModelMaturityDetailApi(APIView):
         responses={200: ModelMaturityDetailSerializer, 404: NO_MODEL},
     )
     def get(self, request, name):
-        view = selectors.model_maturity(catalog_model=_catalog_model_or_404(name))
+        view = selectors.model_maturity(catalog_model=get_object_or_404(CatalogModel, name=name))
         return Response(ModelMaturityDetailSerializer(model_detail_data(view)).data)
 
 
@@ -206,7 +199,7 @@ class DeclarationApi(APIView):
             )
         if not isinstance(reason, str):
             return error_response(400, "The reason must be a string.", "bad_request")
-        catalog_model = _catalog_model_or_404(name)
+        catalog_model = get_object_or_404(CatalogModel, name=name)
         try:
             record = services.maturity_declare(
                 catalog_model=catalog_model, level=level, reason=reason, user=request.user

@@ -107,10 +107,7 @@ def _no_registry(ev: ModelEvidence) -> Outcome | None:
 
 
 def _train_kind(ev: ModelEvidence) -> str:
-    return "scoring" if ev.is_rule_based else "training"
-
-
-def _train_word(ev: ModelEvidence) -> str:
+    """The pipeline kind that trains the model, and the word for it in summaries."""
     return "scoring" if ev.is_rule_based else "training"
 
 
@@ -181,7 +178,7 @@ def check_registered(ev: ModelEvidence) -> Outcome:
 def check_pipeline_training(ev: ModelEvidence) -> Outcome:
     if missing := _no_ado(ev):
         return missing
-    word = _train_word(ev)
+    word = _train_kind(ev)
     runs = [r for r in ev.runs_of(_train_kind(ev)) if r.succeeded]
     if not runs:
         if _train_kind(ev) not in ev.pipeline_kinds:
@@ -258,7 +255,7 @@ def check_reproducible(ev: ModelEvidence) -> Outcome:
 def check_automatic_trigger(ev: ModelEvidence) -> Outcome:
     if missing := _no_ado(ev):
         return missing
-    word = _train_word(ev)
+    word = _train_kind(ev)
     runs = ev.runs_of(_train_kind(ev))
     automatic = [r for r in runs if _is_automatic(r)]
     if automatic:
@@ -399,7 +396,7 @@ def check_data_triggered(ev: ModelEvidence) -> Outcome:
     if missing := _no_ado(ev):
         return missing
     runs = _data_triggered_runs(ev)
-    word = _train_word(ev)
+    word = _train_kind(ev)
     if runs:
         return passed(
             f"{_plural(len(runs), f'{word} run')} started by new data in the last "
@@ -457,7 +454,7 @@ def check_closed_loop(ev: ModelEvidence) -> Outcome:
     if missing := _no_ado(ev):
         return missing
     runs = [r for r in _monitoring_runs(ev) if r.succeeded]
-    word = _train_word(ev)
+    word = _train_kind(ev)
     if runs:
         return passed(
             f"{_plural(len(runs), f'{word} run')} started by a drift or threshold event in "

@@ -10,8 +10,7 @@ Both answer a plain POST with a redirect back to the model page's ``#maturity``.
 from __future__ import annotations
 
 from django.contrib import messages
-from django.http import Http404
-from django.shortcuts import redirect, render
+from django.shortcuts import get_object_or_404, redirect, render
 from django.views.decorators.http import require_http_methods, require_POST
 
 from portal.access import access, roles
@@ -20,13 +19,6 @@ from registry.models import CatalogModel
 from . import selectors, services
 from .forms import DeclarationForm
 from .sections import ASSESS_ROLES, DECLARE_ROLES, model_maturity_url
-
-
-def _catalog_model_or_404(name: str) -> CatalogModel:
-    try:
-        return CatalogModel.objects.get(name=name)
-    except CatalogModel.DoesNotExist:
-        raise Http404(f"No catalog model named {name}") from None
 
 
 def _declare_page(request, catalog_model, form, status=200):
@@ -39,7 +31,7 @@ def _declare_page(request, catalog_model, form, status=200):
 @require_http_methods(["GET", "POST"])
 def declare(request, name):
     """Declare a level (1-5) or withdraw the declaration, with a required reason."""
-    catalog_model = _catalog_model_or_404(name)
+    catalog_model = get_object_or_404(CatalogModel, name=name)
     if request.method == "GET":
         status = selectors.levels_for([catalog_model.pk]).get(catalog_model.pk)
         declared = status.declared_level if status else None
@@ -70,7 +62,7 @@ def declare(request, name):
 @require_POST
 def assess(request, name):
     """Assess the model now; say whether its level changed."""
-    catalog_model = _catalog_model_or_404(name)
+    catalog_model = get_object_or_404(CatalogModel, name=name)
     before = selectors.levels_for([catalog_model.pk]).get(catalog_model.pk)
     level_before = before.assessed_level if before else None
     services.model_assess(catalog_model=catalog_model)
