@@ -294,12 +294,10 @@ def home_portfolio() -> dict:
         "segments": segments,
         "assessed": assessed,
         "unassessed": dist.unassessed,
-        "average": round(sum(lv * n for lv, n in counts.items()) / assessed, 2),
+        "average": round(dist.average, 2),
         "change": trend.change_since(HOME_TREND_WEEKS),
         "weeks": HOME_TREND_WEEKS,
-        "disagreements": selectors.portfolio_models(filters=filters)
-        .filter(maturity__disagreement=True)
-        .count(),
+        "disagreements": selectors.disagreement_count(filters=filters),
     }
 
 

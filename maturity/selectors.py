@@ -10,6 +10,7 @@ from django.db.models import Case, Count, F, Q, QuerySet, When
 from django.utils import timezone
 
 from registry.models import CatalogModel, ModelKind, Serving
+from registry.selectors import UNKNOWN, catalog_model_annotated, catalog_team_choices
 
 from .criteria import CRITERIA_BY_CODE
 from .models import LEVEL_NAMES, LEVELS, Criterion, MaturityRecord, MaturitySnapshot, ModelMaturity
@@ -69,23 +70,15 @@ class PortfolioFilters:
         return {k: v for k, v in values.items() if v}
 
 
-def _effective(field_name: str, registry_field: str, value: str) -> Q:
-    if value == "unknown":
-        return Q(**{field_name: ""}, **{f"{registry_field}__in": ["", "unknown"]}) | Q(
-            **{field_name: "unknown"}
-        )
-    return Q(**{field_name: value}) | Q(**{field_name: "", registry_field: value})
-
-
 def portfolio_models(*, filters: PortfolioFilters) -> QuerySet[CatalogModel]:
     """Catalog models with their current maturity (``maturity`` may be missing: unassessed)."""
-    models = CatalogModel.objects.select_related("maturity")
+    models = catalog_model_annotated().select_related("maturity")
     if filters.team:
-        models = models.filter(_effective("team", "registry_team", filters.team))
+        models = models.filter(eff_team=filters.team)
     if filters.kind:
-        models = models.filter(_effective("kind", "registry_kind", filters.kind))
+        models = models.filter(eff_kind=filters.kind)
     if filters.serving:
-        models = models.filter(_effective("serving", "registry_serving", filters.serving))
+        models = models.filter(eff_serving=filters.serving)
     if filters.level == UNASSESSED:
         models = models.filter(Q(maturity__isnull=True) | Q(maturity__level__isnull=True))
     elif filters.level.isdigit():
@@ -168,6 +161,12 @@ class Distribution:
     def total(self) -> int:
         return sum(self.group_total(g) for g in self.groups)
 
+    @property
+    def average(self) -> float | None:
+        """The mean level of the models counted (None when there are none)."""
+        level_sum = sum(lv * n for counts in self.counts.values() for lv, n in counts.items())
+        return level_sum / self.total if self.total else None
+
     def rows(self) -> list[dict]:
         """For the accessible table: one row per level with a cell per group."""
         return [
@@ -191,26 +190,37 @@ class Distribution:
         }
 
 
-def _group_label(by: str, model: CatalogModel) -> str:
+def _group_label(by: str, value: str) -> str:
     if by == "kind":
-        return ModelKind(model.effective_kind).label if model.effective_kind else "Unknown"
-    return model.effective_team or "(no team)"
+        return ModelKind(value).label if value in ModelKind.values else ModelKind.UNKNOWN.label
+    return "(no team)" if value == UNKNOWN else value
 
 
 def distribution(*, filters: PortfolioFilters, by: str = "team") -> Distribution:
+    """Counted in the database: one row per (team or kind, level)."""
     by = by if by in GROUPINGS else "team"
+    group_field = f"eff_{by}"
     counts: dict[str, dict[int, int]] = defaultdict(Counter)
     unassessed = 0
-    for model in portfolio_models(filters=filters).only(
-        "team", "registry_team", "kind", "registry_kind", "maturity__level"
-    ):
-        status = getattr(model, "maturity", None)
-        if status is None or status.level is None:
-            unassessed += 1
-            continue
-        counts[_group_label(by, model)][status.level] += 1
+    rows = (
+        portfolio_models(filters=filters)
+        .order_by()
+        .values(group_field, "maturity__level")
+        .annotate(models=Count("pk"))
+    )
+    for row in rows:
+        level = row["maturity__level"]
+        if level is None:
+            unassessed += row["models"]
+        else:
+            counts[_group_label(by, row[group_field])][level] += row["models"]
     groups = sorted(counts)
     return Distribution(by=by, groups=groups, counts=dict(counts), unassessed=unassessed)
+
+
+def disagreement_count(*, filters: PortfolioFilters) -> int:
+    """Models whose declared level differs from the assessed one."""
+    return portfolio_models(filters=filters).filter(maturity__disagreement=True).count()
 
 
 @dataclass
@@ -400,11 +410,8 @@ def levels_for(catalog_model_ids: list[int]) -> dict[int, ModelMaturity]:
 
 
 def team_choices() -> list[str]:
-    teams = set()
-    for team, registry_team in CatalogModel.objects.values_list("team", "registry_team"):
-        if team or registry_team:
-            teams.add(team or registry_team)
-    return sorted(teams)
+    """The catalog's teams for the team filter (models without a team are not a team)."""
+    return [team for team in catalog_team_choices() if team != UNKNOWN]
 
 
 KIND_CHOICES = [(k.value, k.label) for k in ModelKind]

@@ -346,12 +346,8 @@ def summary_data(*, filters: selectors.PortfolioFilters, weeks: int) -> dict:
         "total": assessed + by_team.unassessed,
         "assessed": assessed,
         "unassessed": by_team.unassessed,
-        "disagreements": selectors.portfolio_models(filters=filters)
-        .filter(maturity__disagreement=True)
-        .count(),
-        "average_level": round(sum(lv * n for lv, n in totals.items()) / assessed, 2)
-        if assessed
-        else None,
+        "disagreements": selectors.disagreement_count(filters=filters),
+        "average_level": None if by_team.average is None else round(by_team.average, 2),
         "levels": _level_counts(totals, levels),
         "by_team": [
             {

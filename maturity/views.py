@@ -12,7 +12,6 @@ from urllib.parse import urlencode
 
 from django import forms
 from django.core.paginator import Paginator
-from django.db.models import Count, Q
 from django.shortcuts import render
 from django.urls import reverse
 from django.views.decorators.http import require_GET
@@ -121,23 +120,17 @@ def _signed(value: float | None) -> str:
 
 def _summary(filters: selectors.PortfolioFilters, distribution, trend, base: str) -> dict:
     """The cards above the charts, from the numbers the charts show (one extra count)."""
-    assessed = distribution.total
-    level_sum = sum(
-        level * n for counts in distribution.counts.values() for level, n in counts.items()
-    )
-    disagreements = selectors.portfolio_models(filters=filters).aggregate(
-        n=Count("pk", filter=Q(maturity__disagreement=True))
-    )["n"]
+    average = distribution.average
     change = trend.change_since(CHANGE_WEEKS)
     by = {"by": distribution.by} if distribution.by != "team" else {}
     return {
-        "assessed": assessed,
-        "average": round(level_sum / assessed, 1) if assessed else None,
+        "assessed": distribution.total,
+        "average": None if average is None else round(average, 1),
         "change": change,
         "change_text": _signed(change),
         "disagreement_url": _with_query(base, {**filters.as_query(), **by, "disagreement": "1"}),
         "change_weeks": CHANGE_WEEKS,
-        "disagreements": disagreements,
+        "disagreements": selectors.disagreement_count(filters=filters),
         "unassessed": distribution.unassessed,
     }
 
