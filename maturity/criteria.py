@@ -75,12 +75,16 @@ class CriterionDef:
     applies_to: str
     check: Callable[[ModelEvidence], Outcome]
 
-    def evaluate(self, evidence: ModelEvidence) -> Outcome:
-        if self.applies_to == Applicability.ML and evidence.is_rule_based:
+    def not_applicable_to(self, *, rule_based: bool) -> Outcome | None:
+        """The "not applicable" outcome for a model of this kind, or None if it applies."""
+        if self.applies_to == Applicability.ML and rule_based:
             return not_applicable("Applies to ML models only.")
-        if self.applies_to == Applicability.RULE_BASED and not evidence.is_rule_based:
+        if self.applies_to == Applicability.RULE_BASED and not rule_based:
             return not_applicable("Applies to rule-based models only.")
-        return self.check(evidence)
+        return None
+
+    def evaluate(self, evidence: ModelEvidence) -> Outcome:
+        return self.not_applicable_to(rule_based=evidence.is_rule_based) or self.check(evidence)
 
 
 # Helpers -------------------------------------------------------------------------------------

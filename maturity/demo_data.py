@@ -24,7 +24,7 @@ from django.utils import timezone
 from registry.models import CatalogModel, ModelKind
 
 from . import criteria, services
-from .models import Applicability, MaturityRecord, Result, Source
+from .models import MaturityRecord, Result, Source
 
 MADE_BY = "assessment (demo history)"
 HISTORY_WEEKS = 26
@@ -67,10 +67,8 @@ def results_at(level: int, *, rule_based: bool, also_passed=frozenset()) -> list
     failed above it, and not applicable where the criterion is not for this kind of model."""
     results = []
     for criterion in criteria.CRITERIA:
-        if criterion.applies_to == Applicability.ML and rule_based:
-            result, summary = Result.NOT_APPLICABLE, "Applies to ML models only."
-        elif criterion.applies_to == Applicability.RULE_BASED and not rule_based:
-            result, summary = Result.NOT_APPLICABLE, "Applies to rule-based models only."
+        if outcome := criterion.not_applicable_to(rule_based=rule_based):
+            result, summary = outcome.result, outcome.summary
         elif criterion.level <= level or criterion.code in also_passed:
             result, summary = Result.PASSED, "Passed (demo history: evidence links not kept)."
         else:

@@ -17,7 +17,7 @@ from django.db.models import Q
 from django.urls import reverse
 from django.utils import timezone
 
-from approvals.models import ApprovalRequest, ApprovalSync
+from approvals.models import ApprovalRequest
 from pipelines.models import AdoProject, Pipeline, PipelineRun, RunStage
 from registry.models import CatalogModel, ModelKind, ModelVersion, RegistrySource
 
@@ -119,7 +119,6 @@ class Sources:
 
     ado: bool
     registry: bool
-    approvals: bool
 
 
 @dataclass
@@ -185,7 +184,6 @@ def sources_now() -> Sources:
     return Sources(
         ado=AdoProject.objects.filter(last_sync_succeeded_at__isnull=False).exists(),
         registry=RegistrySource.objects.filter(last_sync_succeeded_at__isnull=False).exists(),
-        approvals=ApprovalSync.objects.filter(last_succeeded_at__isnull=False).exists(),
     )
 
 

@@ -40,10 +40,6 @@ def model_maturity_url(catalog_model: CatalogModel) -> str:
     return reverse("registry:model-detail", kwargs={"name": catalog_model.name}) + "#maturity"
 
 
-def level_label(level: int | None) -> str:
-    return "—" if level is None else f"L{level}"
-
-
 # --- Model page section --------------------------------------------------------------------
 
 

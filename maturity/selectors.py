@@ -122,19 +122,22 @@ class NextStep:
         return self.result == "not_measured"
 
 
+def _criterion(code: str, catalogue: dict[str, Criterion]):
+    """The catalogue row of ``code``, else the code's definition (a record may predate the
+    migrate that copied it), else None."""
+    return catalogue.get(code) or CRITERIA_BY_CODE.get(code)
+
+
 def next_step(status: ModelMaturity, catalogue: dict[str, Criterion]) -> NextStep | None:
     if not status.next_criterion:
         return None
-    criterion = catalogue.get(status.next_criterion)
-    definition = CRITERIA_BY_CODE.get(status.next_criterion)
-    title = criterion.title if criterion else (definition.title if definition else "")
-    fix = criterion.fix if criterion else (definition.fix if definition else "")
+    criterion = _criterion(status.next_criterion, catalogue)
     return NextStep(
         level=(status.assessed_level or 0) + 1,
         code=status.next_criterion,
-        title=title or status.next_criterion,
+        title=(criterion.title if criterion else "") or status.next_criterion,
         result=status.next_result,
-        fix=fix,
+        fix=criterion.fix if criterion else "",
     )
 
 
@@ -363,9 +366,7 @@ class ModelMaturityView:
 def checklist_from(record: MaturityRecord | None, catalogue: dict[str, Criterion]):
     items = []
     for result in (record.results if record else []) or []:
-        criterion = catalogue.get(result["code"])
-        definition = CRITERIA_BY_CODE.get(result["code"])
-        source = criterion or definition
+        source = _criterion(result["code"], catalogue)
         items.append(
             ChecklistItem(
                 code=result["code"],
