@@ -12,15 +12,17 @@ def _reachability_problems() -> list[str]:
 
     problems = []
     db = settings.DATABASES["default"]
+    sqlite_leg = db["ENGINE"] == "django.db.backends.sqlite3"  # portal.settings.test_sqlite
     try:
-        psycopg.connect(
-            host=db.get("HOST") or "127.0.0.1",
-            port=db.get("PORT") or 5432,
-            user=db.get("USER") or None,
-            password=db.get("PASSWORD") or None,
-            dbname="postgres",  # pytest-django creates test_<NAME> from here
-            connect_timeout=3,
-        ).close()
+        if not sqlite_leg:
+            psycopg.connect(
+                host=db.get("HOST") or "127.0.0.1",
+                port=db.get("PORT") or 5432,
+                user=db.get("USER") or None,
+                password=db.get("PASSWORD") or None,
+                dbname="postgres",  # pytest-django creates test_<NAME> from here
+                connect_timeout=3,
+            ).close()
     except Exception as exc:
         problems.append(
             f"PostgreSQL at {db.get('HOST')}:{db.get('PORT')} is not reachable: {exc}".strip()
