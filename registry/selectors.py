@@ -8,9 +8,19 @@ from dataclasses import dataclass
 from datetime import datetime
 
 from django.conf import settings
-from django.db.models import Exists, F, OuterRef, Prefetch, Q, QuerySet, Subquery, Value
+from django.db.models import (
+    Exists,
+    F,
+    OuterRef,
+    Prefetch,
+    Q,
+    QuerySet,
+    Subquery,
+    TextField,
+    Value,
+)
 from django.db.models.fields.json import KeyTextTransform
-from django.db.models.functions import Coalesce, NullIf
+from django.db.models.functions import Cast, Coalesce, NullIf
 
 from portal.selectors import SyncStatus
 
@@ -146,7 +156,11 @@ def catalog_model_list(*, filters: CatalogFilters) -> QuerySet[CatalogModel]:
             qs = qs.filter(Exists(registrations.filter(tags__has_key=key)))
         else:
             # KeyTextTransform, not tags__<key>: keys may contain dots and other lookup words.
-            tagged = registrations.annotate(tag_value=KeyTextTransform(key, "tags"))
+            # Cast to text so the comparison is a plain one on both engines: SQLite would
+            # otherwise parse the value as JSON ("malformed JSON" for team=risk), and a number
+            # stored by hand matches its text as it does on PostgreSQL.
+            tag_value = Cast(KeyTextTransform(key, "tags"), output_field=TextField())
+            tagged = registrations.annotate(tag_value=tag_value)
             qs = qs.filter(Exists(tagged.filter(tag_value=value)))
 
     sort_key = filters.sort_key if filters.sort_key in SORTS else "name"

@@ -158,6 +158,34 @@ def test_a_data_scientist_browses_and_compares(page, live_server, make_user, scr
     assert table_box.evaluate("e => e.scrollWidth > e.clientWidth")  # it scrolls, inside
 
 
+def test_a_filter_the_server_fails_to_apply_says_so_and_hides_the_old_rows(
+    page, live_server, make_user, screenshot
+):
+    make_user(Role.DATA_SCIENTIST, username="e2e-failing-filter")
+    _catalog()
+    _sign_in(page, live_server.url, "e2e-failing-filter")
+    page.goto(f"{live_server.url}/registry/models/")
+    assert page.get_by_test_id("model-count").inner_text() == "5 models"
+
+    # The server's answer to the filter change is an error (as it was for team=risk on SQLite).
+    def fail(route):
+        if route.request.headers.get("hx-request"):
+            route.fulfill(status=500, body="Server Error", content_type="text/html")
+        else:
+            route.continue_()
+
+    page.route("**/registry/models/?*", fail)
+    page.get_by_label("Tag", exact=True).fill("team=risk")
+    page.get_by_label("Tag", exact=True).press("Enter")
+    error = page.get_by_test_id("filter-error")
+    error.wait_for()
+    assert "could not be filtered" in error.inner_text()
+    assert "500" in error.inner_text()
+    assert page.get_by_test_id("model-count").count() == 0  # no stale count...
+    assert page.locator("tr[data-model]").count() == 0  # ...and no stale rows
+    screenshot(page, "registry-list-filter-error")
+
+
 def test_the_filters_work_without_javascript(browser, live_server, make_user, screenshot):
     make_user(Role.DATA_SCIENTIST, username="e2e-nojs")
     _catalog()

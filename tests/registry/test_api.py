@@ -102,6 +102,7 @@ def test_model_list_shape(api, fraud):
     ]
 
 
+@pytest.mark.sqlite
 @pytest.mark.parametrize(
     ("query", "expected"),
     [
@@ -126,6 +127,7 @@ def test_model_list_filters_like_the_page(api, fraud, query, expected):
     assert data["count"] == len(expected)
 
 
+@pytest.mark.sqlite
 @pytest.mark.parametrize("query", ["kind=robot", "sort=size", "registered=maybe", "tag=%3Dx"])
 def test_bad_filters_are_400_json(api, query):
     response = api.get(f"{API}/models/?{query}")

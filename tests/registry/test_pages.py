@@ -142,6 +142,7 @@ def catalog():
     RegisteredModelFactory(name="delta-gone", deleted_upstream_at=timezone.now())
 
 
+@pytest.mark.sqlite
 @pytest.mark.parametrize(
     ("query", "expected"),
     [
@@ -160,6 +161,7 @@ def catalog():
         ("tag=data.domain%3Dcards", ["alpha"]),
         ("tag=owner", ["alpha"]),
         ("tag=owner%3Dy", []),
+        ("tag=owner%3Dx", ["alpha"]),
         ("include_deleted=1", ["alpha", "bravo", "charlie-rules", "delta-gone"]),
         ("include_deleted=1&q=delta", ["delta-gone"]),
         ("q=delta", []),

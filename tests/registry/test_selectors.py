@@ -24,6 +24,7 @@ def _names(**filters):
 # --- catalog list ----------------------------------------------------------------------------
 
 
+@pytest.mark.sqlite
 def test_effective_categories_prefer_the_portal_override_then_the_registry_then_unknown():
     CatalogModelFactory(name="a", kind="rule_based", registry_kind="ml", registry_team="risk")
     CatalogModelFactory(name="b", registry_kind="ml", registry_serving="real_time")
@@ -43,6 +44,7 @@ def test_effective_categories_prefer_the_portal_override_then_the_registry_then_
     assert _names(team="unknown") == ["b", "c"]
 
 
+@pytest.mark.sqlite
 def test_latest_version_and_last_updated_are_annotated():
     now = timezone.now()
     rm = RegisteredModelFactory(name="m", updated_upstream_at=now - dt.timedelta(hours=2))
@@ -59,6 +61,7 @@ def test_latest_version_and_last_updated_are_annotated():
     assert row.latest_version == 3
 
 
+@pytest.mark.sqlite
 def test_a_model_registered_in_two_sources_takes_the_most_recent_version():
     now = timezone.now()
     catalog = CatalogModelFactory(name="fraud")
@@ -75,6 +78,7 @@ def test_a_model_registered_in_two_sources_takes_the_most_recent_version():
     assert {r.source.name for r in row.listed_registrations} == {"central", "dd"}
 
 
+@pytest.mark.sqlite
 def test_never_registered_entries_use_their_own_update_time():
     model = CatalogModelFactory(name="rules")
     (row,) = selectors.catalog_model_list(filters=CatalogFilters())
@@ -82,6 +86,7 @@ def test_never_registered_entries_use_their_own_update_time():
     assert row.latest_version is None and row.is_registered is False
 
 
+@pytest.mark.sqlite
 def test_entries_whose_registered_models_all_vanished_are_hidden_unless_asked():
     RegisteredModelFactory(name="gone", deleted_upstream_at=timezone.now())
     RegisteredModelFactory(name="live")
@@ -90,6 +95,7 @@ def test_entries_whose_registered_models_all_vanished_are_hidden_unless_asked():
     assert _names(include_deleted=True) == ["gone", "live", "rules"]
 
 
+@pytest.mark.sqlite
 def test_registered_filter():
     RegisteredModelFactory(name="reg")
     CatalogModelFactory(name="rules")
@@ -97,6 +103,7 @@ def test_registered_filter():
     assert _names(registered=False) == ["rules"]
 
 
+@pytest.mark.sqlite
 def test_search_matches_catalog_and_registered_names_in_any_case():
     RegisteredModelFactory(name="main.risk.Fraud_Detector")
     catalog = CatalogModelFactory(name="churn")
@@ -107,6 +114,7 @@ def test_search_matches_catalog_and_registered_names_in_any_case():
     assert _names(q="risk.") == ["main.risk.Fraud_Detector"]
 
 
+@pytest.mark.sqlite
 def test_source_filter():
     RegisteredModelFactory(name="a")
     RegisteredModelFactory(name="b", source=RegistrySourceFactory(name="dd"))
@@ -115,6 +123,7 @@ def test_source_filter():
     assert _names(source="nowhere") == []
 
 
+@pytest.mark.sqlite
 def test_alias_filter_any_or_named():
     RegisteredModelFactory(name="a", aliases={"champion": 3})
     RegisteredModelFactory(name="b", aliases={"challenger": 4})
@@ -124,6 +133,7 @@ def test_alias_filter_any_or_named():
     assert _names(alias="nope") == []
 
 
+@pytest.mark.sqlite
 def test_tag_filter_takes_keys_with_dots_and_lookup_words():
     RegisteredModelFactory(name="a", tags={"data.domain": "cards", "contains": "x"})
     RegisteredModelFactory(name="b", tags={"data": {"domain": "cards"}, "team": "risk"})
@@ -135,6 +145,19 @@ def test_tag_filter_takes_keys_with_dots_and_lookup_words():
     assert _names(tags=(("team", "risk"), ("data.domain", "cards"))) == []
 
 
+@pytest.mark.sqlite
+def test_tag_filter_compares_values_as_text_whatever_json_type_holds_them():
+    RegisteredModelFactory(name="a", tags={"tier": "2", "serving": "real_time"})
+    RegisteredModelFactory(name="b", tags={"tier": 2, "score": 0.5})  # written by hand, not MLflow
+    RegisteredModelFactory(name="c", tags={"tier": "10", "serving": "batch"})
+    assert _names(tags=(("tier", "2"),)) == ["a", "b"]
+    assert _names(tags=(("score", "0.5"),)) == ["b"]
+    assert _names(tags=(("serving", "real_time"),)) == ["a"]
+    assert _names(tags=(("serving", "real"),)) == []  # whole values, not prefixes
+    assert _names(tags=(("tier", ""),)) == []
+
+
+@pytest.mark.sqlite
 @pytest.mark.parametrize(
     ("sort", "expected"),
     [
@@ -163,6 +186,7 @@ def test_sorting(sort, expected):
     assert _names(sort=sort) == expected
 
 
+@pytest.mark.sqlite
 def test_team_choices_are_effective_and_distinct():
     CatalogModelFactory(name="a", team="risk")
     CatalogModelFactory(name="b", registry_team="risk")
@@ -171,6 +195,7 @@ def test_team_choices_are_effective_and_distinct():
     assert selectors.catalog_team_choices() == ["Growth", "risk", "unknown"]
 
 
+@pytest.mark.sqlite
 def test_alias_choices_come_from_live_registered_models():
     RegisteredModelFactory(name="a", aliases={"champion": 1, "challenger": 2})
     RegisteredModelFactory(name="b", aliases={"shadow": 1}, deleted_upstream_at=timezone.now())
