@@ -92,6 +92,7 @@ def _decided(**kwargs):
 # --- Inbox -------------------------------------------------------------------------------------
 
 
+@pytest.mark.sqlite
 def test_the_inbox_lists_pending_oldest_first_with_prod_rows_marked(approver_client):
     qa = ApprovalRequestFactory(created_on=ago(hours=3), instructions="Check the AUC. " * 20)
     prod = ApprovalRequestFactory(environment_name="PROD", created_on=ago(hours=1))
@@ -127,6 +128,7 @@ def test_the_decided_tab_shows_the_history_with_who_and_outcome(approver_client)
     assert _soup(response).select_one("a[data-tab=decided]")["aria-current"] == "page"
 
 
+@pytest.mark.sqlite
 def test_overdue_requests_are_marked_and_filterable(approver_client):
     fresh = ApprovalRequestFactory(created_on=ago(hours=2))
     old = ApprovalRequestFactory(created_on=ago(days=2))
@@ -140,6 +142,7 @@ def test_overdue_requests_are_marked_and_filterable(approver_client):
     assert _rows(approver_client.get(INBOX, {"age": "1d"})) == [old.pk]
 
 
+@pytest.mark.sqlite
 def test_filters_by_environment_model_and_team(approver_client):
     qa = ApprovalRequestFactory()
     prod = ApprovalRequestFactory(environment_name="PROD")
@@ -165,6 +168,7 @@ def test_an_unknown_filter_value_is_shown_and_ignored_not_a_crash(approver_clien
     assert len(_rows(response)) == 1
 
 
+@pytest.mark.sqlite
 def test_sorting_by_column_keeps_the_filters(approver_client):
     a = ApprovalRequestFactory(created_on=ago(hours=3))
     b = ApprovalRequestFactory(created_on=ago(hours=2), environment_name="PROD")
@@ -565,6 +569,7 @@ def _audit_rows(response):
     return [tr["data-action"] for tr in _soup(response).select("tr[data-event]")]
 
 
+@pytest.mark.sqlite
 def test_the_audit_trail_filters_and_sorts(approver_client, audit_trail):
     qa, _ = audit_trail
     audit = reverse("approvals:audit")

@@ -143,6 +143,7 @@ def test_the_pages_only_answer_get(manager):
 # --- Summary, charts and their numbers ---------------------------------------------------------
 
 
+@pytest.mark.sqlite
 def test_summary_cards_count_the_portfolio(manager, portfolio):
     html = manager.get(DASHBOARD).content.decode()
 
@@ -157,6 +158,7 @@ def test_summary_cards_count_the_portfolio(manager, portfolio):
     assert card("change") == "—"  # no snapshots yet
 
 
+@pytest.mark.sqlite
 def test_the_change_over_four_weeks_comes_from_the_weekly_snapshots(manager, portfolio):
     this_week = services.week_of(timezone.localdate())
     four_ago = this_week - dt.timedelta(weeks=4)
@@ -168,6 +170,7 @@ def test_the_change_over_four_weeks_comes_from_the_weekly_snapshots(manager, por
     assert "+2" in change and "bi-arrow-up-right" in change
 
 
+@pytest.mark.sqlite
 def test_the_distribution_chart_has_its_numbers_in_a_table_beneath(manager, portfolio):
     response = manager.get(DASHBOARD)
     html = response.content.decode()
@@ -191,6 +194,7 @@ def test_the_distribution_chart_has_its_numbers_in_a_table_beneath(manager, port
     assert "Not counted: 1 model not assessed yet." in html
 
 
+@pytest.mark.sqlite
 def test_the_distribution_switches_between_team_and_kind_and_keeps_the_filters(manager, portfolio):
     response = manager.get(DASHBOARD, {"serving": "batch", "by": "kind"})
     data = _chart_data(response, "distribution-data")
@@ -217,6 +221,7 @@ def test_the_distribution_switches_between_team_and_kind_and_keeps_the_filters(m
     assert '<input type="hidden" name="by" value="kind">' in html
 
 
+@pytest.mark.sqlite
 def test_the_trend_chart_has_its_numbers_in_a_table_beneath(manager, portfolio):
     this_week = services.week_of(timezone.localdate())
     last_week = this_week - dt.timedelta(weeks=1)
@@ -242,6 +247,7 @@ def test_the_trend_chart_has_its_numbers_in_a_table_beneath(manager, portfolio):
     assert table[2] == [last_week.isoformat(), "0", "0", "1", "0", "1", "0", "2", "3.00"]
 
 
+@pytest.mark.sqlite
 def test_the_trend_follows_the_filters_including_disagreement(manager, portfolio):
     week = services.week_of(timezone.localdate())
     SnapshotFactory(catalog_model=portfolio["fraud"], week=week, assessed_level=3, declared_level=4)
@@ -313,6 +319,7 @@ def test_the_table_shows_levels_the_next_criterion_and_its_fix(manager, portfoli
         ({"team": "growth", "level": "5"}, ["demand-forecast"]),
     ],
 )
+@pytest.mark.sqlite
 def test_filters_narrow_the_table_and_the_charts(manager, portfolio, params, expected):
     response = manager.get(DASHBOARD, params)
     assert response.status_code == 200
@@ -341,6 +348,7 @@ def test_the_filter_form_shows_the_chosen_filters(manager, portfolio):
     assert 'name="q" value="x"' in html
 
 
+@pytest.mark.sqlite
 def test_the_table_sorts_by_level_and_team(manager, portfolio):
     assert _names(manager.get(DASHBOARD, {"sort": "-level"})) == [
         "demand-forecast",

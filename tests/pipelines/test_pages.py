@@ -205,6 +205,7 @@ def test_the_row_fragment_polls_while_running_and_stops_once_completed(client_ds
     assert client_ds.get(reverse("pipelines:run-row", kwargs={"pk": 999999})).status_code == 404
 
 
+@pytest.mark.sqlite
 def test_filters_live_in_the_url(client_ds, fraud):
     other = PipelineFactory(catalog_model__name="churn-predictor", kind=PipelineKind.TRAINING)
     PipelineRunFactory(pipeline=other, result=RunResult.FAILED, trigger="schedule")
@@ -231,6 +232,7 @@ def test_filters_live_in_the_url(client_ds, fraud):
     assert "new data" in triggers and "drift" in triggers
 
 
+@pytest.mark.sqlite
 def test_bad_filters_are_shown_and_ignored(client_ds, fraud):
     response = client_ds.get(RUNS + "?kind=nonsense&date_from=yesterday&state=running")
     assert response.status_code == 200
@@ -241,6 +243,7 @@ def test_bad_filters_are_shown_and_ignored(client_ds, fraud):
     assert "before the start date" in reversed_dates.content.decode()
 
 
+@pytest.mark.sqlite
 def test_sorting_by_a_column_header(client_ds, fraud):
     soup = _soup(client_ds.get(RUNS))
     (started,) = [a for a in soup.select("a.sort-link") if "Started" in a.get_text()]
@@ -517,6 +520,7 @@ def test_without_providers_the_registry_pages_keep_their_placeholders(client_ds,
 # --- model list columns ----------------------------------------------------------------------
 
 
+@pytest.mark.sqlite
 def test_the_model_list_fills_in_qa_and_in_prod(client_ds, fraud):
     CatalogModelFactory(name="credit-limit-rules", kind="rule_based")
     soup = _soup(client_ds.get("/registry/models/"))

@@ -76,6 +76,7 @@ def _summary(deployments):
     }
 
 
+@pytest.mark.sqlite
 def test_two_targets_in_prod_show_two_versions(fraud):
     model, v, _, release = fraud
     deploy(release, v[2], "PROD", when=ago(days=5), param_target="aks")
@@ -92,6 +93,7 @@ def test_two_targets_in_prod_show_two_versions(fraud):
     assert prod_aks.run.model_version == v[2]
 
 
+@pytest.mark.sqlite
 def test_a_later_deployment_replaces_an_earlier_one_on_the_same_target(fraud):
     model, v, _, release = fraud
     deploy(release, v[1], "PROD", when=ago(days=9), param_target="aks")
@@ -106,6 +108,7 @@ def test_a_later_deployment_replaces_an_earlier_one_on_the_same_target(fraud):
     assert _summary(selectors.deployments_now(model))["PROD"] == [("aks", 3)]
 
 
+@pytest.mark.sqlite
 def test_a_stage_still_running_or_waiting_does_not_deploy(fraud):
     model, v, _, release = fraud
     deploy(release, v[1], "QA", when=ago(days=3))
@@ -115,6 +118,7 @@ def test_a_stage_still_running_or_waiting_does_not_deploy(fraud):
     assert _summary(selectors.deployments_now(model)) == {"QA": [("default", 1)], "PROD": []}
 
 
+@pytest.mark.sqlite
 def test_the_parameter_target_wins_over_the_stage_target(fraud):
     model, v, _, release = fraud
     deploy(release, v[1], "QA", when=ago(days=2), target="AKS", param_target="databricks-job")
@@ -153,6 +157,7 @@ def test_deployments_for_a_page_of_models_is_one_query(django_assert_num_queries
     assert all(len(found[m.pk]["PROD"]) == 1 for m in models)
 
 
+@pytest.mark.sqlite
 def test_another_models_deployments_stay_apart(fraud):
     model, v, _, release = fraud
     other = RegisteredModelFactory(name="churn")
@@ -167,6 +172,7 @@ def test_another_models_deployments_stay_apart(fraud):
 # --- version runs ----------------------------------------------------------------------------
 
 
+@pytest.mark.sqlite
 def test_runs_for_version_finds_its_training_run_and_its_release_runs(fraud):
     _, v, training, release = fraud
     trained = PipelineRunFactory(pipeline=training, model_version=v[3], queued_at=ago(days=4))
@@ -197,6 +203,7 @@ def test_a_scoring_run_produces_a_rule_based_version():
 # --- latest run per kind ---------------------------------------------------------------------
 
 
+@pytest.mark.sqlite
 def test_latest_run_per_kind_in_workflow_order(fraud):
     model, _, training, release = fraud
     cleanse = PipelineFactory(catalog_model=model, kind=PipelineKind.DATA_CLEANSING)
@@ -294,6 +301,7 @@ def _names(qs, made):
         (RunFilters(model="fraud", state="completed", result="succeeded"), ["new-data"]),
     ],
 )
+@pytest.mark.sqlite
 def test_run_list_filters(runs, filters, expected):
     assert _names(selectors.run_list(filters=filters), runs) == expected
 
@@ -310,6 +318,7 @@ def test_run_list_loads_what_a_row_shows_in_a_fixed_number_of_queries(
     assert waiting.is_waiting and waiting.is_running
 
 
+@pytest.mark.sqlite
 def test_trigger_choices_name_each_reason_once(runs):
     choices = dict(selectors.trigger_choices())
     labels = list(choices.values())
