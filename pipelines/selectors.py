@@ -251,6 +251,17 @@ def run_list(*, filters: RunFilters) -> QuerySet[PipelineRun]:
     return qs.order_by(*order, "-ado_id", "-pk").prefetch_related(_stages_prefetch())
 
 
+def runs_in_progress(*, catalog_ids: list[int] | None = None, limit: int = 8):
+    """Runs in progress, newest first, of the given catalog models (None: of every model).
+
+    Returns (the first ``limit`` runs, how many there are).
+    """
+    qs = run_list(filters=RunFilters(state="running"))
+    if catalog_ids is not None:
+        qs = qs.filter(pipeline__catalog_model_id__in=catalog_ids)
+    return list(qs[:limit]), qs.count()
+
+
 def run_get(*, pk: int) -> PipelineRun:
     """One run with everything its page shows; raises PipelineRun.DoesNotExist."""
     return (

@@ -189,20 +189,7 @@ def home_cards(held_roles: frozenset[str], user=None) -> list[HomeCard]:
         ]
     if Role.DATA_SCIENTIST in held_roles:
         cards += [
-            HomeCard(
-                "team-models",
-                Role.DATA_SCIENTIST,
-                "Your team's models",
-                "Models mirrored from the MLflow registry, with their latest version, will "
-                "appear here once a registry source is synced.",
-            ),
-            HomeCard(
-                "pipelines-running",
-                Role.DATA_SCIENTIST,
-                "Running now",
-                "Training, scoring and release pipeline runs of your team's models will show "
-                "here while they run.",
-            ),
+            *_team_cards(user),
             HomeCard(
                 "versions-awaiting-approval",
                 Role.DATA_SCIENTIST,
@@ -260,6 +247,64 @@ def home_cards(held_roles: frozenset[str], user=None) -> list[HomeCard]:
             _outbox_card(approvals),
         ]
     return cards
+
+
+def _team_cards(user) -> list[HomeCard]:
+    """ "Your team's models" and "Running now": a user's team is that of the models they own."""
+    from django.urls import reverse
+    from django.utils.http import urlencode
+
+    from pipelines import selectors as pipelines
+    from registry import selectors as registry
+
+    from .roles import Role
+
+    team = registry.team_models_for(user) if user is not None else None
+    if team is None or not team.owns_any:
+        who = ", ".join(sorted(registry.owner_names(user))) if user is not None else ""
+        models_empty = (
+            f"No catalog model names you ({who}) among its owners, so the portal does not know "
+            "your team. Ask an editor to add you to your models' owners (model page, Edit)."
+        )
+        runs, runs_total = pipelines.runs_in_progress()
+        scope = "every team"  # not knowing the team, show what runs anywhere
+    else:
+        models_empty = (
+            f"No model of {', '.join(team.teams) or 'yours'} is in the catalog now (deleted "
+            "upstream, or not synced yet)."
+        )
+        runs, runs_total = pipelines.runs_in_progress(catalog_ids=list(team.catalog_ids))
+        scope = ", ".join(team.teams) or "your models"
+    models_link = reverse("registry:model-list")
+    if team is not None and len(team.teams) == 1:
+        models_link += "?" + urlencode({"team": team.teams[0]})
+    return [
+        HomeCard(
+            "team-models",
+            Role.DATA_SCIENTIST,
+            "Your team's models",
+            models_empty,
+            tuple(team.models) if team is not None else (),
+            summary={"teams": team.teams, "total": team.total} if team and team.models else {},
+            link=models_link,
+            link_label="All models" if team is None or not team.teams else "All their models",
+        ),
+        HomeCard(
+            "pipelines-running",
+            Role.DATA_SCIENTIST,
+            "Running now",
+            (
+                "No pipeline run is running now."
+                if scope == "every team"
+                else "No pipeline run of your team's models is running now."
+            )
+            + " Training, scoring and release runs show here while they run.",
+            tuple(runs),
+            summary={"scope": scope, "total": runs_total} if runs else {},
+            link=reverse("pipelines:run-list") + "?state=running",
+            link_label="All running pipelines",
+        ),
+    ]
 
 
 def _overdue_marked(approvals, requests) -> tuple:

@@ -20,7 +20,7 @@ from django.db.models import (
     Value,
 )
 from django.db.models.fields.json import KeyTextTransform
-from django.db.models.functions import Cast, Coalesce, NullIf
+from django.db.models.functions import Cast, Coalesce, Lower, NullIf
 
 from portal.selectors import SyncStatus
 
@@ -183,6 +183,67 @@ def catalog_team_choices() -> list[str]:
     """Every effective team of the catalog, for the team filter (one query)."""
     teams = catalog_model_annotated().order_by().values_list("eff_team", flat=True).distinct()
     return sorted({t for t in teams}, key=str.lower)
+
+
+@dataclass(frozen=True)
+class TeamModels:
+    """A user's team's models: the teams of the catalog entries the user owns, and theirs."""
+
+    teams: tuple[str, ...]  # known teams of the owned entries ("unknown" left out)
+    owns_any: bool  # False: nothing names the user as owner, so their team is not known
+    models: list  # catalog models as catalog_model_list gives them, plus latest_registration
+    total: int
+    catalog_ids: tuple[int, ...] = ()  # every one of them, listed or not (e.g. for their runs)
+
+
+def owner_names(user) -> set[str]:
+    return {n.strip().lower() for n in (user.email, user.get_username()) if n and n.strip()}
+
+
+def catalog_ids_owned_by(user) -> list[int]:
+    """Catalog entries whose owners name the user (by e-mail or user name, any case).
+
+    A portal user belongs to no team of their own: their team is read from what they own.
+    ``icontains`` narrows in SQL the same way on both engines (JSON containment is
+    PostgreSQL-only); the exact match of a whole owner is made here.
+    """
+    names = owner_names(user)
+    if not names:
+        return []
+    narrowed = Q()
+    for name in names:
+        narrowed |= Q(owners__icontains=name)
+    return [
+        pk
+        for pk, owners in CatalogModel.objects.filter(narrowed).values_list("pk", "owners")
+        if isinstance(owners, list) and names & {str(o).strip().lower() for o in owners}
+    ]
+
+
+def team_models_for(user, *, limit: int = 8) -> TeamModels:
+    """The models of the teams of the entries the user owns (and those entries), by name."""
+    owned = catalog_ids_owned_by(user)
+    if not owned:
+        return TeamModels(teams=(), owns_any=False, models=[], total=0)
+    owned_teams = catalog_model_annotated().filter(pk__in=owned).values_list("eff_team", flat=True)
+    teams = tuple(sorted({t for t in owned_teams if t != UNKNOWN}, key=str.lower))
+    theirs = Q(team_lower__in=[t.lower() for t in teams]) | Q(pk__in=owned)
+    ids = tuple(
+        catalog_model_annotated()
+        .annotate(team_lower=Lower("eff_team"))
+        .filter(theirs)
+        .values_list("pk", flat=True)
+    )
+    listed = catalog_model_list(filters=CatalogFilters()).filter(pk__in=ids)
+    models = list(listed[:limit])
+    for model in models:
+        model.latest_registration = next(
+            (r for r in model.listed_registrations if r.pk == model.latest_version_model_id),
+            None,
+        )
+    return TeamModels(
+        teams=teams, owns_any=True, models=models, total=listed.count(), catalog_ids=ids
+    )
 
 
 def alias_choices(limit: int = 50) -> list[str]:
