@@ -44,10 +44,18 @@ def _runnable(catalog_model: CatalogModel, kinds: list[selectors.KindRuns]) -> l
     return sorted(pipelines, key=lambda p: (p.kind != first, p.kind, p.name))
 
 
+def _deployments_now(catalog_model: CatalogModel) -> dict:
+    """deployments_now, read once per page: "Deployment now" and the versions table's
+    "Deployed" cells are given the same catalog model, and so show the same deployments."""
+    if not hasattr(catalog_model, "_pipelines_deployments_now"):
+        catalog_model._pipelines_deployments_now = selectors.deployments_now(catalog_model)
+    return catalog_model._pipelines_deployments_now
+
+
 def model_page(request, catalog_model: CatalogModel) -> list[Section]:
     """ "Deployment now" (QA / PROD cards) and "Pipelines" (latest run per kind, Run training)."""
     kinds = selectors.latest_run_per_kind(catalog_model)
-    deployments = selectors.deployments_now(catalog_model)
+    deployments = _deployments_now(catalog_model)
     runnable = _runnable(catalog_model, kinds)
     release = next((k for k in kinds if k.kind == PipelineKind.RELEASE), None)
     releasing = release.run if release and release.run and release.run.is_running else None
@@ -115,6 +123,38 @@ def _version_url(version: ModelVersion) -> str:
     )
 
 
+def _where(deployment) -> tuple[str, str, str]:
+    """(target label, its short form for a table cell, "since" in UTC) of a deployment."""
+    d = deployment
+    where = "" if d.target == selectors.DEFAULT_TARGET else target_label(d.target)
+    short = LIST_TARGET_LABELS.get(d.target, where)
+    since = d.deployed_at.strftime("%Y-%m-%d %H:%M UTC") if d.deployed_at else "?"
+    return where, short, since
+
+
+def version_deployments(catalog_model, versions: list) -> dict[int, list[ColumnItem]]:
+    """The Deployed cell of a model page's versions: "QA · AKS", "PROD · Databricks"...
+
+    The same deployments as the page's "Deployment now" (read once for both), each linked to
+    the run that deployed it.
+    """
+    cells: dict[int, list[ColumnItem]] = {}
+    for environment, deployments in _deployments_now(catalog_model).items():
+        for d in deployments:
+            if d.version is None:
+                continue  # "Deployment now" shows it; no row of the table is that version
+            where, short, since = _where(d)
+            cells.setdefault(d.version.pk, []).append(
+                ColumnItem(
+                    text=environment + (f" · {short}" if short else ""),
+                    url=reverse("pipelines:run-detail", kwargs={"pk": d.run.pk}),
+                    title=f"In {environment}{' on ' + where if where else ''} since {since}, "
+                    f"deployed by run {d.run.name or d.run.ado_id}",
+                )
+            )
+    return cells
+
+
 def catalog_deployments(catalog_models: list) -> dict[int, dict[str, list[ColumnItem]]]:
     """The In QA / In PROD cells of a page of the model list, in one query."""
     found = selectors.deployments_for_catalog([m.pk for m in catalog_models])
@@ -124,9 +164,7 @@ def catalog_deployments(catalog_models: list) -> dict[int, dict[str, list[Column
         for environment, deployments in environments.items():
             items = []
             for d in deployments:
-                where = "" if d.target == selectors.DEFAULT_TARGET else target_label(d.target)
-                short = LIST_TARGET_LABELS.get(d.target, where)
-                since = d.deployed_at.strftime("%Y-%m-%d %H:%M UTC") if d.deployed_at else "?"
+                where, short, since = _where(d)
                 if d.version is None:
                     items.append(
                         ColumnItem(

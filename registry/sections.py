@@ -10,6 +10,9 @@ views call the dotted functions named in settings:
 - ``REGISTRY_CATALOG_LIST_ANNOTATORS``: ``f(catalog_models: list) -> {model pk: {column:
   [ColumnItem, ...]}}``, one call for a whole page of the model list (so no N+1). The list knows
   the columns ``QA``, ``PROD`` and ``Maturity``.
+- ``REGISTRY_VERSION_LIST_ANNOTATORS``: ``f(catalog_model, versions: list) -> {version pk:
+  [ColumnItem, ...]}``, the "Deployed" cell of each row of a model page's versions table (where
+  the version runs now), one call for the page.
 
 When a setting is empty the page shows its own placeholder instead.
 """
@@ -121,4 +124,16 @@ def catalog_list_annotations(catalog_models: list) -> dict[int, dict[str, list[C
             row = merged.setdefault(pk, {})
             for column, items in columns.items():
                 row.setdefault(column, []).extend(items)
+    return merged
+
+
+def version_list_annotations(catalog_model, versions: list) -> dict[int, list[ColumnItem]] | None:
+    """Per version pk, where it runs now (the "Deployed" cell); None when none is configured."""
+    providers = _providers("REGISTRY_VERSION_LIST_ANNOTATORS")
+    if not providers:
+        return None
+    merged: dict[int, list[ColumnItem]] = {}
+    for provider in providers:
+        for pk, items in (provider(catalog_model, versions) or {}).items():
+            merged.setdefault(pk, []).extend(items)
     return merged

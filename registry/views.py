@@ -27,6 +27,7 @@ from .sections import (
     model_page_badges,
     model_page_sections,
     sections_render,
+    version_list_annotations,
     version_page_sections,
 )
 
@@ -175,6 +176,8 @@ def model_detail(request, name):
             (v, selectors.version_ref(v, with_name=with_names), selectors.version_alias_names(v))
             for v in versions
         ],
+        # Where each version runs (the "Deployed" cell); None: no provider, a placeholder.
+        "deployed": version_list_annotations(model, versions),
         "key_metric": selectors.key_metric_name(registrations=live, versions=versions),
         "aliases": [
             AliasLink(r, alias, version)

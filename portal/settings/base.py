@@ -392,6 +392,7 @@ REGISTRY_MODEL_PAGE_BADGES: list[str] = ["maturity.sections.model_badges"]
 REGISTRY_VERSION_PAGE_SECTIONS: list[str] = ["pipelines.sections.version_page"]
 REGISTRY_VERSION_PAGE_SECTIONS.append("approvals.sections.version_page")
 REGISTRY_CATALOG_LIST_ANNOTATORS: list[str] = ["pipelines.sections.catalog_deployments"]
+REGISTRY_VERSION_LIST_ANNOTATORS: list[str] = ["pipelines.sections.version_deployments"]
 REGISTRY_CATALOG_LIST_ANNOTATORS.append("maturity.sections.catalog_levels")
 
 # APPROVALS

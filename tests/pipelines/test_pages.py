@@ -370,6 +370,27 @@ def test_the_model_page_shows_deployment_now_with_every_version_and_target(clien
     assert "once Azure DevOps release pipelines are synced" not in section.get_text()
 
 
+def test_the_versions_table_says_where_each_version_runs_like_deployment_now(client_ds, fraud):
+    soup = _soup(client_ds.get("/registry/models/fraud-detector/"))
+    table = soup.select_one("[data-testid=versions-table]")
+    deployed = {
+        row["data-version"]: [
+            div.get_text(" ", strip=True) for div in row.select("td[data-column=Deployed] div")
+        ]
+        for row in table.select("tbody tr")
+    }
+    assert deployed == {
+        "central:3": ["QA · AKS", "QA · Databricks", "PROD · Databricks"],
+        "central:2": ["PROD · AKS"],
+        "central:1": [],
+    }
+    v1 = table.select_one('tr[data-version="central:1"] td[data-column=Deployed]')
+    assert v1.get_text(strip=True) == "—" and "Not deployed" in v1.span["title"]
+    v2 = table.select_one('tr[data-version="central:2"] td[data-column=Deployed] a')
+    assert v2["href"].startswith("/pipelines/runs/")  # the run that deployed it
+    assert "PROD on AKS since" in v2["title"]
+
+
 def test_the_model_page_pipelines_section_shows_the_latest_run_per_kind(client_ds, fraud):
     soup = _soup(client_ds.get("/registry/models/fraud-detector/"))
     section = soup.select_one("[data-testid=section-pipelines]")
