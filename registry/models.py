@@ -217,6 +217,16 @@ class ModelVersion(models.Model):
         return f"{self.registered_model} v{self.version}"
 
     @property
+    def author(self) -> str:
+        """Who made the version: the registry's user id, else its run's ``mlflow.user`` tag.
+
+        MLflow OSS leaves a version's user id empty; the run that logged the model names its
+        author, and the sync mirrors the run's tags.
+        """
+        run_tags = self.run_tags if isinstance(self.run_tags, dict) else {}
+        return self.user_id or str(run_tags.get("mlflow.user") or "")
+
+    @property
     def is_deleted(self) -> bool:
         return self.deleted_upstream_at is not None
 

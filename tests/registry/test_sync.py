@@ -455,3 +455,28 @@ def test_a_long_sync_keeps_its_lease(source, mlflow_client):
     assert seen == sorted(seen)
     source.refresh_from_db()
     assert source.lock_token == "" and source.lock_expires_at is None  # released at the end
+
+
+def test_a_versions_author_is_its_runs_mlflow_user_when_the_registry_names_none(
+    source, mlflow_client, client, make_user
+):
+    """MLflow OSS leaves a version's user_id empty; the run that made it names its author."""
+    from portal.roles import Role
+
+    name = unique("author")
+    mlflow_client.create_registered_model(name)
+    number = add_version(mlflow_client, name)
+    run_id = mlflow_client.get_model_version(name, str(number)).run_id
+    mlflow_client.set_tag(run_id, "mlflow.user", "dana@example.com")
+    sync(source, full=True)
+    version = ModelVersion.objects.get(registered_model__name=name, version=number)
+    assert version.user_id == "" and version.author == "dana@example.com"
+    assert sync(source, full=True).versions.updated == 0  # convergent: nothing left to change
+
+    client.force_login(make_user(Role.DATA_SCIENTIST))
+    page = client.get(f"/registry/sources/{source.name}/models/{name}/versions/{number}/")
+    assert '<dd class="col-sm-8 text-break" data-testid="author">dana@example.com</dd>' in (
+        page.content.decode()
+    )
+    model_page = client.get(f"/registry/models/{name}/").content.decode()
+    assert "dana@example.com" in model_page  # the versions table's "Created by"
