@@ -7,6 +7,7 @@ from datetime import datetime, timedelta
 
 from django.conf import settings
 from django.db.models import Case, Count, Exists, F, OuterRef, Q, QuerySet, When
+from django.urls import reverse
 from django.utils import timezone
 
 from pipelines.models import Environment, PipelineKind, PipelineRun, RunStage
@@ -34,6 +35,8 @@ def sync_status_list() -> list[SyncStatus]:
             last_success_at=state.last_succeeded_at,
             last_error_at=state.last_error_at,
             last_error=state.last_error,
+            system="Azure DevOps",
+            admin_url=reverse("admin:pipelines_adoproject_change", args=[state.project_id]),
         )
         for state in ApprovalSync.objects.filter(project__enabled=True).select_related("project")
     ]

@@ -25,6 +25,7 @@ from django.db.models import (
 )
 from django.db.models.fields.json import KeyTextTransform
 from django.db.models.functions import Coalesce, Lower, NullIf, RowNumber
+from django.urls import reverse
 
 from portal.selectors import SyncStatus
 from registry.models import CatalogModel, ModelVersion
@@ -108,6 +109,8 @@ def sync_status_list() -> list[SyncStatus]:
             last_success_at=project.last_sync_succeeded_at,
             last_error_at=project.last_sync_error_at,
             last_error=project.last_sync_error,
+            system="Azure DevOps",
+            admin_url=reverse("admin:pipelines_adoproject_change", args=[project.pk]),
         )
         for project in AdoProject.objects.filter(enabled=True)
     ]

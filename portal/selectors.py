@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import re
 import time
 import uuid
 from dataclasses import dataclass, field
@@ -12,6 +13,41 @@ from django.db import connections
 from django.utils import timezone
 from django.utils.module_loading import import_string
 
+# What a sync error means, for people who should not have to read a stack of exceptions:
+# (pattern over the error's text, reason), the first match wins; {what} names the system.
+SYNC_ERROR_REASONS = (
+    (r"ssl|certificate", "the secure connection to {what} failed (its certificate)"),
+    (r"timed out|timeout", "{what} did not answer in time"),
+    (
+        r"connection refused|max retries exceeded|failed to establish|connectionerror"
+        r"|name or service not known|name resolution|unreachable",
+        "{what} could not be reached",
+    ),
+    (
+        r"\b40[13]\b|unauthori[sz]ed|forbidden|permission_denied|unauthenticated",
+        "{what} refused the credentials the portal uses",
+    ),
+    (r"\b404\b|not found|does_not_exist", "{what} does not know the address the portal uses"),
+    (
+        r"\b50[0-4]\b|internal_error|service unavailable|bad gateway|temporarily_unavailable",
+        "{what} answered with an error",
+    ),
+)
+
+
+def sync_error_reason(error: str, what: str = "the server") -> str:
+    """A short reason for a failed sync that anyone can read ("" when there was no error).
+
+    The raw error (an exception with hosts, ports and object ids) is for operators only.
+    """
+    if not error:
+        return ""
+    text = error.lower()
+    for pattern, reason in SYNC_ERROR_REASONS:
+        if re.search(pattern, text):
+            return reason.format(what=what)
+    return f"an unexpected error while reading {what}"
+
 
 @dataclass(frozen=True)
 class SyncStatus:
@@ -21,6 +57,13 @@ class SyncStatus:
     last_success_at: datetime | None
     last_error_at: datetime | None = None
     last_error: str = ""
+    system: str = "the server"  # what it reads, for the short reason ("the MLflow registry")
+    admin_url: str = ""  # where an operator configures it
+
+    @property
+    def reason(self) -> str:
+        """Why the last sync failed, in a few words (the details are ``last_error``)."""
+        return sync_error_reason(self.last_error, self.system)
 
     @property
     def age_seconds(self) -> float | None:

@@ -21,10 +21,17 @@ from django.db.models import (
 )
 from django.db.models.fields.json import KeyTextTransform
 from django.db.models.functions import Cast, Coalesce, Lower, NullIf
+from django.urls import reverse
 
 from portal.selectors import SyncStatus
 
 from .models import LIVE, CatalogModel, ModelVersion, RegisteredModel, RegistrySource
+
+REGISTRY_SYSTEM = "the MLflow registry"
+
+
+def _source_admin_url(source: RegistrySource) -> str:
+    return reverse("admin:registry_registrysource_change", args=[source.pk])
 
 
 def sync_status_list() -> list[SyncStatus]:
@@ -35,6 +42,8 @@ def sync_status_list() -> list[SyncStatus]:
             last_success_at=source.last_sync_succeeded_at,
             last_error_at=source.last_sync_error_at,
             last_error=source.last_sync_error,
+            system=REGISTRY_SYSTEM,
+            admin_url=_source_admin_url(source),
         )
         for source in RegistrySource.objects.filter(enabled=True)
     ]
@@ -364,11 +373,20 @@ class SourceFreshness:
     is_central: bool
     last_success_at: datetime | None
     last_error_at: datetime | None
-    last_error: str
+    last_error: str  # the raw error: operators only
+    system: str = REGISTRY_SYSTEM
+    admin_url: str = ""  # where an operator configures the source
 
     @property
     def _status(self) -> SyncStatus:
-        return SyncStatus(self.name, self.last_success_at, self.last_error_at, self.last_error)
+        return SyncStatus(
+            self.name, self.last_success_at, self.last_error_at, self.last_error, self.system
+        )
+
+    @property
+    def reason(self) -> str:
+        """Why the last sync failed, in a few words anyone can read."""
+        return self._status.reason
 
     @property
     def state(self) -> str:
@@ -432,6 +450,7 @@ def registry_freshness() -> Freshness:
                 s.last_sync_succeeded_at,
                 s.last_sync_error_at,
                 s.last_sync_error,
+                admin_url=_source_admin_url(s),
             )
             for s in RegistrySource.objects.filter(enabled=True)
         )

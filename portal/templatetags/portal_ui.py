@@ -31,6 +31,14 @@ STATUS_COLOURS = {
 }
 
 
+@register.filter
+def has_role(user, role: str) -> bool:
+    """{% if user|has_role:"admin" %}: what only that role may see on a shared page."""
+    from portal.roles import user_has_role
+
+    return user_has_role(user, role)
+
+
 @register.simple_tag
 def status_badge(status: str, label: str | None = None):
     key = (status or "unknown").lower().replace(" ", "").replace("_", "")

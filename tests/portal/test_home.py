@@ -118,3 +118,27 @@ def test_the_content_security_policy_forbids_inline_scripts(role_client):
     )
     soup = _soup(response)
     assert all(s.get("src") for s in soup.find_all("script")), "inline <script> found"
+
+
+def test_a_failing_source_on_the_operators_home_says_why_and_links_to_it(role_client):
+    from django.urls import reverse
+    from django.utils import timezone
+
+    from tests.registry.factories import RegistrySourceFactory
+
+    source = RegistrySourceFactory(
+        name="central",
+        last_sync_succeeded_at=None,
+        last_sync_error_at=timezone.now(),
+        last_sync_error="HTTPConnectionPool(host='127.0.0.1', port=5999): Max retries exceeded "
+        "(Caused by NewConnectionError('Failed to establish a new connection: [Errno 111] "
+        "Connection refused'))",
+    )
+    card = _soup(role_client(Role.ADMIN).get("/")).select_one("[data-card=sync-health]")
+    row = card.select_one('li[data-sync="registry:central"]')
+    text = " ".join(row.get_text().split())
+    assert "failed" in text and "the MLflow registry could not be reached" in text
+    assert "never synced" in text  # not a bare "never"
+    assert "HTTPConnectionPool" not in text
+    link = row.select_one("a")
+    assert link["href"] == reverse("admin:registry_registrysource_change", args=[source.pk])

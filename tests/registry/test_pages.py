@@ -742,9 +742,54 @@ def test_banner_states(client_ds, settings):
     assert "alert-warning" in by_source["old"]["class"]
     assert "more than 1 hour ago" in " ".join(by_source["old"].get_text().split())
     assert "alert-danger" in by_source["broken"]["class"]
-    assert "mlflow unreachable" in by_source["broken"].get_text()
+    assert "could not be reached" in by_source["broken"].get_text()
+    assert "mlflow unreachable" not in by_source["broken"].get_text()  # details: operators only
     assert "never synced" in by_source["new"].get_text()
     assert banner["data-state"] == "failing"
+
+
+REFUSED = (
+    "HTTPConnectionPool(host='127.0.0.1', port=5999): Max retries exceeded with url: "
+    "/api/2.0/mlflow/registered-models/search (Caused by NewConnectionError('<urllib3."
+    "connection.HTTPConnection object at 0x7f>: Failed to establish a new connection: "
+    "[Errno 111] Connection refused'))"
+)
+
+
+def test_a_failing_source_gives_users_a_short_reason_and_operators_the_details(role_client):
+    source = RegistrySourceFactory(
+        name="central", last_sync_error_at=timezone.now(), last_sync_error=REFUSED
+    )
+    for role in (Role.DATA_SCIENTIST, Role.APPROVER, Role.MANAGER):
+        failing = _banner(role_client(role)).select_one('[data-source="central"]')
+        text = " ".join(failing.get_text().split())
+        assert "the MLflow registry could not be reached" in text, role
+        assert "HTTPConnectionPool" not in text and "Errno" not in text, role
+        assert not failing.select("a[href^='/admin/']"), role
+    failing = _banner(role_client(Role.ADMIN)).select_one('[data-source="central"]')
+    assert "the MLflow registry could not be reached" in failing.get_text()
+    assert "Connection refused" in failing.select_one("details code").get_text()
+    admin_link = failing.select_one("a[data-testid=source-admin]")
+    assert admin_link["href"] == reverse("admin:registry_registrysource_change", args=[source.pk])
+
+
+@pytest.mark.parametrize(
+    ("error", "reason"),
+    [
+        (REFUSED, "could not be reached"),
+        ("ReadTimeout: HTTPConnectionPool(host='x', port=80): Read timed out.", "did not answer"),
+        ("RestException: INVALID_PARAMETER_VALUE: 401 Unauthorized", "refused the credentials"),
+        ("MlflowException: API request failed with error code 403 != 200", "refused the cred"),
+        ("RestException: RESOURCE_DOES_NOT_EXIST: 404 Not Found", "does not know the address"),
+        ("SSLError: certificate verify failed", "secure connection"),
+        ("MlflowException: API request failed with error code 503 != 200", "answered with an"),
+        ("ValueError: something nobody foresaw", "unexpected error"),
+    ],
+)
+def test_sync_error_reasons(error, reason):
+    from portal.selectors import sync_error_reason
+
+    assert reason in sync_error_reason(error, "the MLflow registry")
 
 
 @pytest.mark.parametrize(
