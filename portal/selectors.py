@@ -330,7 +330,7 @@ def _team_cards(user) -> list[HomeCard]:
             tuple(team.models) if team is not None else (),
             summary={"teams": team.teams, "total": team.total} if team and team.models else {},
             link=models_link,
-            link_label="All models" if team is None or not team.teams else "All their models",
+            link_label=f"All {team.teams[0]} models" if "?" in models_link else "All models",
         ),
         HomeCard(
             "pipelines-running",

@@ -777,6 +777,7 @@ def test_a_failing_source_gives_users_a_short_reason_and_operators_the_details(r
     ("error", "reason"),
     [
         (REFUSED, "could not be reached"),
+        (f"INTERNAL_ERROR: API request to http://h/api failed with exception {REFUSED}", "reached"),
         ("ReadTimeout: HTTPConnectionPool(host='x', port=80): Read timed out.", "did not answer"),
         ("RestException: INVALID_PARAMETER_VALUE: 401 Unauthorized", "refused the credentials"),
         ("MlflowException: API request failed with error code 403 != 200", "refused the cred"),
