@@ -174,6 +174,42 @@ def is_overdue(approval: ApprovalRequest) -> bool:
     return approval.is_open and approval.created_on < overdue_cutoff()
 
 
+# --- Detail: whom Azure DevOps records a decision as --------------------------------------------
+
+
+@dataclass(frozen=True)
+class DecisionSender:
+    """Whom Azure DevOps records a person's decision as: their own delegated Entra identity,
+    or the portal's service identity (PAT or service principal) with their name in the
+    comment. ``name`` is "" when the portal has not yet learnt its own name in ADO."""
+
+    own_identity: bool
+    name: str
+
+
+def portal_identity_name(project_id: int | None) -> str:
+    """The name ADO recorded the portal's own identity under, at its last delivery in this
+    project (the portal cannot ask ADO who its PAT belongs to without another scope)."""
+    outcome = (
+        OutboxMessage.objects.filter(approval__project_id=project_id, state=OutboxState.DELIVERED)
+        .exclude(ado_outcome__identity="user")
+        .order_by("-delivered_at", "-pk")
+        .values_list("ado_outcome", flat=True)
+        .first()
+    )
+    return str((outcome or {}).get("actual_approver") or "")
+
+
+def decision_sender(user, approval: ApprovalRequest) -> DecisionSender:
+    from .services import delivers_with_portal_identity
+
+    if not delivers_with_portal_identity(user):
+        account = getattr(user, "entra_account", None)
+        name = getattr(account, "preferred_username", "") or getattr(user, "email", "")
+        return DecisionSender(own_identity=True, name=name)
+    return DecisionSender(own_identity=False, name=portal_identity_name(approval.project_id))
+
+
 # --- Detail: the evidence ----------------------------------------------------------------------
 
 

@@ -694,6 +694,8 @@ class Rule:
         return DecisionRefused(self.code, self.message, http_status=status)
 
 
+NOT_AN_APPROVER = "Only people with the approver role can decide."
+
 # Rules that fail because of the request's state, not the person: HTTP 409.
 CONFLICT_RULES = frozenset({"already_decided", "already_decided_by_you", "one_identity", "expired"})
 
@@ -706,9 +708,7 @@ def decision_rules(
     rules: list[Rule] = []
     held = user_roles(user)
     if Role.APPROVER not in held:
-        rules.append(
-            Rule("not_an_approver", False, "Only people with the approver role can decide.")
-        )
+        rules.append(Rule("not_an_approver", False, NOT_AN_APPROVER))
         return rules
     rules.append(Rule("approver_role", True, "You hold the approver role."))
 
@@ -890,6 +890,39 @@ def qa_succeeded(approval: ApprovalRequest) -> bool:
     return False
 
 
+def decision_role_check(*, approval_id: int, user, status: str = "", via: str = "web") -> None:
+    """Refuse (audited) anyone without the approver role before their input is read, so the
+    page and the API answer a wrong role's attempt with the same 403 and the same audit row."""
+    if Role.APPROVER in user_roles(user):
+        return
+    refusal = DecisionRefused("not_an_approver", NOT_AN_APPROVER)
+    decision_refusal_record(
+        approval_id=approval_id, user=user, status=status, refusal=refusal, via=via
+    )
+    raise refusal
+
+
+def _decision_input_check(status: str, comment: str) -> None:
+    if status not in DecisionStatus.values:
+        raise DecisionRefused("invalid_status", "Choose approve or reject.", http_status=400)
+    if status == DecisionStatus.REJECTED and not comment:
+        raise DecisionRefused(
+            "comment_required", "A rejection needs a comment saying why.", http_status=400
+        )
+    if len(comment) > settings.APPROVALS_COMMENT_MAX_LENGTH:
+        raise DecisionRefused(
+            "comment_too_long",
+            f"Keep the comment under {settings.APPROVALS_COMMENT_MAX_LENGTH} characters.",
+            http_status=400,
+        )
+
+
+def _decision_rules_check(approval: ApprovalRequest, user, authenticated_at) -> None:
+    for rule in decision_rules(approval=approval, user=user, authenticated_at=authenticated_at):
+        if not rule.ok:
+            raise rule.refusal()
+
+
 def approval_decide(
     *,
     approval_id: int,
@@ -898,37 +931,34 @@ def approval_decide(
     comment: str = "",
     authenticated_at: datetime | None = None,
     via: str = "web",
-) -> Decision:
+    dry_run: bool = False,
+) -> Decision | None:
     """Record a person's decision with its outbox message and audit row, in one transaction,
-    and queue its delivery. Raises ``DecisionRefused`` (audited) when a rule says no."""
+    and queue its delivery. Raises ``DecisionRefused`` (audited) when a rule says no.
+
+    ``dry_run``: check and audit exactly the same, but record nothing and return None (the
+    page's "are you sure?" step, so its refusals are recorded like every other)."""
     comment = (comment or "").strip()
     try:
-        if status not in DecisionStatus.values:
-            raise DecisionRefused("invalid_status", "Choose approve or reject.", http_status=400)
-        if status == DecisionStatus.REJECTED and not comment:
-            raise DecisionRefused(
-                "comment_required", "A rejection needs a comment saying why.", http_status=400
-            )
-        if len(comment) > settings.APPROVALS_COMMENT_MAX_LENGTH:
-            raise DecisionRefused(
-                "comment_too_long",
-                f"Keep the comment under {settings.APPROVALS_COMMENT_MAX_LENGTH} characters.",
-                http_status=400,
-            )
+        _decision_input_check(status, comment)
+        if dry_run:
+            approval = ApprovalRequest.objects.select_related(
+                "run", "model_version", "catalog_model"
+            ).get(pk=approval_id)
+            _decision_rules_check(approval, user, authenticated_at)
+            return None
         with transaction.atomic():
             approval = (
                 ApprovalRequest.objects.select_for_update(of=("self",))
                 .select_related("run", "model_version", "catalog_model")
                 .get(pk=approval_id)
             )
-            for rule in decision_rules(
-                approval=approval, user=user, authenticated_at=authenticated_at
-            ):
-                if not rule.ok:
-                    raise rule.refusal()
+            _decision_rules_check(approval, user, authenticated_at)
             decision = _decision_write(approval, user, status, comment, via)
     except DecisionRefused as refusal:
-        _refusal_audit(approval_id, user, status, refusal, via)
+        decision_refusal_record(
+            approval_id=approval_id, user=user, status=status, refusal=refusal, via=via
+        )
         raise
     message_id = decision.outbox.pk
     transaction.on_commit(lambda: outbox_enqueue(message_id=message_id))
@@ -985,16 +1015,21 @@ def _decision_write(approval, user, status, comment, via) -> Decision:
     return decision
 
 
-def _refusal_audit(approval_id, user, status, refusal: DecisionRefused, via: str) -> None:
+def decision_refusal_record(
+    *, approval_id, user, status: str, refusal: DecisionRefused, via: str
+) -> None:
+    """The audit row of a refused decision attempt: the one way the page's and the API's
+    refusals (bad input, a rule, a wrong role) are recorded."""
     approval = (
         ApprovalRequest.objects.filter(pk=approval_id).select_related("catalog_model").first()
     )
+    what = f"Refused to record '{status}'" if status else "Refused a decision"
     try:
         audit_record(
             action=AuditAction.DECISION_REFUSED,
             actor=user,
             approval=approval,
-            message=f"Refused to record '{status}': {refusal.message}",
+            message=f"{what}: {refusal.message}",
             detail={"code": refusal.code, "status": status, "via": via},
         )
     except Exception:  # the refusal stands even if its audit row cannot be written

@@ -386,8 +386,9 @@ def test_the_requester_of_the_run_is_refused_with_the_separation_of_duties_rule(
     assert forced.status_code == 403
     assert "separation of duties" in _soup(forced).select_one("[data-testid=decision-error]").text
     assert Decision.objects.count() == 0
-    refusal = AuditEvent.objects.get(action=AuditAction.DECISION_REFUSED)
-    assert refusal.actor_id == approver.pk and refusal.detail["code"] == "requester"
+    # both attempts are recorded: the first step's and the confirmed one's
+    refusals = AuditEvent.objects.filter(action=AuditAction.DECISION_REFUSED)
+    assert [(r.actor_id, r.detail["code"]) for r in refusals] == [(approver.pk, "requester")] * 2
 
 
 def test_a_decision_on_a_closed_request_is_a_409_with_its_reason(approver_client):
