@@ -248,7 +248,7 @@ def test_the_detail_shows_metrics_against_the_champion_with_verdicts(
     assert "fraud-detector v2" in header and "QA" in header and "pending" in header
     assert "Release Bot" in header and "Expires" in header
     metrics = soup.select_one("[data-testid=metrics]")
-    assert "against version 1, now in QA (AKS)" in " ".join(metrics.get_text(" ").split())
+    assert "v2 against v1, in QA now (AKS)" in " ".join(metrics.get_text(" ").split())
     rows = {tr["data-metric"]: tr for tr in metrics.select("tr[data-metric]")}
     assert rows["auc"]["data-verdict"] == "better"
     assert rows["auc"].select("td")[2].get_text(strip=True) == "+0.03"
