@@ -253,6 +253,7 @@ class SyncResult:
     unchanged: int = 0
     closed_in_ado: int = 0
     linked_runs_refreshed: int = 0
+    imported: int = 0  # decided in ADO before the project's first sync (its history)
     error: str = ""
     new_ids: list[int] = field(default_factory=list)
 
@@ -269,6 +270,7 @@ class SyncResult:
             "unchanged": self.unchanged,
             "closed_in_ado": self.closed_in_ado,
             "linked_runs_refreshed": self.linked_runs_refreshed,
+            "imported": self.imported,
             "error": self.error,
         }
 
@@ -277,10 +279,14 @@ def project_approvals_sync(
     *, project: AdoProject, client: ado.AdoClient | None = None
 ) -> SyncResult:
     """Poll ADO's pending approvals (``state=pending&$expand=steps``), then re-read the ones
-    the portal still holds open that ADO no longer lists, to learn how they ended."""
+    the portal still holds open that ADO no longer lists, to learn how they ended. The first
+    successful sync of a project also imports its recent history (``_history_import``)."""
     result = SyncResult(project=project.name, mode="poll")
     started_at = timezone.now()
     client = client or ado.sync_client(project)
+    first_sync = not ApprovalSync.objects.filter(
+        project=project, last_succeeded_at__isnull=False
+    ).exists()
     try:
         pending = list(client.list_approvals(state="pending", expand_steps=True))
         seen = {str(a.get("id", "")).lower() for a in pending}
@@ -302,6 +308,8 @@ def project_approvals_sync(
         ApprovalRequest.objects.filter(project=project, ado_id__in=seen | returned).update(
             last_synced_at=timezone.now()
         )
+        if first_sync:
+            _history_import(project, client, result)
     except ado.AdoError as exc:
         result.error = f"{exc.status or ''} {exc}".strip()[:2000]
         logger.warning("approvals sync of %s failed: %s", project.name, result.error)
@@ -326,6 +334,27 @@ def project_approvals_sync(
         )
     _notify_new(result)
     return result
+
+
+def _history_import(project: AdoProject, client, result: SyncResult) -> None:
+    """On a project's first successful sync, the approvals ADO decided in the last
+    APPROVALS_HISTORY_DAYS days join the mirror (closed, decided in ADO), so the "Decided" tab
+    starts with the project's history rather than empty. ADO's query has no date filter: it
+    is asked for every state (no ``state``) and the window is applied here. Upserts by id,
+    so a failed first sync that is run again imports each approval once."""
+    cutoff = timezone.now() - timedelta(days=settings.APPROVALS_HISTORY_DAYS)
+    for data in client.list_approvals(expand_steps=True):
+        status = str(data.get("status") or "")
+        if not data.get("id") or status in OPEN_STATUSES or status not in ApprovalStatus.values:
+            continue
+        decided_at = _when(data.get("lastModifiedOn")) or _when(data.get("createdOn"))
+        if decided_at is None or decided_at < cutoff:
+            continue
+        known = ApprovalRequest.objects.filter(
+            project=project, ado_id=str(data["id"]).lower()
+        ).exists()
+        _apply_counted(project, data, client, result)
+        result.imported += 0 if known else 1
 
 
 def _gone_unless_found(project, ado_id: str, client, result: SyncResult) -> None:
