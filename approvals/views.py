@@ -38,10 +38,10 @@ from .forms import AGE_LABELS, DECIDED_STATUSES, ApprovalFilterForm, AuditFilter
 from .models import ApprovalRequest, AuditAction, DecisionStatus, OutboxMessage, OutboxState
 
 # Who may read the inbox and an approval (data scientists follow their versions' approvals);
-# only approvers decide; the audit trail is for approvers, managers and admins.
+# only approvers decide (``decide`` checks it through the service, so refusals are audited);
+# the audit trail is for approvers, managers and admins.
 VIEW_ROLES = (Role.APPROVER, Role.MANAGER, Role.ADMIN, Role.DATA_SCIENTIST)
 AUDIT_ROLES = (Role.APPROVER, Role.MANAGER, Role.ADMIN)
-DECIDE_ROLES = (Role.APPROVER,)
 RETRY_ROLES = (Role.ADMIN,)
 
 APPROVALS_PER_PAGE = 50
