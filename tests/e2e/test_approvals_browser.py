@@ -137,7 +137,7 @@ def test_an_approver_approves_a_qa_request_and_sees_it_delivered(
     page.locator(f"tr#approval-{approval.pk} a").first.click()
     page.wait_for_url(f"{base}/approvals/{approval.pk}/")
     metrics = page.get_by_test_id("metrics")
-    assert "against version 1, now in QA" in metrics.inner_text()
+    assert "v2 against v1, in QA now" in metrics.inner_text()
     assert metrics.locator("tr[data-metric=auc]").get_attribute("data-verdict") == "better"
     assert metrics.locator("tr[data-metric=log_loss]").get_attribute("data-verdict") == "better"
     rules = page.get_by_test_id("decision-rules")
