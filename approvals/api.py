@@ -48,8 +48,6 @@ AUDIT_READERS = roles(Role.APPROVER, Role.MANAGER, Role.ADMIN)
 DECIDERS = roles(Role.APPROVER)
 OPERATORS = roles(Role.ADMIN)
 
-NOT_AN_APPROVER = "Only people with the approver role can decide."
-
 
 def reauthenticate_url(approval_id: int) -> str:
     """Where to sign in again and come back to the approval's page."""
@@ -185,19 +183,14 @@ class ApprovalDecisionApi(APIView):
         """A signed-in non-approver is told why, in the service's words, and audited."""
         user = request.user
         if user.is_authenticated and not user_has_role(user, Role.APPROVER):
-            approval_id = self.kwargs.get("pk")
-            services.audit_record(
-                action=AuditAction.DECISION_REFUSED,
-                actor=user,
-                approval=ApprovalRequest.objects.filter(pk=approval_id)
-                .select_related("catalog_model")
-                .first(),
-                message=f"Refused a decision: {NOT_AN_APPROVER}",
-                detail={"code": "not_an_approver", "via": "api"},
-            )
-            raise exceptions.PermissionDenied(
-                {"detail": NOT_AN_APPROVER, "code": "not_an_approver"}
-            )
+            try:
+                services.decision_role_check(
+                    approval_id=self.kwargs.get("pk"), user=user, via="api"
+                )
+            except services.DecisionRefused as refusal:
+                raise exceptions.PermissionDenied(
+                    {"detail": refusal.message, "code": refusal.code}
+                ) from None
         super().permission_denied(request, message=message, code=code)
 
     @extend_schema(

@@ -138,7 +138,14 @@ class ApprovalRequest(models.Model):
 
     @property
     def version_label(self) -> str:
-        return f"v{self.model_version.version}" if self.model_version_id else ""
+        """The version it deploys: the mirrored model version, else (a rule-based model that
+        is not registered) the release run's ``modelVersion`` parameter."""
+        if self.model_version_id:
+            return f"v{self.model_version.version}"
+        named = str(
+            ((self.run.parameters if self.run_id else None) or {}).get("modelVersion") or ""
+        )
+        return f"v{named.strip()}" if named.strip() else ""
 
 
 class DecisionStatus(models.TextChoices):

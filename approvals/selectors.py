@@ -177,6 +177,42 @@ def is_overdue(approval: ApprovalRequest) -> bool:
     return approval.is_open and approval.created_on < overdue_cutoff()
 
 
+# --- Detail: whom Azure DevOps records a decision as --------------------------------------------
+
+
+@dataclass(frozen=True)
+class DecisionSender:
+    """Whom Azure DevOps records a person's decision as: their own delegated Entra identity,
+    or the portal's service identity (PAT or service principal) with their name in the
+    comment. ``name`` is "" when the portal has not yet learnt its own name in ADO."""
+
+    own_identity: bool
+    name: str
+
+
+def portal_identity_name(project_id: int | None) -> str:
+    """The name ADO recorded the portal's own identity under, at its last delivery in this
+    project (the portal cannot ask ADO who its PAT belongs to without another scope)."""
+    outcome = (
+        OutboxMessage.objects.filter(approval__project_id=project_id, state=OutboxState.DELIVERED)
+        .exclude(ado_outcome__identity="user")
+        .order_by("-delivered_at", "-pk")
+        .values_list("ado_outcome", flat=True)
+        .first()
+    )
+    return str((outcome or {}).get("actual_approver") or "")
+
+
+def decision_sender(user, approval: ApprovalRequest) -> DecisionSender:
+    from .services import delivers_with_portal_identity
+
+    if not delivers_with_portal_identity(user):
+        account = getattr(user, "entra_account", None)
+        name = getattr(account, "preferred_username", "") or getattr(user, "email", "")
+        return DecisionSender(own_identity=True, name=name)
+    return DecisionSender(own_identity=False, name=portal_identity_name(approval.project_id))
+
+
 # --- Detail: the evidence ----------------------------------------------------------------------
 
 
@@ -201,11 +237,56 @@ class Evidence:
     scoring_runs: list[PipelineRun] = field(default_factory=list)  # unregistered models
     training_run: PipelineRun | None = None
     lineage_tags: dict = field(default_factory=dict)
+    registry_aliases: list[tuple[str, int]] = field(default_factory=list)  # (alias, version)
+    warnings: list[str] = field(default_factory=list)  # the candidate is older than...
+    rule_changes: RuleChanges | None = None  # rule-based models: their scoring run's change
+
+    @property
+    def registry_champion(self) -> int | None:
+        return dict(self.registry_aliases).get(CHAMPION_ALIAS)
 
     @property
     def has_comparison(self) -> bool:
         return bool(self.metrics)
 
+
+CHAMPION_ALIAS = "champion"
+
+
+@dataclass(frozen=True)
+class ParamChange:
+    name: str
+    candidate: str | None
+    current: str | None
+
+    @property
+    def changed(self) -> bool:
+        return self.candidate != self.current
+
+
+@dataclass
+class RuleChanges:
+    """A rule-based model's version asking to go, against the one running in that
+    environment now: the scoring runs that made each (commit, parameters, result)."""
+
+    candidate_version: str
+    current_version: str  # "" when nothing runs there yet
+    current_target: str
+    candidate_run: PipelineRun | None
+    current_run: PipelineRun | None
+    params: list[ParamChange] = field(default_factory=list)
+    deployed: list[tuple[str, str, str]] = field(default_factory=list)  # (env, version, target)
+
+    @property
+    def commit_changed(self) -> bool:
+        return bool(self.candidate_run and self.current_run) and (
+            self.candidate_run.source_version != self.current_run.source_version
+        )
+
+
+# Run parameters that say which model and version a run is about, not how it scores.
+IDENTIFYING_PARAMETERS = frozenset({"modelName", "modelVersion"})
+SCORING_RUNS_LOOKED_AT = 50
 
 LINEAGE_TAG_PREFIXES = ("data", "dataset", "training_data", "source", "git", "feature")
 
@@ -279,7 +360,10 @@ def approval_evidence(approval: ApprovalRequest) -> Evidence:
             .order_by("-queued_at")
             .first()
         )
+        evidence.registry_aliases = _registry_aliases(challenger)
+        evidence.warnings = _older_warnings(approval, challenger, champion, evidence)
     elif approval.catalog_model_id:
+        evidence.rule_changes = rule_changes(approval)
         evidence.scoring_runs = list(
             PipelineRun.objects.filter(
                 pipeline__catalog_model_id=approval.catalog_model_id,
@@ -311,6 +395,92 @@ def approval_evidence(approval: ApprovalRequest) -> Evidence:
             qa_approvals = qa_approvals.none()
         evidence.qa_approval = qa_approvals.order_by("-created_on").first()
     return evidence
+
+
+def _registry_aliases(version: ModelVersion) -> list[tuple[str, int]]:
+    """The registered model's aliases (champion first), as the registry has them now."""
+    aliases = []
+    for alias, number in (version.registered_model.aliases or {}).items():
+        try:
+            aliases.append((str(alias), int(number)))
+        except (TypeError, ValueError):
+            continue
+    return sorted(aliases, key=lambda a: (a[0] != CHAMPION_ALIAS, a[0]))
+
+
+def _older_warnings(approval, challenger, champion, evidence: Evidence) -> list[str]:
+    warnings = []
+    env = approval.environment or "the environment"
+    if champion is not None and challenger.version < champion.version:
+        warnings.append(
+            f"v{challenger.version} is older than v{champion.version}, which already runs in "
+            f"{env}: approving rolls {env} back."
+        )
+    alias_champion = evidence.registry_champion
+    if alias_champion is not None and challenger.version < alias_champion:
+        warnings.append(
+            f"v{challenger.version} is older than v{alias_champion}, the registry's "
+            f"@{CHAMPION_ALIAS}: check that this is the version meant."
+        )
+    return warnings
+
+
+def _run_version(run: PipelineRun | None) -> str:
+    return str(((run.parameters if run else None) or {}).get("modelVersion") or "").strip()
+
+
+def rule_changes(approval: ApprovalRequest) -> RuleChanges | None:
+    """What a rule-based model's release changes: the scoring run of the version it deploys
+    (the release run's ``modelVersion``) against the scoring run of the version running in
+    the same environment now, and what runs in each environment."""
+    from pipelines.selectors import deployments_now
+
+    candidate = _run_version(approval.run)
+    deployments = deployments_now(approval.catalog_model)
+    target = (approval.run.parameters.get("deployTarget") if approval.run else "") or ""
+    running = [
+        d
+        for d in deployments.get(approval.environment, [])
+        if d.run.pk != approval.run_id and _run_version(d.run)
+    ]
+    now = ([d for d in running if target and d.target == target] or running or [None])[0]
+    current = _run_version(now.run) if now else ""
+    scoring = list(
+        PipelineRun.objects.filter(
+            pipeline__catalog_model_id=approval.catalog_model_id,
+            pipeline__kind=PipelineKind.SCORING,
+        )
+        .select_related("pipeline")
+        .order_by("-queued_at", "-pk")[:SCORING_RUNS_LOOKED_AT]
+    )
+
+    def scored(version: str) -> PipelineRun | None:
+        return next((r for r in scoring if version and _run_version(r) == version), None)
+
+    changes = RuleChanges(
+        candidate_version=candidate,
+        current_version=current,
+        current_target=now.target if now else "",
+        candidate_run=scored(candidate),
+        current_run=scored(current),
+    )
+    new = (changes.candidate_run.parameters if changes.candidate_run else None) or {}
+    old = (changes.current_run.parameters if changes.current_run else None) or {}
+    changes.params = [
+        ParamChange(
+            name,
+            None if new.get(name) is None else str(new[name]),
+            None if old.get(name) is None else str(old[name]),
+        )
+        for name in sorted((set(new) | set(old)) - IDENTIFYING_PARAMETERS)
+    ]
+    for env in (Environment.QA, Environment.PROD):
+        for d in deployments.get(env, []):
+            if _run_version(d.run):
+                changes.deployed.append((env, _run_version(d.run), d.target))
+        if not any(e == env for e, *_ in changes.deployed):
+            changes.deployed.append((env, "", ""))
+    return changes
 
 
 def approval_stages(approval: ApprovalRequest) -> list[RunStage]:

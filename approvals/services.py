@@ -253,6 +253,7 @@ class SyncResult:
     unchanged: int = 0
     closed_in_ado: int = 0
     linked_runs_refreshed: int = 0
+    imported: int = 0  # decided in ADO before the project's first sync (its history)
     error: str = ""
     new_ids: list[int] = field(default_factory=list)
 
@@ -269,6 +270,7 @@ class SyncResult:
             "unchanged": self.unchanged,
             "closed_in_ado": self.closed_in_ado,
             "linked_runs_refreshed": self.linked_runs_refreshed,
+            "imported": self.imported,
             "error": self.error,
         }
 
@@ -277,10 +279,14 @@ def project_approvals_sync(
     *, project: AdoProject, client: ado.AdoClient | None = None
 ) -> SyncResult:
     """Poll ADO's pending approvals (``state=pending&$expand=steps``), then re-read the ones
-    the portal still holds open that ADO no longer lists, to learn how they ended."""
+    the portal still holds open that ADO no longer lists, to learn how they ended. The first
+    successful sync of a project also imports its recent history (``_history_import``)."""
     result = SyncResult(project=project.name, mode="poll")
     started_at = timezone.now()
     client = client or ado.sync_client(project)
+    first_sync = not ApprovalSync.objects.filter(
+        project=project, last_succeeded_at__isnull=False
+    ).exists()
     try:
         pending = list(client.list_approvals(state="pending", expand_steps=True))
         seen = {str(a.get("id", "")).lower() for a in pending}
@@ -302,6 +308,8 @@ def project_approvals_sync(
         ApprovalRequest.objects.filter(project=project, ado_id__in=seen | returned).update(
             last_synced_at=timezone.now()
         )
+        if first_sync:
+            _history_import(project, client, result)
     except ado.AdoError as exc:
         result.error = f"{exc.status or ''} {exc}".strip()[:2000]
         logger.warning("approvals sync of %s failed: %s", project.name, result.error)
@@ -326,6 +334,27 @@ def project_approvals_sync(
         )
     _notify_new(result)
     return result
+
+
+def _history_import(project: AdoProject, client, result: SyncResult) -> None:
+    """On a project's first successful sync, the approvals ADO decided in the last
+    APPROVALS_HISTORY_DAYS days join the mirror (closed, decided in ADO), so the "Decided" tab
+    starts with the project's history rather than empty. ADO's query has no date filter: it
+    is asked for every state (no ``state``) and the window is applied here. Upserts by id,
+    so a failed first sync that is run again imports each approval once."""
+    cutoff = timezone.now() - timedelta(days=settings.APPROVALS_HISTORY_DAYS)
+    for data in client.list_approvals(expand_steps=True):
+        status = str(data.get("status") or "")
+        if not data.get("id") or status in OPEN_STATUSES or status not in ApprovalStatus.values:
+            continue
+        decided_at = _when(data.get("lastModifiedOn")) or _when(data.get("createdOn"))
+        if decided_at is None or decided_at < cutoff:
+            continue
+        known = ApprovalRequest.objects.filter(
+            project=project, ado_id=str(data["id"]).lower()
+        ).exists()
+        _apply_counted(project, data, client, result)
+        result.imported += 0 if known else 1
 
 
 def _gone_unless_found(project, ado_id: str, client, result: SyncResult) -> None:
@@ -694,6 +723,8 @@ class Rule:
         return DecisionRefused(self.code, self.message, http_status=status)
 
 
+NOT_AN_APPROVER = "Only people with the approver role can decide."
+
 # Rules that fail because of the request's state, not the person: HTTP 409.
 CONFLICT_RULES = frozenset({"already_decided", "already_decided_by_you", "one_identity", "expired"})
 
@@ -706,9 +737,7 @@ def decision_rules(
     rules: list[Rule] = []
     held = user_roles(user)
     if Role.APPROVER not in held:
-        rules.append(
-            Rule("not_an_approver", False, "Only people with the approver role can decide.")
-        )
+        rules.append(Rule("not_an_approver", False, NOT_AN_APPROVER))
         return rules
     rules.append(Rule("approver_role", True, "You hold the approver role."))
 
@@ -890,6 +919,39 @@ def qa_succeeded(approval: ApprovalRequest) -> bool:
     return False
 
 
+def decision_role_check(*, approval_id: int, user, status: str = "", via: str = "web") -> None:
+    """Refuse (audited) anyone without the approver role before their input is read, so the
+    page and the API answer a wrong role's attempt with the same 403 and the same audit row."""
+    if Role.APPROVER in user_roles(user):
+        return
+    refusal = DecisionRefused("not_an_approver", NOT_AN_APPROVER)
+    decision_refusal_record(
+        approval_id=approval_id, user=user, status=status, refusal=refusal, via=via
+    )
+    raise refusal
+
+
+def _decision_input_check(status: str, comment: str) -> None:
+    if status not in DecisionStatus.values:
+        raise DecisionRefused("invalid_status", "Choose approve or reject.", http_status=400)
+    if status == DecisionStatus.REJECTED and not comment:
+        raise DecisionRefused(
+            "comment_required", "A rejection needs a comment saying why.", http_status=400
+        )
+    if len(comment) > settings.APPROVALS_COMMENT_MAX_LENGTH:
+        raise DecisionRefused(
+            "comment_too_long",
+            f"Keep the comment under {settings.APPROVALS_COMMENT_MAX_LENGTH} characters.",
+            http_status=400,
+        )
+
+
+def _decision_rules_check(approval: ApprovalRequest, user, authenticated_at) -> None:
+    for rule in decision_rules(approval=approval, user=user, authenticated_at=authenticated_at):
+        if not rule.ok:
+            raise rule.refusal()
+
+
 def approval_decide(
     *,
     approval_id: int,
@@ -898,37 +960,34 @@ def approval_decide(
     comment: str = "",
     authenticated_at: datetime | None = None,
     via: str = "web",
-) -> Decision:
+    dry_run: bool = False,
+) -> Decision | None:
     """Record a person's decision with its outbox message and audit row, in one transaction,
-    and queue its delivery. Raises ``DecisionRefused`` (audited) when a rule says no."""
+    and queue its delivery. Raises ``DecisionRefused`` (audited) when a rule says no.
+
+    ``dry_run``: check and audit exactly the same, but record nothing and return None (the
+    page's "are you sure?" step, so its refusals are recorded like every other)."""
     comment = (comment or "").strip()
     try:
-        if status not in DecisionStatus.values:
-            raise DecisionRefused("invalid_status", "Choose approve or reject.", http_status=400)
-        if status == DecisionStatus.REJECTED and not comment:
-            raise DecisionRefused(
-                "comment_required", "A rejection needs a comment saying why.", http_status=400
-            )
-        if len(comment) > settings.APPROVALS_COMMENT_MAX_LENGTH:
-            raise DecisionRefused(
-                "comment_too_long",
-                f"Keep the comment under {settings.APPROVALS_COMMENT_MAX_LENGTH} characters.",
-                http_status=400,
-            )
+        _decision_input_check(status, comment)
+        if dry_run:
+            approval = ApprovalRequest.objects.select_related(
+                "run", "model_version", "catalog_model"
+            ).get(pk=approval_id)
+            _decision_rules_check(approval, user, authenticated_at)
+            return None
         with transaction.atomic():
             approval = (
                 ApprovalRequest.objects.select_for_update(of=("self",))
                 .select_related("run", "model_version", "catalog_model")
                 .get(pk=approval_id)
             )
-            for rule in decision_rules(
-                approval=approval, user=user, authenticated_at=authenticated_at
-            ):
-                if not rule.ok:
-                    raise rule.refusal()
+            _decision_rules_check(approval, user, authenticated_at)
             decision = _decision_write(approval, user, status, comment, via)
     except DecisionRefused as refusal:
-        _refusal_audit(approval_id, user, status, refusal, via)
+        decision_refusal_record(
+            approval_id=approval_id, user=user, status=status, refusal=refusal, via=via
+        )
         raise
     message_id = decision.outbox.pk
     transaction.on_commit(lambda: outbox_enqueue(message_id=message_id))
@@ -985,16 +1044,21 @@ def _decision_write(approval, user, status, comment, via) -> Decision:
     return decision
 
 
-def _refusal_audit(approval_id, user, status, refusal: DecisionRefused, via: str) -> None:
+def decision_refusal_record(
+    *, approval_id, user, status: str, refusal: DecisionRefused, via: str
+) -> None:
+    """The audit row of a refused decision attempt: the one way the page's and the API's
+    refusals (bad input, a rule, a wrong role) are recorded."""
     approval = (
         ApprovalRequest.objects.filter(pk=approval_id).select_related("catalog_model").first()
     )
+    what = f"Refused to record '{status}'" if status else "Refused a decision"
     try:
         audit_record(
             action=AuditAction.DECISION_REFUSED,
             actor=user,
             approval=approval,
-            message=f"Refused to record '{status}': {refusal.message}",
+            message=f"{what}: {refusal.message}",
             detail={"code": refusal.code, "status": status, "via": via},
         )
     except Exception:  # the refusal stands even if its audit row cannot be written

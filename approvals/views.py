@@ -8,6 +8,7 @@ polls until it is done. Everything works without JavaScript too (plain POST + re
 
 from __future__ import annotations
 
+import datetime as dt
 from dataclasses import dataclass, field
 from datetime import UTC
 from urllib.parse import urlencode
@@ -20,11 +21,12 @@ from django.shortcuts import redirect, render
 from django.urls import reverse
 from django.utils import timezone
 from django.utils.cache import patch_vary_headers
+from django.utils.dateparse import parse_datetime
 from django.utils.http import url_has_allowed_host_and_scheme
 from django.views.decorators.http import require_GET, require_http_methods, require_POST
 
 from pipelines.models import AdoProject
-from portal.access import access, roles
+from portal.access import SIGNED_IN, access, roles
 from portal.csv_export import csv_cell, csv_response
 from portal.listing import sort_headers
 from portal.roles import Role, user_roles
@@ -36,10 +38,10 @@ from .forms import AGE_LABELS, DECIDED_STATUSES, ApprovalFilterForm, AuditFilter
 from .models import ApprovalRequest, AuditAction, DecisionStatus, OutboxMessage, OutboxState
 
 # Who may read the inbox and an approval (data scientists follow their versions' approvals);
-# only approvers decide; the audit trail is for approvers, managers and admins.
+# only approvers decide (``decide`` checks it through the service, so refusals are audited);
+# the audit trail is for approvers, managers and admins.
 VIEW_ROLES = (Role.APPROVER, Role.MANAGER, Role.ADMIN, Role.DATA_SCIENTIST)
 AUDIT_ROLES = (Role.APPROVER, Role.MANAGER, Role.ADMIN)
-DECIDE_ROLES = (Role.APPROVER,)
 RETRY_ROLES = (Role.ADMIN,)
 
 APPROVALS_PER_PAGE = 50
@@ -190,6 +192,8 @@ class DecisionBox:
     error: str = ""
     notice: str = ""
     reauth_url: str = ""
+    draft_restored: bool = False  # the choice and comment kept through a re-sign-in
+    sent_as: object = None  # selectors.DecisionSender: whom ADO records the decision as
 
     @property
     def blocking(self) -> list:
@@ -211,9 +215,45 @@ class DecisionBox:
         )
 
     @property
+    def sends_as_portal(self) -> bool:
+        return self.sent_as is not None and not self.sent_as.own_identity
+
+    @property
+    def portal_name(self) -> str:
+        return self.sent_as.name if self.sends_as_portal else ""
+
+    @property
+    def own_name(self) -> str:
+        return self.sent_as.name if self.sent_as is not None and self.sent_as.own_identity else ""
+
+    @property
+    def announce(self) -> str:
+        """What the page's live region reads out once htmx has redrawn the box."""
+        if self.error:
+            return self.error
+        form = self.form
+        if form is not None and form.is_bound and form.errors:
+            return " ".join(str(e) for errors in form.errors.values() for e in errors)
+        if self.notice:
+            return self.notice
+        if self.confirming and form is not None:
+            verb = "approve" if form.cleaned_data["status"] == DecisionStatus.APPROVED else "reject"
+            subject = " ".join(filter(None, (_subject(self.approval), self.approval.version_label)))
+            kept = "Your choice and comment were kept. " if self.draft_restored else ""
+            return f"{kept}Confirm to {verb} {subject} in {self.approval.environment}, or cancel."
+        outbox = getattr(self.my_decision, "outbox", None)
+        if outbox is not None:
+            return f"Azure DevOps delivery: {outbox.get_state_display()}."
+        return ""
+
+    @property
     def polling(self) -> bool:
         outbox = getattr(self.my_decision, "outbox", None)
         return outbox is not None and outbox.state == OutboxState.QUEUED
+
+
+def _subject(approval: ApprovalRequest) -> str:
+    return approval.catalog_model.name if approval.catalog_model_id else approval.pipeline_name
 
 
 def _reauth_url(approval: ApprovalRequest) -> str:
@@ -240,8 +280,46 @@ def _decision_box(request, approval: ApprovalRequest, **kwargs) -> DecisionBox:
         rules=rules,
         my_decision=mine,
         reauth_url=_reauth_url(approval),
+        sent_as=selectors.decision_sender(request.user, approval) if is_approver else None,
         **kwargs,
     )
+
+
+# A PROD decision asked for a fresh sign-in: its choice and comment wait in the session (never
+# in a URL) and fill the decision box again when the approver comes back.
+DRAFT_SESSION_KEY = "approvals_decision_draft"
+DRAFT_MAX_AGE = dt.timedelta(hours=1)
+
+
+def _draft_keep(request, approval: ApprovalRequest, form: DecisionForm) -> None:
+    if not form.is_valid():
+        return
+    request.session[DRAFT_SESSION_KEY] = {
+        "approval": approval.pk,
+        "status": form.cleaned_data["status"],
+        "comment": form.cleaned_data["comment"],
+        "saved_at": timezone.now().isoformat(),
+    }
+
+
+def _draft_take(request, approval: ApprovalRequest) -> dict:
+    """The box's arguments that restore this approval's kept draft (used once), or none."""
+    draft = request.session.get(DRAFT_SESSION_KEY)
+    if not isinstance(draft, dict) or draft.get("approval") != approval.pk:
+        return {}
+    del request.session[DRAFT_SESSION_KEY]
+    saved_at = parse_datetime(str(draft.get("saved_at") or ""))
+    if saved_at is None or timezone.now() - saved_at > DRAFT_MAX_AGE or not approval.is_open:
+        return {}
+    form = DecisionForm({"status": draft.get("status"), "comment": draft.get("comment") or ""})
+    if not form.is_valid():
+        return {}
+    fresh = services.decision_rules(
+        approval=approval, user=request.user, authenticated_at=session_authenticated_at(request)
+    )
+    if all(rule.ok for rule in fresh):
+        return {"form": form, "confirming": True, "draft_restored": True}
+    return {"form": form, "draft_restored": True}
 
 
 def _header_context(approval: ApprovalRequest) -> dict:
@@ -297,7 +375,7 @@ def _box_response(request, approval: ApprovalRequest, status: int = 200, **box_k
 @require_GET
 def detail(request, pk):
     approval = _approval_or_404(pk)
-    box = _decision_box(request, approval)
+    box = _decision_box(request, approval, **_draft_take(request, approval))
     return _render(request, "approvals/detail.html", _detail_context(request, approval, box))
 
 
@@ -324,54 +402,59 @@ def _reauth_redirect(request, approval: ApprovalRequest):
     return redirect(url)
 
 
-@access(roles(*DECIDE_ROLES))
+# Signed-in users reach the view, which refuses other roles itself: the refusal is then
+# recorded in the audit trail exactly as the API's is (services.decision_role_check).
+@access(SIGNED_IN)
 @require_POST
 def decide(request, pk):
-    """First POST: check and ask to confirm. POST with ``confirm``: record the decision."""
+    """First POST: check and ask to confirm. POST with ``confirm``: record the decision.
+    Both ask the same service (a dry run first), which audits every refusal the same way for
+    the page and the API."""
     approval = _approval_or_404(pk)
+    status = request.POST.get("status", "")
+    try:
+        services.decision_role_check(
+            approval_id=approval.pk, user=request.user, status=status, via="web"
+        )
+    except services.DecisionRefused as refusal:
+        if not user_roles(request.user) & set(VIEW_ROLES):  # may not read the approval either
+            return render(request, "403.html", {"message": refusal.message}, status=403)
+        return _box_response(request, approval, refusal.http_status, error=refusal.message)
     form = DecisionForm(request.POST)
     if request.POST.get("edit"):  # "Change" on the confirmation: back to the form, comment kept
         return _box_response(request, approval, form=DecisionForm(initial=request.POST.dict()))
-    if not form.is_valid():
-        return _box_response(request, approval, 400, form=form)
-    authenticated_at = session_authenticated_at(request)
-    status = form.cleaned_data["status"]
-    comment = form.cleaned_data["comment"]
-    if not form.confirmed:
-        rules = services.decision_rules(
-            approval=approval, user=request.user, authenticated_at=authenticated_at
-        )
-        failed = next((rule for rule in rules if not rule.ok), None)
-        if failed is not None:
-            refusal = failed.refusal()
-            if isinstance(refusal, services.ReauthenticationRequired):
-                return _reauth_redirect(request, approval)
-            return _box_response(
-                request, approval, refusal.http_status, form=form, error=refusal.message
-            )
-        return _box_response(request, approval, form=form, confirming=True)
+    confirmed = form.is_valid() and form.confirmed
+    comment = request.POST.get("comment", "")
     try:
         services.approval_decide(
             approval_id=approval.pk,
             user=request.user,
             status=status,
             comment=comment,
-            authenticated_at=authenticated_at,
+            authenticated_at=session_authenticated_at(request),
             via="web",
+            dry_run=not confirmed,
         )
     except services.ReauthenticationRequired:
+        _draft_keep(request, approval, form)
         return _reauth_redirect(request, approval)
     except services.DecisionRefused as refusal:
+        if not form.is_valid():  # the form shows the same refusal beside its field
+            return _box_response(request, approval, refusal.http_status, form=form)
         return _box_response(
             request, approval, refusal.http_status, form=form, error=refusal.message
         )
     except ApprovalRequest.DoesNotExist:
         raise Http404("No approval request with this id") from None
+    if not form.is_valid():  # the service took it, the form did not: say so, record nothing
+        return _box_response(request, approval, 400, form=form)
+    if not confirmed:
+        return _box_response(request, approval, form=form, confirming=True)
     verb = "Approved" if status == DecisionStatus.APPROVED else "Rejected"
     what = " ".join(
         part
         for part in (
-            approval.catalog_model.name if approval.catalog_model_id else approval.pipeline_name,
+            _subject(approval),
             approval.version_label,
             f"in {approval.environment}" if approval.environment else "",
         )

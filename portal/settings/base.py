@@ -401,6 +401,8 @@ REGISTRY_CATALOG_LIST_ANNOTATORS.append("maturity.sections.catalog_levels")
 PORTAL_BASE_URL = env("PORTAL_BASE_URL", default="http://127.0.0.1:8000")
 # ADO does not say when an approval expires; its check's timeout does (ADO's default: 30 days).
 APPROVALS_TIMEOUT_MINUTES = env.int("APPROVALS_TIMEOUT_MINUTES", default=43200)
+# A project's first approvals sync imports what ADO decided in this many days (its history).
+APPROVALS_HISTORY_DAYS = env.int("APPROVALS_HISTORY_DAYS", default=90)
 APPROVALS_OVERDUE_HOURS = env.int("APPROVALS_OVERDUE_HOURS", default=24)
 APPROVALS_EXPIRY_WARNING_HOURS = env.int("APPROVALS_EXPIRY_WARNING_HOURS", default=24)
 # A PROD decision needs a sign-in at most this old.

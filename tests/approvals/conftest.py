@@ -20,9 +20,10 @@ PAT_USER = "portal-service@example.com"
 
 
 @pytest.fixture
-def sim():
-    # The simulated clock starts an hour ago, so approvals are not past their expiry.
-    start = datetime.now(UTC).replace(microsecond=0) - timedelta(hours=1)
+def sim(request):
+    # The simulated clock starts an hour ago, so approvals are not past their expiry (a test
+    # may start it further back: parametrize ``sim`` indirectly with a timedelta).
+    start = datetime.now(UTC).replace(microsecond=0) - getattr(request, "param", timedelta(hours=1))
     simulator = AdoSimulator(start=start, pats={PAT: PAT_USER}).start()
     yield simulator
     simulator.stop()

@@ -252,7 +252,7 @@ def test_the_detail_shows_metrics_against_the_champion_with_verdicts(
     assert "fraud-detector v2" in header and "QA" in header and "pending" in header
     assert "Release Bot" in header and "Expires" in header
     metrics = soup.select_one("[data-testid=metrics]")
-    assert "against version 1, now in QA (AKS)" in " ".join(metrics.get_text(" ").split())
+    assert "v2 against v1, in QA now (AKS)" in " ".join(metrics.get_text(" ").split())
     rows = {tr["data-metric"]: tr for tr in metrics.select("tr[data-metric]")}
     assert rows["auc"]["data-verdict"] == "better"
     assert rows["auc"].select("td")[2].get_text(strip=True) == "+0.03"
@@ -390,8 +390,9 @@ def test_the_requester_of_the_run_is_refused_with_the_separation_of_duties_rule(
     assert forced.status_code == 403
     assert "separation of duties" in _soup(forced).select_one("[data-testid=decision-error]").text
     assert Decision.objects.count() == 0
-    refusal = AuditEvent.objects.get(action=AuditAction.DECISION_REFUSED)
-    assert refusal.actor_id == approver.pk and refusal.detail["code"] == "requester"
+    # both attempts are recorded: the first step's and the confirmed one's
+    refusals = AuditEvent.objects.filter(action=AuditAction.DECISION_REFUSED)
+    assert [(r.actor_id, r.detail["code"]) for r in refusals] == [(approver.pk, "requester")] * 2
 
 
 def test_a_decision_on_a_closed_request_is_a_409_with_its_reason(approver_client):

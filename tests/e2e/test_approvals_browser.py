@@ -22,6 +22,7 @@ from tests.approvals.conftest import PAT, PAT_USER, mirror, wait_at
 from tests.approvals.factories import ApprovalRequestFactory
 from tests.e2e.test_registry_browse import NARROW, OVERFLOWING, _no_page_overflow
 from tests.e2e.test_sign_in import _sign_in
+from tests.factories import TEST_PASSWORD
 from tests.pipelines.factories import PipelineFactory, PipelineRunFactory, RunStageFactory
 from tests.registry.factories import ModelVersionFactory, RegisteredModelFactory
 
@@ -136,7 +137,7 @@ def test_an_approver_approves_a_qa_request_and_sees_it_delivered(
     page.locator(f"tr#approval-{approval.pk} a").first.click()
     page.wait_for_url(f"{base}/approvals/{approval.pk}/")
     metrics = page.get_by_test_id("metrics")
-    assert "against version 1, now in QA" in metrics.inner_text()
+    assert "v2 against v1, in QA now" in metrics.inner_text()
     assert metrics.locator("tr[data-metric=auc]").get_attribute("data-verdict") == "better"
     assert metrics.locator("tr[data-metric=log_loss]").get_attribute("data-verdict") == "better"
     rules = page.get_by_test_id("decision-rules")
@@ -245,3 +246,123 @@ def test_deciding_works_without_javascript(browser, live_server, make_user, scre
         assert Decision.objects.get().status == "rejected"
     finally:
         context.close()
+
+
+ACTIVE = """() => {
+  const el = document.activeElement;
+  return {
+    tag: el.tagName.toLowerCase(),
+    id: el.id,
+    testid: el.dataset.testid || "",
+    text: el.innerText.trim(),
+    inBox: Boolean(el.closest("#decision-box")),
+  };
+}"""
+
+
+def _focused(page) -> dict:
+    """The focused element once focus has left <body> (it moves just after the swap)."""
+    page.wait_for_function("() => document.activeElement !== document.body", timeout=3000)
+    return page.evaluate(ACTIVE)
+
+
+def _live_says(page, words: str) -> str:
+    """The decision box's live region once it says ``words`` (it is filled just after the swap)."""
+    page.wait_for_function(
+        "w => document.getElementById('decision-live').textContent.includes(w)", arg=words
+    )
+    return page.get_by_test_id("decision-live").text_content()
+
+
+def test_focus_follows_the_redrawn_decision_box_and_a_live_region_says_what_happened(
+    page, live_server, make_user, screenshot
+):
+    make_user(Role.APPROVER, username="e2e-keys", email="keys@example.com")
+    approval = ApprovalRequestFactory()
+    base = live_server.url
+    _sign_in(page, base, "e2e-keys")
+    page.goto(f"{base}/approvals/{approval.pk}/")
+    live = page.get_by_test_id("decision-live")
+    assert live.get_attribute("aria-live") == "polite"
+    assert live.get_attribute("role") == "status"
+
+    # a validation error: focus on the comment it is about, the error read out
+    page.get_by_role("button", name="Reject", exact=True).click()
+    page.get_by_test_id("comment-error").wait_for()
+    active = _focused(page)
+    assert (active["tag"], active["id"]) == ("textarea", "decision-comment"), active
+    assert _live_says(page, "rejection needs a comment") == (
+        "A rejection needs a comment saying why."
+    )
+
+    # Approve: focus on "Confirm", then Tab reaches "Cancel" (not skipped to the page)
+    page.keyboard.type("AUC up; QA checks done.")
+    page.get_by_role("button", name="Approve", exact=True).click()
+    page.get_by_test_id("decision-confirm").wait_for()
+    active = _focused(page)
+    assert active["testid"] == "confirm-button" and active["inBox"], active
+    assert "Confirm to approve" in _live_says(page, "Confirm to approve")
+    page.keyboard.press("Tab")
+    active = page.evaluate(ACTIVE)
+    assert active["text"] == "Cancel" and active["inBox"], active
+
+    # Cancel with the keyboard: back to the form, focus on its first control, comment kept
+    page.keyboard.press("Enter")
+    page.get_by_test_id("decision-form").wait_for()
+    active = _focused(page)
+    assert (active["tag"], active["id"]) == ("textarea", "decision-comment"), active
+    assert page.get_by_label("Comment").input_value() == "AUC up; QA checks done."
+
+    # Approve, Confirm, all from the keyboard: the result is read out, focus stays in the box
+    page.get_by_role("button", name="Approve", exact=True).focus()
+    page.keyboard.press("Enter")
+    page.get_by_test_id("decision-confirm").wait_for()
+    page.keyboard.press("Enter")
+    page.get_by_test_id("delivery-state").wait_for()
+    active = _focused(page)
+    assert active["tag"] != "body" and active["inBox"], active
+    assert _live_says(page, "Approved:").startswith("Approved:")
+    assert Decision.objects.get().comment == "AUC up; QA checks done."
+    screenshot(page, "approvals-focus-after-decision")
+
+
+def test_a_prod_re_sign_in_brings_the_approver_back_to_their_comment(
+    page, live_server, make_user, screenshot
+):
+    from django.contrib.sessions.backends.db import SessionStore
+
+    from portal.services import AUTHENTICATED_AT_SESSION_KEY
+
+    make_user(Role.APPROVER, username="e2e-prod", email="prod@example.com")
+    approval = ApprovalRequestFactory(environment_name="PROD")
+    RunStageFactory(run=approval.run, environment="QA", order=0)
+    base = live_server.url
+    _sign_in(page, base, "e2e-prod")
+    # the sign-in is 20 minutes old: a PROD decision asks for a fresh one
+    key = next(c["value"] for c in page.context.cookies() if c["name"] == "sessionid")
+    session = SessionStore(session_key=key)
+    session[AUTHENTICATED_AT_SESSION_KEY] = (timezone.now() - dt.timedelta(minutes=20)).isoformat()
+    session.save()
+
+    page.goto(f"{base}/approvals/{approval.pk}/")
+    page.get_by_test_id("reauth-needed").wait_for()
+    comment = "QA green for a week; the change window is open."
+    page.get_by_label("Comment").fill(comment)
+    page.get_by_role("button", name="Approve", exact=True).click()
+    page.wait_for_url(f"{base}/accounts/reauthenticate/**")
+    assert "change" not in page.url and "approved" not in page.url  # nothing in the URL
+    page.get_by_label("Password").fill(TEST_PASSWORD)
+    page.get_by_role("button", name="Confirm", exact=True).click()
+
+    page.wait_for_url(f"{base}/approvals/{approval.pk}/")
+    confirm = page.get_by_test_id("decision-confirm")
+    confirm.wait_for()
+    assert "You are about to approve" in confirm.inner_text()
+    assert comment in confirm.locator(".decision-comment").inner_text()
+    assert "kept" in page.get_by_test_id("draft-restored").inner_text()
+    assert Decision.objects.count() == 0  # the person still confirms
+    screenshot(page, "approvals-prod-after-re-sign-in")
+    confirm.get_by_role("button", name="Confirm: approve").click()
+    page.get_by_test_id("delivery-state").wait_for()
+    decision = Decision.objects.get()
+    assert (decision.status, decision.comment) == ("approved", comment)

@@ -162,8 +162,14 @@ def test_demo_seed_only_starts_seeds_and_syncs_mlflow_then_stops_it(demo_setting
         assert all(rule.ok for rule in rules), (approval, rules)
     prod = pending.get(environment="PROD")
     assert prod.model_version.version == 4 and approvals.qa_succeeded(prod)
+    # that first poll also imported what ADO decided in the last 90 days, as decided in ADO
+    history = ApprovalRequest.objects.filter(project=project).exclude(status=ApprovalStatus.PENDING)
+    assert history.exists() and {a.decided_in for a in history} == {"ado"}
+    assert f"and {history.count()} decided in ADO earlier for the Decided tab" in out
     requested = AuditEvent.objects.filter(action=AuditAction.APPROVAL_REQUESTED)
-    assert set(requested.values_list("approval_id", flat=True)) == {a.pk for a in pending}
+    assert set(requested.values_list("approval_id", flat=True)) == {
+        a.pk for a in [*pending, *history]
+    }
     # Maturity: half a year of history on the first start, then the live assessment of the
     # demo, which finds every level and agrees with where that history ended.
     assert (

@@ -243,7 +243,13 @@ class Command(BaseCommand):
         self.stdout.write(
             self.style.SUCCESS(
                 f"Polled the approvals of '{project.name}': {qa} pending at QA, {prod} pending "
-                f"at PROD ({result.created} new). Sign in as alice to decide them at "
+                f"at PROD ({result.created - result.imported} new)"
+                + (
+                    f", and {result.imported} decided in ADO earlier for the Decided tab"
+                    if result.imported
+                    else ""
+                )
+                + ". Sign in as alice to decide them at "
                 f"http://{addr}/approvals/; notices are printed by the worker (EMAIL_URL)."
             )
         )
