@@ -6,7 +6,7 @@ import logging
 
 from django.core.management.base import BaseCommand
 
-from pipelines.simulator import cli
+from ado_simulator import cli
 
 
 class Command(BaseCommand):
@@ -22,7 +22,7 @@ class Command(BaseCommand):
         cli.add_arguments(parser)
 
     def handle(self, *args, **options):
-        logger = logging.getLogger("pipelines.simulator")
+        logger = logging.getLogger("ado_simulator")
         logger.setLevel(logging.INFO)
         if not logging.getLogger().handlers and not logger.handlers:
             logging.basicConfig(level=logging.INFO, format="%(asctime)s %(message)s")
