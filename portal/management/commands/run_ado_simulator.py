@@ -1,4 +1,8 @@
-"""``manage.py run_ado_simulator``: run the ADO simulator standalone until SIGTERM / Ctrl-C."""
+"""``manage.py run_ado_simulator``: run the ADO simulator standalone until SIGTERM / Ctrl-C.
+
+Dev tooling beside ``demo`` (which starts the simulator through this command): no app imports
+the simulator, only the tests, bench/ and the demo here in portal/.
+"""
 
 from __future__ import annotations
 
