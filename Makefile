@@ -17,7 +17,7 @@ export UV_NATIVE_TLS ?= 1
 help:
 	@echo "make demo    - set up and run the portal on the embedded default (http://127.0.0.1:8000)"
 	@echo "make test    - set up and run the whole test suite (PostgreSQL + Redis on 127.0.0.1), then its SQLite leg"
-	@echo "make lint    - ruff check and ruff format --check"
+	@echo "make lint    - ruff check, ruff format --check and the import contracts (lint-imports)"
 	@echo "make lock    - re-pin requirements/*.txt from pyproject.toml"
 	@echo "make vendor  - copy the pinned front-end files from the npm registry into static/vendor"
 
@@ -59,6 +59,7 @@ test: install browser-deps
 lint: install
 	$(VENV)/bin/ruff check .
 	$(VENV)/bin/ruff format --check .
+	$(VENV)/bin/lint-imports
 
 format: install
 	$(VENV)/bin/ruff check --fix .

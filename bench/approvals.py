@@ -5,7 +5,7 @@ with one Celery worker delivering decisions to the ADO simulator.
 
 What it does, every time from scratch:
 
-1. starts the ADO simulator in this process (pipelines.simulator.AdoSimulator, loopback, a free
+1. starts the ADO simulator in this process (ado_simulator.AdoSimulator, loopback, a free
    port) with the release pipelines of 10 catalog models, and queues, through its Python API
    (quietly, at past times), ``--pending`` release runs that now wait at an approval: about two
    thirds at QA, one third at PROD (their QA approved and deployed first), a quarter of them
@@ -173,7 +173,7 @@ def waiting_plan(pending: int, now: dt.datetime) -> list[dict]:
 
 
 def seed_simulator(sim, plan: list[dict]) -> dict:
-    from pipelines.simulator import Decision, Identity
+    from ado_simulator import Decision, Identity
 
     qa_approver = Identity.user("alice@example.com", "Alice Approver")
     pipes = {}
@@ -480,6 +480,7 @@ def main(argv=None) -> int:
     from django.core.management import call_command
     from django.db import connection
 
+    from ado_simulator import AdoSimulator
     from approvals import services
     from approvals.models import (
         ApprovalRequest,
@@ -492,7 +493,6 @@ def main(argv=None) -> int:
     from pipelines import services as pipelines_services
     from pipelines.client import AdoClient, AdoCredentials
     from pipelines.models import AdoProject
-    from pipelines.simulator import AdoSimulator
     from registry.devserver import free_port
 
     name = settings.DATABASES["default"]["NAME"]

@@ -4,7 +4,7 @@
 
 What it does, every time from scratch:
 
-1. starts the ADO simulator in this process (pipelines.simulator.AdoSimulator, loopback, a free
+1. starts the ADO simulator in this process (ado_simulator.AdoSimulator, loopback, a free
    port) and seeds, through its Python API (no HTTP, no hook events), the pipelines of about
    50 catalog models named as docs/pipelines.md says (``<team>-<model>-<ci|cleanse|train|score|
    release>`` in ``\\<team>\\<model>``) and N completed runs each, spread over the past weeks:
@@ -134,7 +134,7 @@ def catalog_plan(pipelines: int) -> list[dict]:
 def seed_simulator(sim, models: list[dict], pipelines: int, runs: int) -> dict:
     """Pipelines and ``runs`` completed runs each, queued in the past (``at=``, ``quiet=True``)
     in time order, so run ids grow with queue time as in ADO. Every run has completed by now."""
-    from pipelines.simulator import Decision, Identity
+    from ado_simulator import Decision, Identity
 
     qa = Identity.user("alice@example.com", "Alice Approver")
     prod = Identity.user("paul@example.com", "Paul Prodowner")
@@ -424,9 +424,9 @@ def main(argv=None) -> int:
     from django.conf import settings
     from django.core.management import call_command
 
+    from ado_simulator import AdoSimulator
     from pipelines.client import AdoClient, AdoCredentials
     from pipelines.models import AdoProject, Pipeline, PipelineRun, RunStage
-    from pipelines.simulator import AdoSimulator
 
     name = settings.DATABASES["default"]["NAME"]
     check(name == urllib.parse.urlsplit(db_url).path.lstrip("/"), f"database is {name}")

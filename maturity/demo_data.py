@@ -4,7 +4,7 @@ disagreement have something to show on the first start.
 ``seed_history()`` writes backdated assessed records (made by "assessment (demo history)") for
 each demo catalog model (the names of ``registry/demo_data.py``) that exists: a progression
 over 26 weeks that ends at the level the live assessment of the demo gives
-(``pipelines/simulator/seed.py`` documents why each model sits where it does). Each record's
+(``ado_simulator/seed.py`` documents why each model sits where it does). Each record's
 results are those an assessment at its level gives: every criterion up to the level passed,
 the ones above failed (but those of ``ALSO_PASSED``), the ones that do not apply to the
 model's kind not applicable; so the last one matches the live assessment and the demo start

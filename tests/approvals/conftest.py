@@ -7,12 +7,12 @@ from datetime import UTC, datetime, timedelta
 
 import pytest
 
+from ado_simulator import AdoSimulator
 from approvals import services
 from approvals.models import ApprovalRequest
 from pipelines import services as pipelines_services
 from pipelines.client import AdoClient, AdoCredentials
 from pipelines.models import AdoProject
-from pipelines.simulator import AdoSimulator
 from tests.registry.factories import ModelVersionFactory, RegisteredModelFactory
 
 PAT = "approvals-test-pat"

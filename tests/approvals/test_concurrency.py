@@ -20,6 +20,7 @@ import requests
 from django.conf import settings
 from django.test import Client
 
+from ado_simulator import AdoSimulator
 from approvals import services
 from approvals.models import (
     ApprovalStatus,
@@ -29,7 +30,6 @@ from approvals.models import (
     OutboxMessage,
     OutboxState,
 )
-from pipelines.simulator import AdoSimulator
 from portal.roles import Role
 from tests.approvals.conftest import PAT, PAT_USER
 

@@ -43,6 +43,7 @@ from hypothesis.stateful import (
     run_state_machine_as_test,
 )
 
+from ado_simulator.errors import ApiError
 from approvals import services
 from approvals.models import (
     OPEN_STATUSES,
@@ -56,7 +57,6 @@ from approvals.models import (
     OutboxState,
 )
 from pipelines.client import AdoClient, AdoCredentials
-from pipelines.simulator.errors import ApiError
 from tests.approvals.conftest import PAT, wait_at
 
 pytestmark = pytest.mark.django_db

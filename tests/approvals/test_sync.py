@@ -11,6 +11,7 @@ import uuid
 
 import pytest
 
+from ado_simulator.auth import Identity
 from approvals import services
 from approvals.models import (
     ApprovalRequest,
@@ -22,7 +23,6 @@ from approvals.models import (
     OutboxState,
 )
 from pipelines.models import HookDelivery, PipelineRun
-from pipelines.simulator.auth import Identity
 from tests.approvals.conftest import mirror, wait_at
 
 pytestmark = pytest.mark.django_db

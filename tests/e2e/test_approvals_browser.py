@@ -13,9 +13,9 @@ from datetime import UTC, datetime, timedelta
 import pytest
 from django.utils import timezone
 
+from ado_simulator import AdoSimulator
 from approvals.models import ApprovalRequest, Decision, OutboxState
 from pipelines.models import Pipeline
-from pipelines.simulator import AdoSimulator
 from portal.roles import Role
 from tests.approvals import conftest as approvals_fixtures
 from tests.approvals.conftest import PAT, PAT_USER, mirror, wait_at

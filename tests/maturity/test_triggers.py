@@ -10,19 +10,19 @@ from celery.schedules import crontab
 from django.conf import settings as django_settings
 from django.utils import timezone
 
+from ado_simulator import AdoSimulator
 from maturity import services, tasks
 from maturity.models import MaturityRecord, MaturitySnapshot, ModelMaturity
 from pipelines import services as pipelines_services
 from pipelines.client import AdoClient, AdoCredentials
 from pipelines.models import AdoProject, PipelineRun
 from pipelines.signals import runs_changed
-from pipelines.simulator import AdoSimulator
 from portal.celery import app
 from registry.models import RegisteredModel
 from registry.signals import registered_models_changed
+from tests.ado_simulator.conftest import PAT, PAT_USER
 from tests.approvals.faults import celery_app_on
 from tests.maturity.factories import SnapshotFactory
-from tests.pipelines.conftest import PAT, PAT_USER
 
 pytestmark = pytest.mark.django_db
 

@@ -37,7 +37,7 @@ from pipelines.client import (
     credentials_from_settings,
     service_principal_token_provider,
 )
-from tests.pipelines.conftest import PAT, PAT_USER, make_jwt
+from tests.ado_simulator.conftest import PAT, PAT_USER, make_jwt
 
 START = dt.datetime(2025, 3, 3, 9, 0, tzinfo=dt.UTC)
 

@@ -12,9 +12,9 @@ import time
 import pytest
 from django.core.management import CommandError, call_command
 
+from ado_simulator import EVENT_TYPES
 from pipelines.models import AdoProject
-from pipelines.simulator import EVENT_TYPES
-from tests.pipelines.conftest import PAT
+from tests.ado_simulator.conftest import PAT
 
 SECRET = "hook-secret-0123"
 EVENTS = {

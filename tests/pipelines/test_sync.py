@@ -8,11 +8,11 @@ import pytest
 from django.core.management import call_command
 from django.core.management.base import CommandError
 
+from ado_simulator import AdoSimulator
 from pipelines import services
 from pipelines.client import AdoClient, AdoCredentials
 from pipelines.models import AdoProject, Pipeline, PipelineKind, PipelineRun, RunRequest, RunStage
-from pipelines.simulator import AdoSimulator
-from tests.pipelines.conftest import PAT, PAT_USER, START
+from tests.ado_simulator.conftest import PAT, PAT_USER, START
 from tests.registry.factories import (
     ModelVersionFactory,
     RegisteredModelFactory,

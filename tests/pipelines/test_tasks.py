@@ -2,10 +2,10 @@
 
 import pytest
 
+from ado_simulator import AdoSimulator
 from pipelines.models import AdoProject, PipelineRun, RunRequest
-from pipelines.simulator import AdoSimulator
 from pipelines.tasks import refresh_run, send_run_request, sync_project
-from tests.pipelines.conftest import PAT, PAT_USER, START
+from tests.ado_simulator.conftest import PAT, PAT_USER, START
 
 pytestmark = [pytest.mark.worker, pytest.mark.django_db(transaction=True)]
 

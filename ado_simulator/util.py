@@ -11,7 +11,7 @@ import uuid
 from datetime import UTC, datetime, timedelta
 
 LOG_PREFIX = "[ADO simulator]"
-logger = logging.getLogger("pipelines.simulator")
+logger = logging.getLogger("ado_simulator")
 
 
 def log(message: str, *args, level: int = logging.INFO) -> None:

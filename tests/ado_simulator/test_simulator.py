@@ -18,7 +18,7 @@ from pathlib import Path
 import pytest
 import requests
 
-from pipelines.simulator import (
+from ado_simulator import (
     APPROVAL_COMPLETED,
     APPROVAL_PENDING,
     BUILD_COMPLETE,
@@ -31,7 +31,7 @@ from pipelines.simulator import (
     Identity,
     RemoteSimulator,
 )
-from tests.pipelines.conftest import PAT, PAT_USER, Ado, make_jwt
+from tests.ado_simulator.conftest import PAT, PAT_USER, Ado, make_jwt
 
 ROOT = Path(__file__).resolve().parents[2]
 ERROR_KEYS = {"$id", "innerException", "message", "typeName", "typeKey", "errorCode", "eventId"}
@@ -79,12 +79,12 @@ def test_every_response_carries_the_simulator_header(sim, ado):
 
 
 def test_every_log_line_is_prefixed(sim, ado, caplog):
-    caplog.set_level(logging.INFO, logger="pipelines.simulator")
+    caplog.set_level(logging.INFO, logger="ado_simulator")
     pipe = release(sim)
     sim.queue_run(pipe)
     ado.get("pipelines")
     sim.advance(3600)
-    lines = [r.getMessage() for r in caplog.records if r.name.startswith("pipelines.simulator")]
+    lines = [r.getMessage() for r in caplog.records if r.name.startswith("ado_simulator")]
     assert len(lines) >= 4
     assert all(line.startswith("[ADO simulator] ") for line in lines), lines
 
@@ -1269,7 +1269,7 @@ def wait_until_up(url: str, process: subprocess.Popen, timeout: float = 60) -> r
     "command",
     [
         ["manage.py", "run_ado_simulator", "--seed", "demo", "--speed", "60"],
-        ["-m", "pipelines.simulator"],
+        ["-m", "ado_simulator"],
     ],
     ids=["manage.py", "python -m"],
 )
@@ -1319,7 +1319,7 @@ def test_standalone_process_started_and_stopped_by_pid(command, tmp_path):
 
 def test_the_package_imports_no_django():
     code = (
-        "import sys, pipelines.simulator, pipelines.simulator.cli, pipelines.simulator.seed;"
+        "import sys, ado_simulator, ado_simulator.cli, ado_simulator.seed;"
         "print(sorted(m for m in sys.modules if m.split('.')[0] == 'django'))"
     )
     env = {k: v for k, v in os.environ.items() if k != "DJANGO_SETTINGS_MODULE"}

@@ -1,4 +1,8 @@
-"""``manage.py run_ado_simulator``: run the ADO simulator standalone until SIGTERM / Ctrl-C."""
+"""``manage.py run_ado_simulator``: run the ADO simulator standalone until SIGTERM / Ctrl-C.
+
+Dev tooling beside ``demo`` (which starts the simulator through this command): no app imports
+the simulator, only the tests, bench/ and the demo here in portal/.
+"""
 
 from __future__ import annotations
 
@@ -6,7 +10,7 @@ import logging
 
 from django.core.management.base import BaseCommand
 
-from pipelines.simulator import cli
+from ado_simulator import cli
 
 
 class Command(BaseCommand):
@@ -22,7 +26,7 @@ class Command(BaseCommand):
         cli.add_arguments(parser)
 
     def handle(self, *args, **options):
-        logger = logging.getLogger("pipelines.simulator")
+        logger = logging.getLogger("ado_simulator")
         logger.setLevel(logging.INFO)
         if not logging.getLogger().handlers and not logger.handlers:
             logging.basicConfig(level=logging.INFO, format="%(asctime)s %(message)s")

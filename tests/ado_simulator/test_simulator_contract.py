@@ -23,7 +23,7 @@ from pathlib import Path
 
 import pytest
 
-from pipelines.simulator import (
+from ado_simulator import (
     APPROVAL_COMPLETED,
     APPROVAL_PENDING,
     BUILD_COMPLETE,
@@ -32,7 +32,7 @@ from pipelines.simulator import (
     Decision,
     Identity,
 )
-from tests.pipelines.conftest import Ado
+from tests.ado_simulator.conftest import Ado
 
 ROOT = Path(__file__).resolve().parents[2]
 NOTES = ROOT.parent / "shared" / "reference" / "azure-devops.md"

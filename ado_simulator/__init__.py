@@ -3,7 +3,7 @@
 It serves, with the documented JSON shapes and api-version handling, the subset of the ADO REST
 API the portal uses (pipelines, runs, builds, build timeline, approvals, service-hook
 subscriptions) and delivers service-hook events. It says so on every page and log line. It
-imports nothing from Django, so it also runs as ``python -m pipelines.simulator``; the
+imports nothing from Django, so it also runs as ``python -m ado_simulator``; the
 management command ``run_ado_simulator`` is a thin wrapper. See docs/ado-simulator.md.
 """
 

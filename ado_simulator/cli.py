@@ -1,4 +1,4 @@
-"""Command line of the standalone simulator, shared by ``python -m pipelines.simulator`` and
+"""Command line of the standalone simulator, shared by ``python -m ado_simulator`` and
 ``manage.py run_ado_simulator``."""
 
 from __future__ import annotations
@@ -120,7 +120,7 @@ def serve(sim: AdoSimulator, speed: float = 0.0) -> None:
 
 def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(
-        prog="python -m pipelines.simulator",
+        prog="python -m ado_simulator",
         description="ADO simulator: a stand-in for the Azure DevOps REST API (not Azure DevOps).",
     )
     add_arguments(parser)

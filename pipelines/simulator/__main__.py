@@ -1,7 +1,0 @@
-"""``python -m pipelines.simulator``: run the ADO simulator standalone (no Django needed)."""
-
-import sys
-
-from .cli import main
-
-sys.exit(main())
