@@ -7,9 +7,9 @@ from datetime import UTC, datetime, timedelta
 import pytest
 from django.utils import timezone
 
+from ado_simulator.auth import Identity
 from approvals import selectors
 from approvals.models import ApprovalRequest, ApprovalStatus, AuditEvent, DecidedIn
-from pipelines.simulator.auth import Identity
 from tests.approvals import conftest as approvals_fixtures
 from tests.approvals.conftest import mirror, wait_at
 
