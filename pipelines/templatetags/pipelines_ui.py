@@ -6,11 +6,8 @@ import datetime as dt
 
 from django import template
 from django.utils import timezone
-from django.utils.html import format_html
-from django.utils.safestring import mark_safe
-from django.utils.timesince import timesince
 
-from portal.templatetags.portal_ui import STATUS_COLOURS, status_badge
+from portal.templatetags.portal_ui import STATUS_COLOURS, status_badge, time_tag
 
 from ..models import PipelineRun, RunResult, RunStage, RunState
 from ..selectors import trigger_label as _trigger_label
@@ -137,19 +134,8 @@ def duration(obj) -> str:
 
 @register.filter
 def when_short(value):
-    """Like portal_ui's ``when`` with one unit ("5 hours ago"), for narrow table columns."""
-    if not value:
-        return mark_safe('<span class="text-body-secondary">never</span>')
-    exact = value.astimezone(dt.UTC).strftime("%Y-%m-%d %H:%M:%S UTC")
-    now = timezone.now()
-    relative = (
-        f"{timesince(value, now, depth=1)} ago"
-        if value <= now
-        else f"in {timesince(now, value, depth=1)}"
-    )
-    return format_html(
-        '<time datetime="{}" title="{}">{}</time>', value.isoformat(), exact, relative
-    )
+    """Like portal_ui's ``when`` with one rounded unit ("3 hours ago"), for narrow columns."""
+    return time_tag(value, depth=1)
 
 
 @register.filter
