@@ -233,6 +233,7 @@ class WebhookDelivery(models.Model):
     received_at = models.DateTimeField(auto_now_add=True)
 
     class Meta:
+        verbose_name_plural = "webhook deliveries"
         ordering = ["-received_at"]
         indexes = [models.Index(fields=["received_at"])]
 
