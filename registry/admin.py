@@ -5,6 +5,7 @@ deliveries are a mirror (written by the sync and the webhook endpoint), so they 
 """
 
 from django.contrib import admin
+from django.db import models
 from django.utils.text import Truncator
 
 from .models import CatalogModel, ModelVersion, RegisteredModel, RegistrySource, WebhookDelivery
@@ -25,6 +26,8 @@ class ReadOnlyAdmin(admin.ModelAdmin):
 
 @admin.register(RegistrySource)
 class RegistrySourceAdmin(admin.ModelAdmin):
+    # Links to the MLflow UI: https when no scheme is typed (Django 6's default too).
+    formfield_overrides = {models.URLField: {"assume_scheme": "https"}}
     list_display = [
         "name",
         "tracking_uri",
