@@ -8,6 +8,9 @@ from django.contrib import admin
 from django.db import models
 from django.utils.text import Truncator
 
+from portal import admin_actions
+
+from . import services
 from .models import CatalogModel, ModelVersion, RegisteredModel, RegistrySource, WebhookDelivery
 
 
@@ -39,6 +42,7 @@ class RegistrySourceAdmin(admin.ModelAdmin):
     ]
     list_filter = ["enabled", "is_central"]
     search_fields = ["name", "tracking_uri"]
+    actions = ["sync_now", "test_connection"]
     readonly_fields = [
         "cursor_ms",
         "last_sync_started_at",
@@ -91,6 +95,18 @@ class RegistrySourceAdmin(admin.ModelAdmin):
     @admin.display(description="last error")
     def short_error(self, source):
         return Truncator(source.last_sync_error).chars(80)
+
+    @admin.action(description="Sync now", permissions=["change"])
+    def sync_now(self, request, queryset):
+        admin_actions.sync_now(
+            request, queryset, lambda s: services.registry_sync_queue(source=s), "registry source"
+        )
+
+    @admin.action(description="Test connection", permissions=["view"])
+    def test_connection(self, request, queryset):
+        admin_actions.test_connection(
+            request, queryset, lambda s: services.registry_connection_check(source=s)
+        )
 
 
 @admin.register(CatalogModel)

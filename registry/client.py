@@ -146,6 +146,28 @@ class RegistryClient:
             if not token:
                 return
 
+    def check(self, *, timeout: float = 5.0) -> None:
+        """One cheap authenticated read of the registry, not retried, within ``timeout``
+        seconds (the admin's "Test connection"); raises RegistryUnavailable with the reason."""
+        from mlflow.utils.rest_utils import http_request, verify_rest_response
+
+        area = "unity-catalog/" if self.unity_catalog else ""
+        endpoint = f"/api/2.0/mlflow/{area}registered-models/search"
+
+        def search_one():
+            store = self._client._get_registry_client().store
+            response = http_request(
+                store.get_host_creds(),
+                endpoint,
+                "GET",
+                max_retries=0,
+                timeout=timeout,
+                params={"max_results": 1},
+            )
+            verify_rest_response(response, endpoint)
+
+        self._call(search_one)
+
     # Registered models ------------------------------------------------------------------
 
     def iter_models(self) -> Iterator[UpstreamModel]:

@@ -1,13 +1,19 @@
 """The registry source admin: it refuses URIs MLflow cannot use, and lets an operator sync a
 source now or test its connection (against the real `mlflow server` of the session)."""
 
+import socket
+import time
+import uuid
+
 import pytest
 from bs4 import BeautifulSoup
 from django.core.exceptions import ValidationError
 from django.urls import reverse
 
 from portal.roles import Role
-from registry.models import RegistrySource
+from registry import services
+from registry.models import RegisteredModel, RegistrySource
+from tests.registry.factories import RegistrySourceFactory
 
 pytestmark = pytest.mark.django_db
 
@@ -86,3 +92,82 @@ def test_the_admin_refuses_a_tracking_uri_that_is_not_one(admin_client):
     assert not RegistrySource.objects.exists()
     response = admin_client.post(ADD, _form())
     assert response.status_code == 302 and RegistrySource.objects.get().name == "central"
+
+
+# --- "Sync now" and "Test connection" --------------------------------------------------------
+
+
+def _act(client, action, *sources):
+    return client.post(
+        CHANGELIST,
+        {"action": action, "_selected_action": [s.pk for s in sources]},
+        follow=True,
+    )
+
+
+def _messages(response) -> list[str]:
+    return [str(m) for m in response.context["messages"]]
+
+
+def _closed_port() -> int:
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        return s.getsockname()[1]
+
+
+def test_test_connection_says_the_source_answers(admin_client, mlflow_server):
+    source = RegistrySourceFactory(name="central", tracking_uri=mlflow_server.url)
+    response = _act(admin_client, "test_connection", source)
+    assert response.status_code == 200
+    [message] = _messages(response)
+    assert message.startswith(f"central: connected ({mlflow_server.url} answered in ")
+
+
+def test_test_connection_gives_the_short_reason_never_a_500(admin_client, mlflow_server):
+    down = RegistrySourceFactory(name="down", tracking_uri=f"http://127.0.0.1:{_closed_port()}")
+    up = RegistrySourceFactory(name="up", tracking_uri=mlflow_server.url)
+    response = _act(admin_client, "test_connection", down, up)
+    assert response.status_code == 200
+    messages = dict(m.split(": ", 1) for m in _messages(response))
+    assert messages["down"] == (
+        "cannot connect: the connection was refused (is the server running on that port?)"
+    )
+    assert messages["up"].startswith("connected")
+
+
+def test_the_connection_check_gives_up_after_its_short_timeout():
+    with socket.socket() as silent:  # listens, never answers
+        silent.bind(("127.0.0.1", 0))
+        silent.listen()
+        source = RegistrySourceFactory(tracking_uri=f"http://127.0.0.1:{silent.getsockname()[1]}")
+        started = time.monotonic()
+        result = services.registry_connection_check(source=source, timeout=0.5)
+    assert time.monotonic() - started < 5
+    assert (result.ok, result.detail) == (False, "no answer in time")
+
+
+def test_sync_now_on_a_disabled_source_says_why_not(admin_client):
+    source = RegistrySourceFactory(name="off", enabled=False)
+    [message] = _messages(_act(admin_client, "sync_now", source))
+    assert message == "off is disabled: enable it to sync it."
+
+
+@pytest.mark.worker
+@pytest.mark.django_db(transaction=True)
+def test_sync_now_queues_the_sync_and_a_worker_runs_it(
+    celery_worker_process, mlflow_server, mlflow_client, client, make_user
+):
+    name = f"admin-{uuid.uuid4().hex[:8]}"
+    mlflow_client.create_registered_model(name)
+    source = RegistrySource.objects.create(
+        name=f"a{uuid.uuid4().hex[:6]}", tracking_uri=mlflow_server.url
+    )
+    client.force_login(make_user(Role.ADMIN, is_staff=True, is_superuser=True))
+    [message] = _messages(_act(client, "sync_now", source))
+    assert message.startswith(f"Sync queued for registry source {source.name}: a worker runs it")
+    deadline = time.monotonic() + 90
+    while not RegisteredModel.objects.filter(source=source, name=name).exists():
+        assert time.monotonic() < deadline, "the queued sync never ran"
+        time.sleep(0.5)
+    source.refresh_from_db()
+    assert source.last_sync_succeeded_at is not None
