@@ -9,8 +9,10 @@ from django.contrib import admin
 from django.db import models
 from django.utils.text import Truncator
 
+from portal import admin_actions
 from portal.selectors import SyncStatus
 
+from . import services
 from .models import AdoProject, HookDelivery, Pipeline, PipelineRun, RunRequest, RunStage
 
 # ADO is https only; also spares the Django 6 scheme-default warning of forms.URLField.
@@ -62,6 +64,7 @@ class AdoProjectAdmin(admin.ModelAdmin):
     ]
     list_filter = ["enabled"]
     search_fields = ["name", "organization_url", "project"]
+    actions = ["sync_now", "test_connection"]
     readonly_fields = SYNC_FIELDS
     fieldsets = [
         (
@@ -88,6 +91,18 @@ class AdoProjectAdmin(admin.ModelAdmin):
     @admin.display(description="last error")
     def short_error(self, project):
         return Truncator(project.last_sync_error).chars(80)
+
+    @admin.action(description="Sync now", permissions=["change"])
+    def sync_now(self, request, queryset):
+        admin_actions.sync_now(
+            request, queryset, lambda p: services.project_sync_queue(project=p), "ADO project"
+        )
+
+    @admin.action(description="Test connection", permissions=["view"])
+    def test_connection(self, request, queryset):
+        admin_actions.test_connection(
+            request, queryset, lambda p: services.project_connection_check(project=p)
+        )
 
 
 @admin.register(Pipeline)

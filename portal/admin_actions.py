@@ -17,6 +17,26 @@ class ConnectionCheck:
     detail: str
 
 
+# Words an operator understands for the transport failures requests reports at length.
+TRANSPORT_REASONS = [
+    ("Connection refused", "the connection was refused (is the server running on that port?)"),
+    ("timed out", "no answer in time"),
+    ("Timeout", "no answer in time"),
+    ("Name or service not known", "the host name is not known"),
+    ("Failed to resolve", "the host name is not known"),
+    ("CERTIFICATE_VERIFY_FAILED", "its TLS certificate is not trusted"),
+]
+
+
+def short_reason(text: str, limit: int = 300) -> str:
+    """A line for the admin instead of urllib3's paragraph (the full one is in the log)."""
+    text = " ".join(text.split())
+    for marker, reason in TRANSPORT_REASONS:
+        if marker in text:
+            return reason
+    return text if len(text) <= limit else text[: limit - 1] + "…"
+
+
 def sync_now(request, objects, queue: Callable[..., None], what: str) -> None:
     """Queue each selected object's sync (after the admin's transaction commits)."""
     names = []

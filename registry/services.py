@@ -18,7 +18,7 @@ from django.conf import settings
 from django.db import transaction
 from django.utils import timezone
 
-from portal.admin_actions import ConnectionCheck
+from portal.admin_actions import ConnectionCheck, short_reason
 from portal.leases import lease, renewing
 
 from .client import (
@@ -129,29 +129,9 @@ def registry_connection_check(
         RegistryClient.for_source(source).check(timeout=timeout)
     except Exception as error:  # RegistryError, or MLflow refusing the URI itself
         logger.warning("connection check of %s failed: %s", source.name, error)
-        return ConnectionCheck(False, _short_reason(str(error)))
+        return ConnectionCheck(False, short_reason(str(error)))
     elapsed_ms = (time.monotonic() - started) * 1000
     return ConnectionCheck(True, f"{source.tracking_uri} answered in {elapsed_ms:.0f} ms")
-
-
-# Words an operator understands for the transport failures requests reports at length.
-TRANSPORT_REASONS = [
-    ("Connection refused", "the connection was refused (is the server running on that port?)"),
-    ("timed out", "no answer in time"),
-    ("Timeout", "no answer in time"),
-    ("Name or service not known", "the host name is not known"),
-    ("Failed to resolve", "the host name is not known"),
-    ("CERTIFICATE_VERIFY_FAILED", "its TLS certificate is not trusted"),
-]
-
-
-def _short_reason(text: str, limit: int = 300) -> str:
-    """A line for the admin instead of urllib3's paragraph (the full one is in the log)."""
-    text = " ".join(text.split())
-    for marker, reason in TRANSPORT_REASONS:
-        if marker in text:
-            return reason
-    return text if len(text) <= limit else text[: limit - 1] + "…"
 
 
 def registered_model_sync(*, source: RegistrySource, name: str) -> SyncResult:
