@@ -50,7 +50,7 @@ SYNC_FIELDS = [
 
 
 @admin.register(AdoProject)
-class AdoProjectAdmin(admin.ModelAdmin):
+class AdoProjectAdmin(admin_actions.SyncActions, admin.ModelAdmin):
     formfield_overrides = URL_FIELDS
     list_display = [
         "name",
@@ -64,7 +64,7 @@ class AdoProjectAdmin(admin.ModelAdmin):
     ]
     list_filter = ["enabled"]
     search_fields = ["name", "organization_url", "project"]
-    actions = ["sync_now", "test_connection"]
+    synced_what = "ADO project"
     readonly_fields = SYNC_FIELDS
     fieldsets = [
         (
@@ -92,17 +92,11 @@ class AdoProjectAdmin(admin.ModelAdmin):
     def short_error(self, project):
         return Truncator(project.last_sync_error).chars(80)
 
-    @admin.action(description="Sync now", permissions=["change"])
-    def sync_now(self, request, queryset):
-        admin_actions.sync_now(
-            request, queryset, lambda p: services.project_sync_queue(project=p), "ADO project"
-        )
+    def queue_sync(self, project):
+        services.project_sync_queue(project=project)
 
-    @admin.action(description="Test connection", permissions=["view"])
-    def test_connection(self, request, queryset):
-        admin_actions.test_connection(
-            request, queryset, lambda p: services.project_connection_check(project=p)
-        )
+    def check_connection(self, project):
+        return services.project_connection_check(project=project)
 
 
 @admin.register(Pipeline)

@@ -6,7 +6,7 @@ from __future__ import annotations
 from collections.abc import Callable
 from dataclasses import dataclass
 
-from django.contrib import messages
+from django.contrib import admin, messages
 
 
 @dataclass(frozen=True)
@@ -62,3 +62,25 @@ def test_connection(request, objects, check: Callable[..., ConnectionCheck]) -> 
             messages.success(request, f"{obj.name}: connected ({result.detail}).")
         else:
             messages.error(request, f"{obj.name}: cannot connect: {result.detail}")
+
+
+class SyncActions:
+    """ "Sync now" and "Test connection" for a ModelAdmin of synced objects; the admin says
+    how to queue one object's sync and how to check its connection."""
+
+    actions = ["sync_now", "test_connection"]
+    synced_what = "object"
+
+    def queue_sync(self, obj) -> None:
+        raise NotImplementedError
+
+    def check_connection(self, obj) -> ConnectionCheck:
+        raise NotImplementedError
+
+    @admin.action(description="Sync now", permissions=["change"])
+    def sync_now(self, request, queryset):
+        sync_now(request, queryset, self.queue_sync, self.synced_what)
+
+    @admin.action(description="Test connection", permissions=["view"])
+    def test_connection(self, request, queryset):
+        test_connection(request, queryset, self.check_connection)

@@ -28,7 +28,7 @@ class ReadOnlyAdmin(admin.ModelAdmin):
 
 
 @admin.register(RegistrySource)
-class RegistrySourceAdmin(admin.ModelAdmin):
+class RegistrySourceAdmin(admin_actions.SyncActions, admin.ModelAdmin):
     # Links to the MLflow UI: https when no scheme is typed (Django 6's default too).
     formfield_overrides = {models.URLField: {"assume_scheme": "https"}}
     list_display = [
@@ -42,7 +42,7 @@ class RegistrySourceAdmin(admin.ModelAdmin):
     ]
     list_filter = ["enabled", "is_central"]
     search_fields = ["name", "tracking_uri"]
-    actions = ["sync_now", "test_connection"]
+    synced_what = "registry source"
     readonly_fields = [
         "cursor_ms",
         "last_sync_started_at",
@@ -96,17 +96,11 @@ class RegistrySourceAdmin(admin.ModelAdmin):
     def short_error(self, source):
         return Truncator(source.last_sync_error).chars(80)
 
-    @admin.action(description="Sync now", permissions=["change"])
-    def sync_now(self, request, queryset):
-        admin_actions.sync_now(
-            request, queryset, lambda s: services.registry_sync_queue(source=s), "registry source"
-        )
+    def queue_sync(self, source):
+        services.registry_sync_queue(source=source)
 
-    @admin.action(description="Test connection", permissions=["view"])
-    def test_connection(self, request, queryset):
-        admin_actions.test_connection(
-            request, queryset, lambda s: services.registry_connection_check(source=s)
-        )
+    def check_connection(self, source):
+        return services.registry_connection_check(source=source)
 
 
 @admin.register(CatalogModel)

@@ -7,20 +7,12 @@ import pytest
 from django.urls import reverse
 
 from pipelines.models import AdoProject, Pipeline
-from pipelines.simulator import AdoSimulator
 from portal.roles import Role
-from tests.pipelines.conftest import PAT, PAT_USER, START
+from tests.pipelines.conftest import PAT
 
 pytestmark = pytest.mark.django_db
 
 CHANGELIST = reverse("admin:pipelines_adoproject_changelist")
-
-
-@pytest.fixture
-def sim():
-    simulator = AdoSimulator(start=START, pats={PAT: PAT_USER}).start()
-    yield simulator
-    simulator.stop()
 
 
 @pytest.fixture
