@@ -7,7 +7,7 @@ import datetime as dt
 from django import template
 from django.utils import timezone
 
-from portal.templatetags.portal_ui import STATUS_COLOURS, status_badge, time_tag
+from portal.templatetags.portal_ui import STATUS_COLOURS, status_badge, when_short
 
 from ..models import PipelineRun, RunResult, RunStage, RunState
 from ..selectors import trigger_label as _trigger_label
@@ -132,10 +132,8 @@ def duration(obj) -> str:
     return f"{_short(timezone.now() - started)} so far"
 
 
-@register.filter
-def when_short(value):
-    """Like portal_ui's ``when`` with one rounded unit ("3 hours ago"), for narrow columns."""
-    return time_tag(value, depth=1)
+# The pipelines pages load this library alone; the filter is portal_ui's.
+register.filter("when_short", when_short)
 
 
 @register.filter

@@ -103,6 +103,12 @@ def when(value):
     return time_tag(value, depth=2)
 
 
+@register.filter
+def when_short(value):
+    """Like ``when`` with one rounded unit ("3 hours ago"), for narrow table columns."""
+    return time_tag(value, depth=1)
+
+
 @register.inclusion_tag("portal/_filter_select.html")
 def filter_select(
     name: str,
