@@ -35,9 +35,16 @@ class DeclarationForm(forms.Form):
         error_messages={"required": "Give a reason: it is kept with the declaration."},
     )
 
-    def __init__(self, *args, prefix_id: str = "declare", **kwargs):
+    def __init__(self, *args, prefix_id: str = "declare", can_withdraw: bool = True, **kwargs):
         kwargs.setdefault("auto_id", f"{prefix_id}-%s")
         super().__init__(*args, **kwargs)
+        self.can_withdraw = can_withdraw
+
+    @property
+    def level_choices(self) -> list[tuple[str, str]]:
+        """The choices to show: "withdraw" only when a level is declared. A posted
+        "withdraw" is still accepted, so the service answers it with its own clear refusal."""
+        return [c for c in self.fields["level"].choices if self.can_withdraw or c[0] != WITHDRAW]
 
     @property
     def declared_level(self) -> int | None:

@@ -32,12 +32,13 @@ def _declare_page(request, catalog_model, form, status=200):
 def declare(request, name):
     """Declare a level (1-5) or withdraw the declaration, with a required reason."""
     catalog_model = get_object_or_404(CatalogModel, name=name)
+    status = selectors.levels_for([catalog_model.pk]).get(catalog_model.pk)
+    declared = status.declared_level if status else None
     if request.method == "GET":
-        status = selectors.levels_for([catalog_model.pk]).get(catalog_model.pk)
-        declared = status.declared_level if status else None
         initial = {"level": str(declared)} if declared is not None else {}
-        return _declare_page(request, catalog_model, DeclarationForm(initial=initial))
-    form = DeclarationForm(request.POST)
+        form = DeclarationForm(initial=initial, can_withdraw=declared is not None)
+        return _declare_page(request, catalog_model, form)
+    form = DeclarationForm(request.POST, can_withdraw=declared is not None)
     if not form.is_valid():
         return _declare_page(request, catalog_model, form, status=400)
     try:

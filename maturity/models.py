@@ -151,6 +151,8 @@ class ModelMaturity(models.Model):
     stale_since = models.DateTimeField(null=True, blank=True, db_index=True)
 
     class Meta:
+        verbose_name = "model maturity"
+        verbose_name_plural = "model maturity"
         indexes = [
             models.Index(fields=["level"]),
             models.Index(fields=["assessed_level"]),

@@ -145,7 +145,11 @@ def model_page(request, catalog_model: CatalogModel) -> list[Section]:
                 "unmeasured_items": unmeasured_items,
                 "can_declare": declaring,
                 "can_assess": can_assess(request.user),
-                "form": DeclarationForm(initial=initial) if declaring else None,
+                "form": (
+                    DeclarationForm(initial=initial, can_withdraw=view.declared is not None)
+                    if declaring
+                    else None
+                ),
                 "dashboard_url": dashboard_url(),
             },
             order=SECTION_ORDER,

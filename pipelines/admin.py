@@ -9,8 +9,10 @@ from django.contrib import admin
 from django.db import models
 from django.utils.text import Truncator
 
+from portal import admin_actions
 from portal.selectors import SyncStatus
 
+from . import services
 from .models import AdoProject, HookDelivery, Pipeline, PipelineRun, RunRequest, RunStage
 
 # ADO is https only; also spares the Django 6 scheme-default warning of forms.URLField.
@@ -48,7 +50,7 @@ SYNC_FIELDS = [
 
 
 @admin.register(AdoProject)
-class AdoProjectAdmin(admin.ModelAdmin):
+class AdoProjectAdmin(admin_actions.SyncActions, admin.ModelAdmin):
     formfield_overrides = URL_FIELDS
     list_display = [
         "name",
@@ -62,6 +64,7 @@ class AdoProjectAdmin(admin.ModelAdmin):
     ]
     list_filter = ["enabled"]
     search_fields = ["name", "organization_url", "project"]
+    synced_what = "ADO project"
     readonly_fields = SYNC_FIELDS
     fieldsets = [
         (
@@ -88,6 +91,12 @@ class AdoProjectAdmin(admin.ModelAdmin):
     @admin.display(description="last error")
     def short_error(self, project):
         return Truncator(project.last_sync_error).chars(80)
+
+    def queue_sync(self, project):
+        services.project_sync_queue(project=project)
+
+    def check_connection(self, project):
+        return services.project_connection_check(project=project)
 
 
 @admin.register(Pipeline)

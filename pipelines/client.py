@@ -384,9 +384,12 @@ class AdoClient:
         self._org_base = f"{self.organization_url}/_apis/"
 
     @classmethod
-    def for_project(cls, project) -> AdoClient:
-        """A client for a ``pipelines.models.AdoProject`` with the credentials of settings."""
-        return cls(project.organization_url, project.project, credentials_from_settings())
+    def for_project(cls, project, **options) -> AdoClient:
+        """A client for a ``pipelines.models.AdoProject`` with the credentials of settings;
+        ``options`` (``timeout``, ``max_retries``...) as for the constructor."""
+        return cls(
+            project.organization_url, project.project, credentials_from_settings(), **options
+        )
 
     def __repr__(self) -> str:
         return f"AdoClient({self.organization_url!r}, {self.project!r}, {self.credentials.scheme})"

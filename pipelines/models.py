@@ -66,6 +66,8 @@ class AdoProject(models.Model):
     lock_expires_at = models.DateTimeField(null=True, blank=True)
 
     class Meta:
+        verbose_name = "ADO project"
+        verbose_name_plural = "ADO projects"
         ordering = ["name"]
         constraints = [
             models.UniqueConstraint(
@@ -210,6 +212,7 @@ class HookDelivery(models.Model):
     received_at = models.DateTimeField(auto_now_add=True)
 
     class Meta:
+        verbose_name_plural = "hook deliveries"
         ordering = ["-received_at"]
         indexes = [models.Index(fields=["received_at"])]
 

@@ -14,10 +14,12 @@ from collections.abc import Callable, Iterable
 from dataclasses import dataclass, field
 from datetime import datetime, timedelta
 
+from django.core.exceptions import ImproperlyConfigured
 from django.db import IntegrityError, transaction
 from django.utils import timezone
 from django.utils.dateparse import parse_datetime
 
+from portal.admin_actions import ConnectionCheck, short_reason
 from portal.leases import lease, renewing
 from registry.models import CatalogModel, ModelVersion
 
@@ -118,6 +120,37 @@ def project_sync(
                 lambda: _sync(project, client, full, result, progress),
             )
     return result
+
+
+def project_sync_queue(*, project: AdoProject) -> None:
+    """Queue a sync of the project once the current transaction commits ("Sync now")."""
+    from .tasks import sync_project
+
+    transaction.on_commit(lambda: sync_project.delay(project.pk))
+
+
+CHECK_TIMEOUT = (3.0, 5.0)  # seconds to connect, to read
+
+
+def project_connection_check(
+    *, project: AdoProject, timeout: float | tuple[float, float] = CHECK_TIMEOUT
+) -> ConnectionCheck:
+    """Read the project from ADO once, not retried, to see it answers and the credentials
+    work ("Test connection"); a failure is reported, never raised."""
+    started = time.monotonic()
+    try:
+        with AdoClient.for_project(project, timeout=timeout, max_retries=0) as client:
+            found = client.get_project()
+    except ImproperlyConfigured as error:  # no credentials in the settings
+        return ConnectionCheck(False, str(error))
+    except AdoError as error:
+        logger.warning("connection check of %s failed: %s", project.name, error)
+        status = f" (HTTP {error.status})" if error.status is not None else ""
+        return ConnectionCheck(False, f"{short_reason(error.message)}{status}")
+    elapsed_ms = (time.monotonic() - started) * 1000
+    return ConnectionCheck(
+        True, f"project {found.get('name') or project.project} answered in {elapsed_ms:.0f} ms"
+    )
 
 
 def run_refresh(

@@ -29,6 +29,7 @@ urlpatterns = [
         name="entra-front-channel-logout",
     ),
     path("healthz", views.healthz, name="healthz"),
+    path("favicon.ico", views.favicon, name="favicon"),
     path("readyz", views.readyz, name="readyz"),
     path("metrics", views.metrics_view, name="metrics"),
     path("admin/", admin.site.urls),

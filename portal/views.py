@@ -6,11 +6,12 @@ from django.conf import settings
 from django.contrib.auth import authenticate, login
 from django.contrib.auth import views as auth_views
 from django.contrib.auth.forms import AuthenticationForm
-from django.http import Http404, HttpResponse, JsonResponse
+from django.http import Http404, HttpResponse, HttpResponsePermanentRedirect, JsonResponse
 from django.shortcuts import redirect, render, resolve_url
+from django.templatetags.static import static
 from django.urls import reverse
 from django.utils.http import url_has_allowed_host_and_scheme
-from django.views.decorators.cache import never_cache
+from django.views.decorators.cache import cache_control, never_cache
 from django.views.decorators.clickjacking import xframe_options_exempt
 from django.views.decorators.http import require_GET
 
@@ -44,6 +45,14 @@ def home(request):
 def healthz(request):
     """Liveness: the process answers. Checks nothing else, so a slow DB never restarts it."""
     return JsonResponse({"status": "ok"})
+
+
+@access(PUBLIC)
+@require_GET
+@cache_control(max_age=86400, public=True)
+def favicon(request):
+    """Browsers ask for /favicon.ico on their own: send them to the portal's icon."""
+    return HttpResponsePermanentRedirect(static("favicon.ico"))
 
 
 @access(PUBLIC)

@@ -5,8 +5,12 @@ deliveries are a mirror (written by the sync and the webhook endpoint), so they 
 """
 
 from django.contrib import admin
+from django.db import models
 from django.utils.text import Truncator
 
+from portal import admin_actions
+
+from . import services
 from .models import CatalogModel, ModelVersion, RegisteredModel, RegistrySource, WebhookDelivery
 
 
@@ -24,7 +28,9 @@ class ReadOnlyAdmin(admin.ModelAdmin):
 
 
 @admin.register(RegistrySource)
-class RegistrySourceAdmin(admin.ModelAdmin):
+class RegistrySourceAdmin(admin_actions.SyncActions, admin.ModelAdmin):
+    # Links to the MLflow UI: https when no scheme is typed (Django 6's default too).
+    formfield_overrides = {models.URLField: {"assume_scheme": "https"}}
     list_display = [
         "name",
         "tracking_uri",
@@ -36,6 +42,7 @@ class RegistrySourceAdmin(admin.ModelAdmin):
     ]
     list_filter = ["enabled", "is_central"]
     search_fields = ["name", "tracking_uri"]
+    synced_what = "registry source"
     readonly_fields = [
         "cursor_ms",
         "last_sync_started_at",
@@ -88,6 +95,12 @@ class RegistrySourceAdmin(admin.ModelAdmin):
     @admin.display(description="last error")
     def short_error(self, source):
         return Truncator(source.last_sync_error).chars(80)
+
+    def queue_sync(self, source):
+        services.registry_sync_queue(source=source)
+
+    def check_connection(self, source):
+        return services.registry_connection_check(source=source)
 
 
 @admin.register(CatalogModel)

@@ -279,7 +279,7 @@ class ModelVersionCompareApi(APIView):
             refs = selectors.version_refs_parse(request.query_params.getlist("v"))
             versions = selectors.compare_versions_resolve(catalog_model=model, refs=refs)
         except selectors.CompareError as error:
-            raise BadRequest(str(error)) from error
+            raise BadRequest(" ".join(filter(None, [str(error), error.api_hint]))) from error
         comparison = selectors.version_comparison(versions)
         data = {
             "catalog_model": model.name,

@@ -9,6 +9,7 @@ a Databricks workspace registry (`databricks`) or Unity Catalog (`databricks-uc`
 from __future__ import annotations
 
 import os
+import time
 from collections.abc import Callable, Iterable, Iterator
 from dataclasses import dataclass, field
 
@@ -145,6 +146,31 @@ class RegistryClient:
             token = page.token
             if not token:
                 return
+
+    def check(self, *, timeout: float = 5.0) -> float:
+        """One cheap authenticated read of the registry, not retried, within ``timeout``
+        seconds (the admin's "Test connection"); returns how long the registry took to answer
+        (seconds), raises RegistryUnavailable with the reason."""
+        from mlflow.utils.rest_utils import http_request, verify_rest_response
+
+        area = "unity-catalog/" if self.unity_catalog else ""
+        endpoint = f"/api/2.0/mlflow/{area}registered-models/search"
+
+        def search_one() -> float:
+            store = self._client._get_registry_client().store
+            started = time.monotonic()
+            response = http_request(
+                store.get_host_creds(),
+                endpoint,
+                "GET",
+                max_retries=0,
+                timeout=timeout,
+                params={"max_results": 1},
+            )
+            verify_rest_response(response, endpoint)
+            return time.monotonic() - started
+
+        return self._call(search_one)
 
     # Registered models ------------------------------------------------------------------
 

@@ -1,6 +1,9 @@
 """The model catalog and the mirror of one or more MLflow registries."""
 
+from urllib.parse import urlsplit
+
 from django.conf import settings
+from django.core.exceptions import ValidationError
 from django.db import models
 from django.db.models import Q
 from django.urls import reverse
@@ -16,6 +19,47 @@ class Serving(models.TextChoices):
     BATCH = "batch", "Batch"
     REAL_TIME = "real_time", "Real-time"
     UNKNOWN = "unknown", "Unknown"
+
+
+DATABRICKS_SCHEMES = ("databricks", "databricks-uc")
+
+
+def _http_uri_problem(value: str) -> str:
+    parts = urlsplit(value)
+    if not parts.hostname or any(c.isspace() for c in value):
+        return f"“{value}” needs a host, e.g. https://mlflow.example.com or http://mlflow:5000."
+    return ""
+
+
+def mlflow_uri_problem(value: str, *, registry: bool) -> str:
+    """Why MLflow's client cannot use ``value`` as a tracking (or registry) URI; "" if it can.
+
+    What mlflow-skinny's client accepts (mlflow/tracking/_tracking_service/utils.py and
+    _model_registry/utils.py): http(s) servers, ``databricks[://profile]``, and for the
+    registry also ``databricks-uc[://profile]`` and ``uc:http(s)://…``. The file store (a
+    bare path) and database URIs need the full mlflow package and a local disk or database,
+    so a portal that mirrors over REST refuses them too."""
+    head, _, rest = value.partition(":")
+    head = head.lower()
+    if head in ("http", "https"):
+        return _http_uri_problem(value)
+    if head in DATABRICKS_SCHEMES:
+        if head == "databricks-uc" and not registry:
+            return (
+                "Unity Catalog is a registry, not a tracking server: put 'databricks' here "
+                "and 'databricks-uc' in Registry URI."
+            )
+        profile = rest[2:] if rest.startswith("//") else None
+        if value.lower() == head or (profile and "/" not in profile and " " not in profile):
+            return ""
+        return f"Write '{head}' or '{head}://profile' (a Databricks CLI profile)."
+    if registry and head == "uc" and rest.split(":", 1)[0].lower() in ("http", "https"):
+        return _http_uri_problem(rest)
+    kind, extra = ("registry", ", 'databricks-uc'") if registry else ("tracking", "")
+    return (
+        f"“{value}” is not an MLflow {kind} URI: use http(s)://… of an MLflow server, "
+        f"'databricks' or 'databricks://profile'{extra}."
+    )
 
 
 class RegistrySource(models.Model):
@@ -71,6 +115,16 @@ class RegistrySource(models.Model):
 
     def __str__(self) -> str:
         return self.name
+
+    def clean(self):
+        """Refuse URIs the MLflow client cannot use (the admin and any form call this)."""
+        errors = {}
+        if self.tracking_uri and (problem := mlflow_uri_problem(self.tracking_uri, registry=False)):
+            errors["tracking_uri"] = problem
+        if self.registry_uri and (problem := mlflow_uri_problem(self.registry_uri, registry=True)):
+            errors["registry_uri"] = problem
+        if errors:
+            raise ValidationError(errors)
 
     @property
     def is_unity_catalog(self) -> bool:
@@ -243,6 +297,7 @@ class WebhookDelivery(models.Model):
     received_at = models.DateTimeField(auto_now_add=True)
 
     class Meta:
+        verbose_name_plural = "webhook deliveries"
         ordering = ["-received_at"]
         indexes = [models.Index(fields=["received_at"])]
 

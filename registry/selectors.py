@@ -463,7 +463,14 @@ COMPARE_MIN, COMPARE_MAX = 2, 4
 
 
 class CompareError(ValueError):
-    """Bad input to a comparison; the message is shown to the user as is."""
+    """Bad input to a comparison; the message is shown to the user as is.
+
+    ``api_hint`` says how to write the request, for API callers only: a person on the page
+    picks versions with checkboxes and never sees the query format."""
+
+    def __init__(self, message: str, *, api_hint: str = ""):
+        super().__init__(message)
+        self.api_hint = api_hint
 
 
 @dataclass(frozen=True)
@@ -485,8 +492,8 @@ def version_refs_parse(values: list[str]) -> list[VersionRef]:
     values = [v.strip() for v in values if v and v.strip()]
     if len(values) < COMPARE_MIN:
         raise CompareError(
-            f"Pick at least {COMPARE_MIN} versions to compare "
-            f"(got {len(values)}); pass them as v=source:version."
+            f"Pick at least {COMPARE_MIN} versions to compare ({len(values)} picked).",
+            api_hint="pass them as v=source:version.",
         )
     if len(values) > COMPARE_MAX:
         raise CompareError(f"Compare at most {COMPARE_MAX} versions at a time (got {len(values)}).")

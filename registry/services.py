@@ -18,6 +18,7 @@ from django.conf import settings
 from django.db import transaction
 from django.utils import timezone
 
+from portal.admin_actions import ConnectionCheck, short_reason
 from portal.leases import lease, renewing
 
 from .client import (
@@ -106,6 +107,29 @@ def registry_sync(
             source, result, lambda client: _sync(source, client, full, result, progress)
         )
     return result
+
+
+def registry_sync_queue(*, source: RegistrySource) -> None:
+    """Queue a sync of the source once the current transaction commits ("Sync now")."""
+    from .tasks import sync_source
+
+    transaction.on_commit(lambda: sync_source.delay(source.pk))
+
+
+CHECK_TIMEOUT_SECONDS = 5.0
+
+
+def registry_connection_check(
+    *, source: RegistrySource, timeout: float = CHECK_TIMEOUT_SECONDS
+) -> ConnectionCheck:
+    """Read one registered model from the source, quickly, to see it answers ("Test
+    connection"); a failure is reported, never raised."""
+    try:
+        seconds = RegistryClient.for_source(source).check(timeout=timeout)
+    except Exception as error:  # RegistryError, or MLflow refusing the URI itself
+        logger.warning("connection check of %s failed: %s", source.name, error)
+        return ConnectionCheck(False, short_reason(str(error)))
+    return ConnectionCheck(True, f"{source.tracking_uri} answered in {seconds * 1000:.0f} ms")
 
 
 def registered_model_sync(*, source: RegistrySource, name: str) -> SyncResult:

@@ -316,6 +316,10 @@ def model_compare(request, name):
         "model": model,
         "comparison": comparison,
         "columns": list(zip(comparison.versions, refs_text, baseline_urls, strict=True)),
+        # each value's version, for the phone layout that stacks values under their version
+        "version_labels": [
+            f"{v.registered_model.source.name} v{v.version}" for v in comparison.versions
+        ],
         "differing_params": sum(1 for p in comparison.params if p.differs),
     }
     return _render(request, "registry/compare.html", context)

@@ -6,11 +6,8 @@ import datetime as dt
 
 from django import template
 from django.utils import timezone
-from django.utils.html import format_html
-from django.utils.safestring import mark_safe
-from django.utils.timesince import timesince
 
-from portal.templatetags.portal_ui import STATUS_COLOURS, status_badge
+from portal.templatetags.portal_ui import STATUS_COLOURS, status_badge, when_short
 
 from ..models import PipelineRun, RunResult, RunStage, RunState
 from ..selectors import trigger_label as _trigger_label
@@ -135,21 +132,8 @@ def duration(obj) -> str:
     return f"{_short(timezone.now() - started)} so far"
 
 
-@register.filter
-def when_short(value):
-    """Like portal_ui's ``when`` with one unit ("5 hours ago"), for narrow table columns."""
-    if not value:
-        return mark_safe('<span class="text-body-secondary">never</span>')
-    exact = value.astimezone(dt.UTC).strftime("%Y-%m-%d %H:%M:%S UTC")
-    now = timezone.now()
-    relative = (
-        f"{timesince(value, now, depth=1)} ago"
-        if value <= now
-        else f"in {timesince(now, value, depth=1)}"
-    )
-    return format_html(
-        '<time datetime="{}" title="{}">{}</time>', value.isoformat(), exact, relative
-    )
+# The pipelines pages load this library alone; the filter is portal_ui's.
+register.filter("when_short", when_short)
 
 
 @register.filter

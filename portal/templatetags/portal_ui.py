@@ -4,7 +4,7 @@ from datetime import UTC
 
 from django import template
 from django.utils import timezone
-from django.utils.html import format_html
+from django.utils.html import avoid_wrapping, format_html
 from django.utils.safestring import mark_safe
 from django.utils.timesince import timesince
 
@@ -52,17 +52,69 @@ def status_badge(status: str, label: str | None = None):
     )
 
 
-@register.filter
-def when(value):
-    """Relative time ("3 hours ago") with the exact UTC time on hover."""
+# Largest first, for one-unit times; a month and a year counted in days, like timesince.
+UNITS = [
+    ("year", 365 * 86400),
+    ("month", 30 * 86400),
+    ("week", 7 * 86400),
+    ("day", 86400),
+    ("hour", 3600),
+    ("minute", 60),
+]
+
+
+def _one_unit(seconds: float) -> str:
+    """The nearest whole number of the largest unit that fits: 2 h 59 min is "3 hours"."""
+    for index, (name, size) in enumerate(UNITS):
+        if seconds < size:
+            continue
+        count = int(seconds / size + 0.5)
+        if index and count * size >= UNITS[index - 1][1]:  # 59.7 minutes: "1 hour"
+            name, size = UNITS[index - 1]
+            count = int(seconds / size + 0.5)
+        return avoid_wrapping(f"{count} {name}{'' if count == 1 else 's'}")
+    return avoid_wrapping("1 minute")
+
+
+def relative_time(value, *, now=None, depth: int = 2) -> str:
+    """ "just now", "3 hours ago", "in 2 days": the one humanizer of the portal's pages.
+
+    ``depth`` 2 adds a second, exact unit ("2 hours, 59 minutes"); 1 rounds to one unit."""
+    now = now or timezone.now()
+    seconds = abs((now - value).total_seconds())
+    past = value <= now
+    if seconds < 60:
+        return "just now" if past else "in less than a minute"
+    if depth == 1:
+        text = _one_unit(seconds)
+    else:
+        text = timesince(value, now, depth=depth) if past else timesince(now, value, depth=depth)
+    return f"{text} ago" if past else f"in {text}"
+
+
+def time_tag(value, *, depth: int = 2):
+    """A relative time with the exact UTC time on hover, or "never"."""
     if not value:
         return mark_safe('<span class="text-body-secondary">never</span>')
     exact = value.astimezone(UTC).strftime("%Y-%m-%d %H:%M:%S UTC")
-    now = timezone.now()
-    relative = f"{timesince(value, now)} ago" if value <= now else f"in {timesince(now, value)}"
     return format_html(
-        '<time datetime="{}" title="{}">{}</time>', value.isoformat(), exact, relative
+        '<time datetime="{}" title="{}">{}</time>',
+        value.isoformat(),
+        exact,
+        relative_time(value, depth=depth),
     )
+
+
+@register.filter
+def when(value):
+    """Relative time ("2 hours, 59 minutes ago") with the exact UTC time on hover."""
+    return time_tag(value, depth=2)
+
+
+@register.filter
+def when_short(value):
+    """Like ``when`` with one rounded unit ("3 hours ago"), for narrow table columns."""
+    return time_tag(value, depth=1)
 
 
 @register.inclusion_tag("portal/_filter_select.html")

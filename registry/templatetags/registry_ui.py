@@ -38,9 +38,15 @@ def soft_breaks(name: str):
 
 @register.filter
 def get_item(mapping, key):
-    """mapping[key] in a template (None when absent)."""
+    """mapping[key] (or sequence[index]) in a template (None when absent)."""
     if isinstance(mapping, dict):
         return mapping.get(key)
+    if (
+        isinstance(mapping, list | tuple)
+        and isinstance(key, int)
+        and -len(mapping) <= key < len(mapping)
+    ):
+        return mapping[key]
     return None
 
 

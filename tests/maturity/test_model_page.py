@@ -89,7 +89,7 @@ def test_the_section_shows_the_assessed_level_and_the_next_levels_checklist(role
     assessed = found.select_one("[data-testid=assessed-level]").get_text(" ", strip=True)
     assert assessed.startswith("Level 2") and "Automated training" in assessed
     card = found.select_one("[data-testid=maturity-assessed]").get_text(" ", strip=True)
-    assert services.NIGHTLY in card and "ago" in card
+    assert services.NIGHTLY in card and "Since just now" in card
     assert "What level 3 needs" in found.get_text(" ", strip=True)
     items = found.select("[data-testid=maturity-next-checklist] [data-criterion]")
     assert [i["data-criterion"] for i in items] == [c.code for c in L3]
@@ -220,6 +220,21 @@ def test_the_form_offers_levels_1_to_5_and_withdraw(manager_client, model):
     assert form.select_one("textarea[name=reason]") is not None
 
 
+def test_withdraw_is_offered_only_when_a_level_is_declared(manager_client, model):
+    set_maturity(model, assessed=2)
+    form = section(manager_client).select_one("[data-testid=declare-form]")
+    options = [o["value"] for o in form.select("select[name=level] option")]
+    assert options == ["", "1", "2", "3", "4", "5"]
+    page = _soup(manager_client.get(declare_url()))
+    options = [o["value"] for o in page.select("select[name=level] option")]
+    assert options == ["", "1", "2", "3", "4", "5"]
+    assert "Withdraw it" not in page.get_text()
+    set_maturity(model, declared=3)
+    page = _soup(manager_client.get(declare_url()))
+    assert "withdraw" in [o["value"] for o in page.select("select[name=level] option")]
+    assert "Withdraw it" in page.get_text()
+
+
 # --- Declaring from the page ----------------------------------------------------------------
 
 
@@ -270,6 +285,8 @@ def test_the_services_refusals_are_form_errors_with_their_status(manager_client,
     assert response.status_code == 409
     errors = _soup(response).select_one("[data-testid=declare-errors]").get_text()
     assert "no declared level to withdraw" in errors
+    offered = [o["value"] for o in _soup(response).select("select[name=level] option")]
+    assert "withdraw" not in offered  # the redrawn form no longer offers it
     set_maturity(model, declared=3)
     response = manager_client.post(declare_url(), {"level": "3", "reason": REASON})
     assert response.status_code == 409

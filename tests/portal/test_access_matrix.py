@@ -68,6 +68,7 @@ EXPECTED: dict[str, tuple] = {
     "entra-callback": ("get", EVERYONE, Target(let_in=frozenset({400, 404}))),
     "entra-front-channel-logout": ("get", EVERYONE),
     "healthz": ("get", EVERYONE),
+    "favicon": ("get", EVERYONE),
     "readyz": ("get", EVERYONE),
     "metrics": ("get", frozenset([Role.ADMIN.value])),
     "api:me": ("get", EVERY_ROLE),

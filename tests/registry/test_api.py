@@ -262,6 +262,12 @@ def test_compare_bad_input_is_400_json(api, fraud, query, message):
     assert response.json()["request_id"]
 
 
+def test_the_api_says_how_to_pass_the_versions(api, fraud):
+    response = api.get(f"{API}/models/{UC_NAME}/compare/?v=central:1")
+    assert response.status_code == 400
+    assert "pass them as v=source:version" in response.json()["detail"]
+
+
 def test_the_api_refuses_anonymous_callers(client, fraud):
     response = client.get(f"{API}/models/")
     assert response.status_code == 403

@@ -561,6 +561,14 @@ def test_compare_refuses_bad_input_with_a_400_page(client_ds, fraud, refs, messa
     assert len(soup.select("input[name=v]")) == 3  # a picker to try again
 
 
+@pytest.mark.parametrize("refs", [(), ("central:1",)])
+def test_too_few_versions_are_explained_without_the_url_format(client_ds, fraud, refs):
+    message = _soup(_compare(client_ds, *refs)).select_one("[data-testid=compare-error]")
+    text = " ".join(message.get_text().split())
+    assert f"Pick at least 2 versions to compare ({len(refs)} picked)" in text
+    assert "v=" not in text and "source:version" not in text
+
+
 def test_compare_does_not_reach_other_models_versions(client_ds, fraud):
     other = RegisteredModelFactory(name="other")
     ModelVersionFactory(registered_model=other, version=7)
