@@ -22,7 +22,22 @@ def role_groups_ensure() -> dict[str, Group]:
     return groups
 
 
-def role_groups_ensure_after_migrate(**kwargs) -> None:
+def role_groups_ensure_after_migrate(*, apps=None, using="default", **kwargs) -> None:
+    """Fill the role groups once every app's permissions exist.
+
+    ``post_migrate`` reaches the portal app before the apps listed after it, whose content
+    types and permissions would not exist yet on a fresh database; create them all first
+    (both steps are idempotent) so the admin group holds every permission after one migrate.
+    """
+    from django.apps import apps as app_registry
+    from django.contrib.auth.management import create_permissions
+    from django.contrib.contenttypes.management import create_contenttypes
+
+    for app_config in app_registry.get_app_configs():
+        if app_config.models_module is None:
+            continue
+        create_contenttypes(app_config, verbosity=0, using=using, apps=apps or app_registry)
+        create_permissions(app_config, verbosity=0, using=using, apps=apps or app_registry)
     role_groups_ensure()
 
 
