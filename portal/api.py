@@ -14,7 +14,8 @@ from .serializers import MeSerializer
 
 
 def exception_handler(exc, context):
-    """DRF's handler, plus Django's ValidationError as 400, and the request id in every error."""
+    """DRF's handler, plus Django's ValidationError as 400, and the code and the request id
+    in every error (the body Django's own error handlers answer too: portal.errors)."""
     if isinstance(exc, DjangoValidationError):
         exc = exceptions.ValidationError(
             exc.message_dict if hasattr(exc, "error_dict") else {"detail": exc.messages}
@@ -23,6 +24,9 @@ def exception_handler(exc, context):
         exc = exceptions.PermissionDenied(str(exc) or None)
     response = drf_exception_handler(exc, context)
     if response is not None and isinstance(response.data, dict):
+        codes = exc.get_codes() if isinstance(exc, exceptions.APIException) else None
+        if isinstance(codes, str):
+            response.data.setdefault("code", codes)
         response.data.setdefault("request_id", get_request_id())
     return response
 

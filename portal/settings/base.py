@@ -72,6 +72,7 @@ INSTALLED_APPS = [
 
 MIDDLEWARE = [
     "portal.middleware.RequestIdMiddleware",
+    "portal.middleware.NulCharacterMiddleware",
     "portal.middleware.MetricsMiddleware",
     "portal.middleware.ProbeMiddleware",
     "django.middleware.security.SecurityMiddleware",

@@ -1,3 +1,5 @@
+import json
+
 import pytest
 
 from portal.roles import Role
@@ -20,10 +22,43 @@ def test_anonymous_api_calls_get_json_not_a_login_page(client):
     assert "detail" in response.json() and "request_id" in response.json()
 
 
-def test_unknown_api_paths_are_json_404s(role_client):
-    response = role_client(Role.APPROVER).get("/api/v1/nothing-here")
+@pytest.mark.parametrize("path", ["/api/v1/nothing-here", "/api/v1/approvals/null%2Cnull/"])
+def test_unknown_api_paths_are_json_404s_with_the_error_body(role_client, path):
+    response = role_client(Role.APPROVER).get(path)
     assert response.status_code == 404
-    assert response.json() == {"detail": "Not found."}
+    assert response.json() == {
+        "detail": "Not found.",
+        "code": "not_found",
+        "request_id": response["X-Request-ID"],
+    }
+
+
+def test_django_error_handlers_answer_the_api_error_body(rf):
+    from django.core.exceptions import PermissionDenied
+
+    from portal import errors
+
+    request = rf.get("/api/v1/registry/models/")
+    request.request_id = "req-123"
+    for response, status, code in [
+        (errors.bad_request(request), 400, "bad_request"),
+        (errors.permission_denied(request, PermissionDenied("No.")), 403, "permission_denied"),
+        (errors.page_not_found(request), 404, "not_found"),
+        (errors.server_error(request), 500, "server_error"),
+    ]:
+        body = json.loads(response.content)
+        assert response.status_code == status
+        assert body["code"] == code and body["request_id"] == "req-123" and body["detail"]
+
+
+def test_an_api_view_without_an_access_rule_answers_the_error_body(make_user, client):
+    from portal.middleware import AccessMiddleware
+
+    client.force_login(make_user(Role.APPROVER))
+    request = client.get("/api/v1/me").wsgi_request
+    request.request_id = "req-9"
+    body = json.loads(AccessMiddleware._forbidden(request, "No rule.").content)
+    assert body == {"detail": "No rule.", "code": "permission_denied", "request_id": "req-9"}
 
 
 def test_the_openapi_schema_describes_the_api(role_client):
