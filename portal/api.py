@@ -1,5 +1,7 @@
+from csp.decorators import csp_update
 from django.core.exceptions import PermissionDenied
 from django.core.exceptions import ValidationError as DjangoValidationError
+from django.utils.decorators import method_decorator
 from drf_spectacular.utils import extend_schema
 from drf_spectacular.views import SpectacularAPIView, SpectacularSwaggerSplitView
 from rest_framework import exceptions
@@ -53,7 +55,10 @@ class SchemaApi(SpectacularAPIView):
     permission_classes = [HasPortalAccess]
 
 
+@method_decorator(csp_update({"style-src": ["'unsafe-inline'"]}), name="dispatch")
 class SchemaDocsView(SpectacularSwaggerSplitView):
+    """Swagger UI, the one page whose inline styles the policy allows (it sets them)."""
+
     portal_access = ANY_ROLE
     permission_classes = [HasPortalAccess]
     url_name = "api-schema"
