@@ -41,6 +41,27 @@ def role_groups_ensure_after_migrate(*, apps=None, using="default", **kwargs) ->
     role_groups_ensure()
 
 
+def sign_in_lockout_announce(sender, request=None, username=None, **kwargs) -> None:
+    """django-axes' ``user_locked_out``: tell the listeners of ``sign_in_denied`` (the audit
+    trail) that sign-in is locked for this account or address, as ``locked_out``."""
+    from django.contrib.auth import get_user_model
+
+    from .signals import sign_in_denied
+
+    user = None
+    if username:
+        model = get_user_model()
+        user = model.objects.filter(**{model.USERNAME_FIELD: username}).first()
+    sign_in_denied.send(
+        sender=__name__,
+        request=request,
+        user=user,
+        reason="locked_out",
+        claims={"preferred_username": str(username or "")[:150]},
+        method="local",
+    )
+
+
 @dataclass(frozen=True)
 class DemoAccount:
     username: str
