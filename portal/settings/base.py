@@ -390,6 +390,8 @@ LOGGING = {
     "loggers": {
         "django.db.backends": {"level": "INFO"},
         "celery": {"level": LOG_LEVEL},
+        # django-axes logs every sign-in at INFO; failures and lockouts are warnings.
+        "axes": {"level": "WARNING"},
     },
 }
 
