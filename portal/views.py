@@ -117,8 +117,8 @@ def sign_in_locked_out(request, original_response=None, credentials=None):
     context = view.get_context_data(form=view.get_form_class()(request))
     minutes = max(1, int(settings.AXES_COOLOFF_TIME.total_seconds() // 60))
     context["locked_out_message"] = (
-        f"Too many failed sign-ins. Signing in is locked for {minutes} minutes for this "
-        "account from your address; try again later, or ask an administrator to unlock it."
+        f"Too many failed sign-ins from your address. Signing in is locked for {minutes} "
+        "minutes; try again later, or ask an administrator to unlock it."
     )
     return render(request, view.template_name, context, status=429)
 
