@@ -27,6 +27,7 @@ from portal.services import session_authenticated_at
 from . import selectors, services
 from .models import ApprovalRequest, AuditAction, AuditEvent, OutboxMessage
 from .serializers import (
+    DECIDED_STATUSES,
     ApprovalDetailSerializer,
     ApprovalFilterSerializer,
     ApprovalListSerializer,
@@ -95,7 +96,8 @@ APPROVAL_FILTERS = [
     OpenApiParameter(
         "status",
         OpenApiTypes.STR,
-        description="decided tab: approved, rejected, canceled, timedOut, skipped...",
+        enum=["", *(value for value, _ in DECIDED_STATUSES)],
+        description="decided tab: how it was decided.",
     ),
     OpenApiParameter(
         "q", OpenApiTypes.STR, description="Search model, pipeline, run and requester."
@@ -112,7 +114,9 @@ AUDIT_FILTERS = [
     OpenApiParameter("actor", OpenApiTypes.STR, description="Part of who acted."),
     OpenApiParameter("environment", OpenApiTypes.STR, enum=list(Environment.values)),
     OpenApiParameter("model", OpenApiTypes.STR, description="Model name (exact)."),
-    OpenApiParameter("approval", OpenApiTypes.INT, description="One approval's trail."),
+    OpenApiParameter(
+        "approval", {"type": "integer", "minimum": 1}, description="One approval's trail."
+    ),
     OpenApiParameter("since", OpenApiTypes.DATETIME, description="At or after (ISO 8601)."),
     OpenApiParameter("until", OpenApiTypes.DATETIME, description="Before (ISO 8601)."),
 ]

@@ -3,8 +3,10 @@ decisions), a decision and its delivery state, the audit trail, and the query fi
 
 from __future__ import annotations
 
+from django.conf import settings
+from django.core.validators import RegexValidator
 from django.urls import reverse
-from drf_spectacular.utils import extend_schema_field
+from drf_spectacular.utils import PolymorphicProxySerializer, extend_schema_field
 from rest_framework import serializers
 
 from pipelines.models import Environment
@@ -45,13 +47,38 @@ class ApprovalsErrorSerializer(serializers.Serializer):
     request_id = serializers.CharField()
 
 
-class DecisionInputSerializer(serializers.Serializer):
-    """The body of a decision (documentation only: the service checks it, as for the page)."""
+class ApproveInputSerializer(serializers.Serializer):
+    """An approval (documentation only: the service checks it, as for the page)."""
 
-    status = serializers.ChoiceField(choices=DecisionStatus.choices)
+    status = serializers.ChoiceField(choices=[DecisionStatus.APPROVED])
     comment = serializers.CharField(
-        required=False, allow_blank=True, help_text="Required to reject."
+        required=False,
+        allow_blank=True,
+        max_length=settings.APPROVALS_COMMENT_MAX_LENGTH,
+        help_text="Optional.",
     )
+
+
+class RejectInputSerializer(serializers.Serializer):
+    """A rejection: it needs a comment saying why (more than spaces)."""
+
+    status = serializers.ChoiceField(choices=[DecisionStatus.REJECTED])
+    comment = serializers.CharField(
+        max_length=settings.APPROVALS_COMMENT_MAX_LENGTH,
+        validators=[RegexValidator(r"\S")],
+        help_text="Required: why the deployment is rejected.",
+    )
+
+
+# The body of a decision: approve (comment optional) or reject (comment required), by status.
+DecisionInputSerializer = PolymorphicProxySerializer(
+    component_name="DecisionInput",
+    serializers={
+        DecisionStatus.APPROVED.value: ApproveInputSerializer,
+        DecisionStatus.REJECTED.value: RejectInputSerializer,
+    },
+    resource_type_field_name="status",
+)
 
 
 DECIDED_STATUSES = [(v, label) for v, label in ApprovalStatus.choices if v not in OPEN_STATUSES]

@@ -23,6 +23,7 @@ from django.utils import timezone
 from django.utils.dateparse import parse_datetime
 
 from pipelines.models import AdoProject, Environment, PipelineRun, RunStage
+from portal.client_address import client_ip
 from portal.request_context import get_request_id
 from portal.roles import Role, user_roles
 
@@ -123,7 +124,7 @@ def _request_facts(request) -> dict:
     if request is None:
         return {}
     match = getattr(request, "resolver_match", None)
-    facts = {"ip": request.META.get("REMOTE_ADDR", ""), "path": request.path[:300]}
+    facts = {"ip": client_ip(request), "path": request.path[:300]}
     if match and match.view_name:
         facts["view"] = match.view_name
     return facts
@@ -191,8 +192,12 @@ def sign_out_audit(sender, request=None, user=None, **kwargs) -> None:
 
 
 def sign_in_failed_audit(sender, credentials=None, request=None, **kwargs) -> None:
-    """``user_login_failed``: a wrong local user name or password (never the password)."""
+    """``user_login_failed``: a wrong local user name or password (never the password).
+    An attempt refused because sign-in is locked is recorded as ``locked_out`` instead."""
     from django.contrib.auth import get_user_model
+
+    if getattr(request, "axes_locked_out", False):
+        return
 
     username = str((credentials or {}).get("username") or "")[:150]
     user = None

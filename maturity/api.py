@@ -90,7 +90,9 @@ class SummaryApi(APIView):
         parameters=[
             *CATEGORY_FILTERS,
             OpenApiParameter(
-                "weeks", OpenApiTypes.INT, description="Weeks of trend (1-104, default 52)."
+                "weeks",
+                {"type": "integer", "minimum": 1, "maximum": 104},
+                description="Weeks of trend (1-104, default 52).",
             ),
         ],
         responses={200: SummarySerializer, 400: BAD_FILTER},

@@ -17,9 +17,35 @@ class BadRequest(exceptions.APIException):
 
 
 class PortalPagination(PageNumberPagination):
+    """Pages of 50 (``page_size`` up to 200). A page that is not a number from 1 to the last
+    page is a 400 with the API's error body, as the schema says (DRF's own answer is a 404)."""
+
     page_size = 50
     page_size_query_param = "page_size"
     max_page_size = 200
+    invalid_page_message = "Invalid page {page_number!r}: {message}."
+
+    def paginate_queryset(self, queryset, request, view=None):
+        try:
+            return super().paginate_queryset(queryset, request, view)
+        except exceptions.NotFound as exc:
+            raise BadRequest({"detail": str(exc.detail), "code": "invalid_page"}) from None
+
+    def get_schema_operation_parameters(self, view):
+        parameters = super().get_schema_operation_parameters(view)
+        for parameter in parameters:
+            if parameter["name"] == self.page_query_param:
+                parameter["schema"]["minimum"] = 1
+                parameter["description"] = (
+                    "A page number from 1 to the last page; another is a 400 (invalid_page)."
+                )
+            elif parameter["name"] == self.page_size_query_param:
+                parameter["schema"]["minimum"] = 1
+                parameter["description"] = (
+                    f"Results per page (default {self.page_size}, at most {self.max_page_size}: "
+                    "a larger number gives that many)."
+                )
+        return parameters
 
 
 def errors_text(errors: dict) -> str:

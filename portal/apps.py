@@ -19,6 +19,12 @@ class PortalConfig(AppConfig):
             services.session_authenticated_at_mark, weak=False, dispatch_uid="portal-auth-time"
         )
 
+        from axes.signals import user_locked_out
+
+        user_locked_out.connect(
+            services.sign_in_lockout_announce, weak=False, dispatch_uid="portal-sign-in-locked"
+        )
+
 
 class PortalAdminConfig(AdminConfig):
     default_site = "portal.admin.PortalAdminSite"

@@ -30,6 +30,36 @@ class RequestIdMiddleware:
         return response
 
 
+class NulCharacterMiddleware:
+    """Refuse a NUL character (``%00``) in the path or the query string with a 400.
+
+    No page or API takes one, and PostgreSQL refuses it in a query, so one guard here keeps
+    every view from turning it into a 500.
+    """
+
+    MESSAGE = (
+        "The address contains a NUL character (%00), which no page or filter accepts. "
+        "Remove it and try again."
+    )
+
+    def __init__(self, get_response):
+        self.get_response = get_response
+
+    def __call__(self, request):
+        if "\x00" in request.path_info or self._query_has_nul(request):
+            from .errors import bad_request
+
+            return bad_request(request, message=self.MESSAGE, code="nul_character")
+        return self.get_response(request)
+
+    @staticmethod
+    def _query_has_nul(request) -> bool:
+        return any(
+            "\x00" in key or any("\x00" in value for value in values)
+            for key, values in request.GET.lists()
+        )
+
+
 class MetricsMiddleware:
     """Count requests and their durations by URL name (not path, to keep labels bounded)."""
 
@@ -105,8 +135,10 @@ class AccessMiddleware:
 
     @staticmethod
     def _forbidden(request, message: str):
+        from .errors import api_error
+
         if request.path.startswith("/api/") or request.headers.get("Accept") == "application/json":
-            return JsonResponse({"detail": message}, status=403)
+            return api_error(request, 403, message, "permission_denied")
         return render(request, "403.html", {"message": message}, status=403)
 
 
@@ -211,7 +243,13 @@ class SessionTimeoutMiddleware:
             return None  # the sign-in pages themselves: go on, signed out
         if path.startswith("/api/"):
             return JsonResponse(
-                {"detail": text, "code": "session_expired", "reason": reason}, status=401
+                {
+                    "detail": text,
+                    "code": "session_expired",
+                    "reason": reason,
+                    "request_id": getattr(request, "request_id", None),
+                },
+                status=401,
             )
         if hasattr(request, "_messages"):
             messages.info(request, text)

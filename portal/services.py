@@ -22,8 +22,44 @@ def role_groups_ensure() -> dict[str, Group]:
     return groups
 
 
-def role_groups_ensure_after_migrate(**kwargs) -> None:
+def role_groups_ensure_after_migrate(*, apps=None, using="default", **kwargs) -> None:
+    """Fill the role groups once every app's permissions exist.
+
+    ``post_migrate`` reaches the portal app before the apps listed after it, whose content
+    types and permissions would not exist yet on a fresh database; create them all first
+    (both steps are idempotent) so the admin group holds every permission after one migrate.
+    """
+    from django.apps import apps as app_registry
+    from django.contrib.auth.management import create_permissions
+    from django.contrib.contenttypes.management import create_contenttypes
+
+    for app_config in app_registry.get_app_configs():
+        if app_config.models_module is None:
+            continue
+        create_contenttypes(app_config, verbosity=0, using=using, apps=apps or app_registry)
+        create_permissions(app_config, verbosity=0, using=using, apps=apps or app_registry)
     role_groups_ensure()
+
+
+def sign_in_lockout_announce(sender, request=None, username=None, **kwargs) -> None:
+    """django-axes' ``user_locked_out``: tell the listeners of ``sign_in_denied`` (the audit
+    trail) that sign-in is locked for this account or address, as ``locked_out``."""
+    from django.contrib.auth import get_user_model
+
+    from .signals import sign_in_denied
+
+    user = None
+    if username:
+        model = get_user_model()
+        user = model.objects.filter(**{model.USERNAME_FIELD: username}).first()
+    sign_in_denied.send(
+        sender=__name__,
+        request=request,
+        user=user,
+        reason="locked_out",
+        claims={"preferred_username": str(username or "")[:150]},
+        method="local",
+    )
 
 
 @dataclass(frozen=True)

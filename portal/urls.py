@@ -45,3 +45,4 @@ urlpatterns = [
 handler403 = "portal.errors.permission_denied"
 handler404 = "portal.errors.page_not_found"
 handler500 = "portal.errors.server_error"
+handler400 = "portal.errors.bad_request"

@@ -115,6 +115,23 @@ class LogoutView(auth_views.LogoutView):
         return redirect(entra.end_session_url(back, logout_hint))
 
 
+def sign_in_locked_out(request, original_response=None, credentials=None):
+    """What a locked-out sign-in answers (django-axes' AXES_LOCKOUT_CALLABLE): the page the
+    person was on, the sign-in form or the password confirmation, saying why and for how
+    long, with 429 Too Many Requests."""
+    match = getattr(request, "resolver_match", None)
+    view_class = ReauthenticateView if match and match.url_name == "reauthenticate" else LoginView
+    view = view_class()
+    view.setup(request)
+    context = view.get_context_data(form=view.get_form_class()(request))
+    minutes = max(1, int(settings.AXES_COOLOFF_TIME.total_seconds() // 60))
+    context["locked_out_message"] = (
+        f"Too many failed sign-ins from your address. Signing in is locked for {minutes} "
+        "minutes; try again later, or ask an administrator to unlock it."
+    )
+    return render(request, view.template_name, context, status=429)
+
+
 def _safe_next(request, next_url: str) -> str:
     if next_url and url_has_allowed_host_and_scheme(
         next_url, allowed_hosts={request.get_host()}, require_https=request.is_secure()

@@ -263,8 +263,13 @@ class ModelVersionCompareApi(APIView):
             NAME_PARAMETER,
             OpenApiParameter(
                 "v",
-                OpenApiTypes.STR,
-                many=True,
+                {
+                    "type": "array",
+                    "items": {"type": "string", "pattern": r"^[^:\s][^:]*:([^:]*:)?[0-9]+$"},
+                    "minItems": selectors.COMPARE_MIN,
+                    "maxItems": selectors.COMPARE_MAX,
+                    "uniqueItems": True,
+                },
                 explode=True,
                 required=True,
                 description="2 to 4 versions as source:version (or source:model-name:version "

@@ -46,6 +46,8 @@ class CatalogFilterForm(forms.Form):
             raw = raw.strip()
             if not raw:
                 continue
+            if "\x00" in raw:
+                raise ValidationError("A tag filter cannot contain a NUL character (%00).")
             key, sep, value = raw.partition("=")
             key = key.strip()
             if not key:

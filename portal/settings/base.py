@@ -1,5 +1,6 @@
 """Settings shared by every environment; everything that varies comes from the environment."""
 
+from datetime import timedelta
 from pathlib import Path
 
 import environ
@@ -62,6 +63,7 @@ INSTALLED_APPS = [
     "django_celery_beat",
     "django_htmx",
     "csp",
+    "axes",
     # The portal's own apps, lowest first: registry <- pipelines <- approvals <- maturity.
     "portal.apps.PortalConfig",
     "registry",
@@ -72,6 +74,7 @@ INSTALLED_APPS = [
 
 MIDDLEWARE = [
     "portal.middleware.RequestIdMiddleware",
+    "portal.middleware.NulCharacterMiddleware",
     "portal.middleware.MetricsMiddleware",
     "portal.middleware.ProbeMiddleware",
     "django.middleware.security.SecurityMiddleware",
@@ -86,6 +89,7 @@ MIDDLEWARE = [
     "csp.middleware.CSPMiddleware",
     "django_htmx.middleware.HtmxMiddleware",
     "portal.middleware.AccessMiddleware",
+    "axes.middleware.AxesMiddleware",
 ]
 
 TEMPLATES = [
@@ -106,7 +110,10 @@ TEMPLATES = [
 
 # AUTH: local accounts now; Entra ID sign-in slots in beside them as another backend.
 # ------------------------------------------------------------------------------
-AUTHENTICATION_BACKENDS = ["django.contrib.auth.backends.ModelBackend"]
+AUTHENTICATION_BACKENDS = [
+    "axes.backends.AxesStandaloneBackend",  # refuses a locked-out sign-in before any password
+    "django.contrib.auth.backends.ModelBackend",
+]
 LOGIN_URL = "login"
 LOGIN_REDIRECT_URL = "home"
 LOGOUT_REDIRECT_URL = "login"
@@ -124,6 +131,26 @@ SESSION_ABSOLUTE_TIMEOUT_SECONDS = env.int("SESSION_ABSOLUTE_TIMEOUT_SECONDS", d
 SESSION_COOKIE_AGE = SESSION_ABSOLUTE_TIMEOUT_SECONDS
 SESSION_COOKIE_SAMESITE = "Lax"
 CSRF_COOKIE_SAMESITE = "Lax"
+# Proxies whose X-Forwarded-For names the client (portal.client_address); gunicorn trusts
+# the same addresses for X-Forwarded-Proto (gunicorn.conf.py).
+PORTAL_TRUSTED_PROXIES: list[str] = env.list("FORWARDED_ALLOW_IPS", default=["127.0.0.1", "::1"])
+
+# SIGN-IN THROTTLING (django-axes): after AXES_FAILURE_LIMIT wrong passwords for one account
+# from one address, or from one address for any accounts, sign-in is refused there for the
+# cool-off; a successful sign-in clears the count. Admins can unlock in the admin (Axes).
+# ------------------------------------------------------------------------------
+AXES_FAILURE_LIMIT = env.int("AXES_FAILURE_LIMIT", default=5)
+AXES_COOLOFF_TIME = timedelta(minutes=env.int("AXES_COOLOFF_MINUTES", default=15))
+AXES_LOCKOUT_PARAMETERS = [["username", "ip_address"], "ip_address"]
+AXES_RESET_ON_SUCCESS = True
+# The cool-off runs from the lockout; attempts while locked do not extend it.
+AXES_RESET_COOL_OFF_ON_FAILURE_DURING_LOCKOUT = False
+AXES_CLIENT_IP_CALLABLE = "portal.client_address.client_ip"
+# The sign-in page (or the password confirmation) with a message, not a bare 429.
+AXES_LOCKOUT_CALLABLE = "portal.views.sign_in_locked_out"
+AXES_HTTP_RESPONSE_CODE = 429
+# No start-up banner on every command; failures and lockouts are still logged.
+AXES_VERBOSE = False
 
 # STATIC: vendored front-end files under static/, served by whitenoise.
 # ------------------------------------------------------------------------------
@@ -140,12 +167,13 @@ STORAGES = {
 X_FRAME_OPTIONS = "DENY"
 SECURE_CONTENT_TYPE_NOSNIFF = True
 SECURE_REFERRER_POLICY = "same-origin"
-# No inline scripts anywhere; inline styles only because Swagger UI needs them.
+# No inline scripts or styles; only the API docs add inline styles, which Swagger UI needs
+# (portal.api.SchemaDocsView).
 CONTENT_SECURITY_POLICY = {
     "DIRECTIVES": {
         "default-src": ["'self'"],
         "script-src": ["'self'"],
-        "style-src": ["'self'", "'unsafe-inline'"],
+        "style-src": ["'self'"],
         "img-src": ["'self'", "data:"],
         "font-src": ["'self'"],
         "connect-src": ["'self'"],
@@ -362,6 +390,8 @@ LOGGING = {
     "loggers": {
         "django.db.backends": {"level": "INFO"},
         "celery": {"level": LOG_LEVEL},
+        # django-axes logs every sign-in at INFO; failures and lockouts are warnings.
+        "axes": {"level": "WARNING"},
     },
 }
 

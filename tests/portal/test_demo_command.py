@@ -232,3 +232,78 @@ from registry.devserver import MlflowServer
 server = MlflowServer(sys.argv[1], port=int(sys.argv[2])).start()
 print(server.process.pid)
 """
+
+
+@pytest.fixture
+def demo_web(tmp_path):
+    """The demo's web process, started with the command and environment the demo uses, on the
+    local settings and this test run's (already migrated) database."""
+    from portal.management.commands import demo
+
+    db = settings.DATABASES["default"]
+    addr = f"127.0.0.1:{free_port()}"
+    env = demo.demo_process_env(
+        {
+            **{k: v for k, v in os.environ.items() if not k.startswith(("DJANGO_", "TEST_"))},
+            "DJANGO_SETTINGS_MODULE": "portal.settings.local",
+            "DATABASE_URL": f"postgres://{db['USER']}@{db['HOST']}:{db['PORT']}/{db['NAME']}",
+        },
+        addr=addr,
+        metrics_dir=tmp_path / "metrics",
+    )
+    process = subprocess.Popen(
+        demo.demo_commands(addr, tmp_path)["web"],
+        env=env,
+        cwd=settings.BASE_DIR,
+        stdout=subprocess.DEVNULL,
+        stderr=subprocess.DEVNULL,
+        start_new_session=True,
+    )
+    try:
+        yield addr, process
+    finally:
+        os.killpg(process.pid, signal.SIGTERM)
+        process.wait(timeout=15)
+
+
+def _get(url: str) -> tuple[int, str]:
+    import urllib.error
+    import urllib.request
+
+    try:
+        with urllib.request.urlopen(url, timeout=10) as response:
+            return response.status, response.read().decode()
+    except urllib.error.HTTPError as error:
+        return error.code, error.read().decode()
+
+
+def test_the_demo_says_the_portal_runs_only_once_it_answers(demo_web):
+    from portal.management.commands import demo
+
+    addr, process = demo_web
+    assert demo.wait_until_portal_answers(addr, {"web": process}, timeout=120) is None
+    status, body = _get(f"http://{addr}/healthz")
+    assert status == 200 and json.loads(body) == {"status": "ok"}
+
+
+def test_the_demo_shows_the_portals_own_error_pages_and_still_serves_static_files(demo_web):
+    from portal.management.commands import demo
+
+    addr, process = demo_web
+    assert demo.wait_until_portal_answers(addr, {"web": process}, timeout=120) is None
+    status, body = _get(f"http://{addr}/accounts/login/mistyped/")
+    assert status == 404
+    assert "Page not found" in body and "There is nothing at this address" in body
+    assert "Django" not in body and "URLconf" not in body  # not the debug page
+    status, css = _get(f"http://{addr}/static/css/portal.css")
+    assert status == 200 and css
+
+
+def test_the_demo_tells_which_process_exited_before_the_portal_answered(tmp_path):
+    from portal.management.commands import demo
+
+    addr = f"127.0.0.1:{free_port()}"
+    failing = subprocess.Popen([sys.executable, "-c", "raise SystemExit(3)"])
+    failing.wait(timeout=30)
+    problem = demo.wait_until_portal_answers(addr, {"web": failing}, timeout=30)
+    assert problem == "web exited with code 3 before the portal answered"

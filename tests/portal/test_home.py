@@ -142,3 +142,32 @@ def test_a_failing_source_on_the_operators_home_says_why_and_links_to_it(role_cl
     assert "HTTPConnectionPool" not in text
     link = row.select_one("a")
     assert link["href"] == reverse("admin:registry_registrysource_change", args=[source.pk])
+
+
+def _directive(policy: str, name: str) -> list[str]:
+    for part in policy.split(";"):
+        words = part.split()
+        if words and words[0] == name:
+            return words[1:]
+    return []
+
+
+@pytest.mark.parametrize("path", ["/", "/registry/models/", "/api/schema/"])
+def test_pages_forbid_inline_styles(role_client, path):
+    response = role_client(Role.DATA_SCIENTIST).get(path)
+    assert _directive(response["Content-Security-Policy"], "style-src") == ["'self'"]
+
+
+def test_only_the_api_docs_allow_the_inline_styles_swagger_ui_needs(role_client):
+    response = role_client(Role.DATA_SCIENTIST).get("/api/docs/")
+    policy = response["Content-Security-Policy"]
+    assert _directive(policy, "style-src") == ["'self'", "'unsafe-inline'"]
+    assert _directive(policy, "script-src") == ["'self'"]
+
+
+def test_the_server_error_page_needs_no_inline_style(rf):
+    from portal.errors import server_error
+
+    request = rf.get("/registry/models/")
+    html = server_error(request).content.decode()
+    assert "style=" not in html and "<style" not in html

@@ -149,6 +149,7 @@ def test_the_api_answers_401_json_when_the_session_has_expired(signed_in, alice)
     assert response.status_code == 401
     body = response.json()
     assert body["code"] == "session_expired" and body["reason"] == "idle_timeout"
+    assert body["request_id"] == response["X-Request-ID"]
     assert not is_signed_in(signed_in)
     assert signed_in.get("/api/v1/me").status_code in (401, 403)  # plainly signed out now
 
