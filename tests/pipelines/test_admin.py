@@ -8,7 +8,7 @@ from django.urls import reverse
 
 from pipelines.models import AdoProject, Pipeline
 from portal.roles import Role
-from tests.pipelines.conftest import PAT
+from tests.ado_simulator.conftest import PAT
 
 pytestmark = pytest.mark.django_db
 
