@@ -87,6 +87,8 @@ def _freshness() -> list[SourceFreshness]:
                 state.last_succeeded_at if state else None,
                 state.last_error_at if state else None,
                 state.last_error if state else "",
+                system="Azure DevOps",
+                admin_url=reverse("admin:pipelines_adoproject_change", args=[project.pk]),
             )
         )
     return rows

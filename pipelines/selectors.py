@@ -125,6 +125,8 @@ def project_freshness() -> list[SourceFreshness]:
             p.last_sync_succeeded_at,
             p.last_sync_error_at,
             p.last_sync_error,
+            system="Azure DevOps",
+            admin_url=reverse("admin:pipelines_adoproject_change", args=[p.pk]),
         )
         for p in AdoProject.objects.filter(enabled=True)
     ]

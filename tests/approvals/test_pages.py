@@ -117,6 +117,26 @@ def test_the_inbox_lists_pending_oldest_first_with_prod_rows_marked(approver_cli
     assert "As of" in soup.select_one("[data-testid=freshness]").get_text()
 
 
+def test_a_failing_poll_gives_users_a_short_reason_and_operators_the_details(role_client):
+    from approvals.models import ApprovalSync
+    from tests.pipelines.factories import AdoProjectFactory
+
+    project = AdoProjectFactory(name="broken")
+    ApprovalSync.objects.create(
+        project=project,
+        last_error_at=timezone.now(),
+        last_error="401 Client Error: Unauthorized for url: https://dev.azure.com/contoso/x",
+    )
+    banner = _soup(role_client(Role.APPROVER).get(INBOX)).select_one('[data-project="broken"]')
+    text = " ".join(banner.get_text().split())
+    assert "Azure DevOps refused the credentials the portal uses" in text
+    assert "contoso" not in text and not banner.select("details")
+    banner = _soup(role_client(Role.ADMIN).get(INBOX)).select_one('[data-project="broken"]')
+    assert "Unauthorized for url" in banner.select_one("details code").get_text()
+    admin_link = banner.select_one("a[data-testid=source-admin]")
+    assert admin_link["href"] == reverse("admin:pipelines_adoproject_change", args=[project.pk])
+
+
 def test_the_decided_tab_shows_the_history_with_who_and_outcome(approver_client):
     ApprovalRequestFactory()
     decided = _decided()

@@ -304,10 +304,30 @@ def test_freshness_per_ado_project(client_ds):
     assert by_project["mlops"]["data-state"] == "ok"
     assert re.search(r"mlops synced 3\xa0minutes ago", by_project["mlops"].get_text())
     assert by_project["broken"]["data-state"] == "failing"
-    assert "HTTP 503 from dev.azure.com" in by_project["broken"].get_text()
+    assert "Azure DevOps answered with an error" in by_project["broken"].get_text()
     assert "as of its last good sync" in by_project["broken"].get_text()
     assert by_project["new"]["data-state"] == "never"
     assert soup.select_one(".as-of") is not None
+
+
+def test_a_failing_project_gives_users_a_short_reason_and_operators_the_details(role_client):
+    project = AdoProjectFactory(
+        name="broken",
+        last_sync_succeeded_at=None,
+        last_sync_error_at=ago(minutes=1),
+        last_sync_error="HTTPSConnectionPool(host='dev.azure.com', port=443): Max retries "
+        "exceeded (Caused by NewConnectionError('Failed to establish a new connection'))",
+    )
+    for role in (Role.DATA_SCIENTIST, Role.APPROVER, Role.MANAGER):
+        banner = _soup(role_client(role).get(RUNS)).select_one('[data-project="broken"]')
+        text = " ".join(banner.get_text().split())
+        assert "Azure DevOps could not be reached" in text, role
+        assert "HTTPSConnectionPool" not in text and not banner.select("details"), role
+        assert not banner.select("a[href^='/admin/']"), role
+    banner = _soup(role_client(Role.ADMIN).get(RUNS)).select_one('[data-project="broken"]')
+    assert "HTTPSConnectionPool" in banner.select_one("details code").get_text()
+    admin_link = banner.select_one("a[data-testid=source-admin]")
+    assert admin_link["href"] == reverse("admin:pipelines_adoproject_change", args=[project.pk])
 
 
 # --- run detail ------------------------------------------------------------------------------
