@@ -142,10 +142,8 @@ class ApprovalRequest(models.Model):
         is not registered) the release run's ``modelVersion`` parameter."""
         if self.model_version_id:
             return f"v{self.model_version.version}"
-        named = str(
-            ((self.run.parameters if self.run_id else None) or {}).get("modelVersion") or ""
-        )
-        return f"v{named.strip()}" if named.strip() else ""
+        named = self.run.stated_version if self.run_id else ""
+        return f"v{named}" if named else ""
 
 
 class DecisionStatus(models.TextChoices):

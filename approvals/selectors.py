@@ -425,26 +425,22 @@ def _older_warnings(approval, challenger, champion, evidence: Evidence) -> list[
     return warnings
 
 
-def _run_version(run: PipelineRun | None) -> str:
-    return str(((run.parameters if run else None) or {}).get("modelVersion") or "").strip()
-
-
 def rule_changes(approval: ApprovalRequest) -> RuleChanges | None:
     """What a rule-based model's release changes: the scoring run of the version it deploys
     (the release run's ``modelVersion``) against the scoring run of the version running in
     the same environment now, and what runs in each environment."""
     from pipelines.selectors import deployments_now
 
-    candidate = _run_version(approval.run)
+    candidate = approval.run.stated_version if approval.run else ""
     deployments = deployments_now(approval.catalog_model)
     target = (approval.run.parameters.get("deployTarget") if approval.run else "") or ""
     running = [
         d
         for d in deployments.get(approval.environment, [])
-        if d.run.pk != approval.run_id and _run_version(d.run)
+        if d.run.pk != approval.run_id and d.run.stated_version
     ]
     now = ([d for d in running if target and d.target == target] or running or [None])[0]
-    current = _run_version(now.run) if now else ""
+    current = now.run.stated_version if now else ""
     scoring = list(
         PipelineRun.objects.filter(
             pipeline__catalog_model_id=approval.catalog_model_id,
@@ -455,7 +451,7 @@ def rule_changes(approval: ApprovalRequest) -> RuleChanges | None:
     )
 
     def scored(version: str) -> PipelineRun | None:
-        return next((r for r in scoring if version and _run_version(r) == version), None)
+        return next((r for r in scoring if version and r.stated_version == version), None)
 
     changes = RuleChanges(
         candidate_version=candidate,
@@ -476,8 +472,8 @@ def rule_changes(approval: ApprovalRequest) -> RuleChanges | None:
     ]
     for env in (Environment.QA, Environment.PROD):
         for d in deployments.get(env, []):
-            if _run_version(d.run):
-                changes.deployed.append((env, _run_version(d.run), d.target))
+            if d.run.stated_version:
+                changes.deployed.append((env, d.run.stated_version, d.target))
         if not any(e == env for e, *_ in changes.deployed):
             changes.deployed.append((env, "", ""))
     return changes

@@ -171,6 +171,12 @@ class PipelineRun(models.Model):
     def is_running(self) -> bool:
         return self.state in (RunState.IN_PROGRESS, RunState.CANCELING)
 
+    @property
+    def stated_version(self) -> str:
+        """The version number the run says it works on (its ``modelVersion`` parameter), "" if
+        none: what names a rule-based model's version when no registry holds it."""
+        return str((self.parameters or {}).get("modelVersion") or "").strip()
+
 
 class RunStage(models.Model):
     run = models.ForeignKey(PipelineRun, on_delete=models.CASCADE, related_name="stages")

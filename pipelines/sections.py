@@ -166,12 +166,21 @@ def catalog_deployments(catalog_models: list) -> dict[int, dict[str, list[Column
             for d in deployments:
                 where, short, since = _where(d)
                 if d.version is None:
+                    # Not in a registry (a rule-based model may never be): the version the
+                    # deploying run states, else an honest "unknown version".
+                    stated = d.run.stated_version
+                    label = f"v{stated}" if stated else "unknown version"
                     items.append(
                         ColumnItem(
-                            text=f"? · {short}" if short else "?",
+                            text=label + (f" · {short}" if short else ""),
                             url=reverse("pipelines:run-detail", kwargs={"pk": d.run.pk}),
-                            title=f"Deployed by run {d.run.name or d.run.ado_id}, which names "
-                            f"no known version (since {since})",
+                            title=f"Deployed by run {d.run.name or d.run.ado_id}"
+                            + (
+                                f", which names version {stated} (not registered)"
+                                if stated
+                                else ", which names no known version"
+                            )
+                            + f" (since {since})",
                         )
                     )
                     continue

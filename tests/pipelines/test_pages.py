@@ -578,6 +578,27 @@ def test_the_model_list_fills_in_qa_and_in_prod(client_ds, fraud):
     assert rules.select_one("td[data-column=PROD] span")["title"] == "Not deployed to PROD"
 
 
+@pytest.mark.sqlite
+def test_an_unregistered_rule_based_model_lists_the_version_its_release_names(client_ds):
+    rules = CatalogModelFactory(name="credit-limit-rules", kind="rule_based")
+    release = PipelineFactory(catalog_model=rules, kind=PipelineKind.RELEASE)
+    named = PipelineRunFactory(
+        pipeline=release, parameters={"modelVersion": "4", "deployTarget": "databricks-job"}
+    )
+    RunStageFactory(run=named, environment="PROD")
+    unnamed = PipelineRunFactory(pipeline=release, parameters={"deployTarget": "databricks-job"})
+    RunStageFactory(run=unnamed, environment="QA")
+    row = _soup(client_ds.get("/registry/models/")).select_one(
+        'tr[data-model="credit-limit-rules"]'
+    )
+    prod = row.select_one("td[data-column=PROD] a")
+    assert prod.get_text() == "v4 · Databricks"  # not "? · Databricks"
+    assert "names version 4 (not registered)" in prod["title"]
+    assert prod["href"] == reverse("pipelines:run-detail", kwargs={"pk": named.pk})
+    qa = row.select_one("td[data-column=QA] a")
+    assert qa.get_text() == "unknown version · Databricks"
+
+
 def test_the_model_list_columns_cost_one_query_for_the_whole_page(
     client_ds, django_assert_max_num_queries
 ):
