@@ -281,11 +281,12 @@ class SyncResult:
 
 
 def project_approvals_sync(
-    *, project: AdoProject, client: ado.AdoClient | None = None
+    *, project: AdoProject, client: ado.AdoClient | None = None, history: bool = False
 ) -> SyncResult:
     """Poll ADO's pending approvals (``state=pending&$expand=steps``), then re-read the ones
     the portal still holds open that ADO no longer lists, to learn how they ended. The first
-    successful sync of a project also imports its recent history (``_history_import``)."""
+    successful sync of a project also imports its recent history (``_history_import``), and
+    so does ``history=True`` (``sync_approvals --history``: a project synced before that)."""
     result = SyncResult(project=project.name, mode="poll")
     started_at = timezone.now()
     client = client or ado.sync_client(project)
@@ -313,7 +314,7 @@ def project_approvals_sync(
         ApprovalRequest.objects.filter(project=project, ado_id__in=seen | returned).update(
             last_synced_at=timezone.now()
         )
-        if first_sync:
+        if first_sync or history:
             _history_import(project, client, result)
     except ado.AdoError as exc:
         result.error = f"{exc.status or ''} {exc}".strip()[:2000]

@@ -2,6 +2,7 @@
 "Decided" tab starts with the project's history (marked as decided in ADO); later syncs do not
 import it again. Against the ADO simulator over real HTTP, its clock started 100 days ago."""
 
+import io
 from datetime import UTC, datetime, timedelta
 
 import pytest
@@ -105,3 +106,22 @@ def test_a_failed_first_sync_imports_the_history_on_the_next_one(sim, project, a
     assert not failed.ok
     mirror(project, ado_client)
     assert {a.ado_id for a in _decided_tab()} == {history["approved"], history["rejected"]}
+
+
+def test_sync_approvals_history_imports_it_for_a_project_synced_before(
+    sim, project, ado_client, history
+):
+    """A project whose first sync happened before the portal imported history gets it from
+    ``sync_approvals --history``; a plain sync never does."""
+    from django.core.management import call_command
+
+    from approvals.models import ApprovalSync
+
+    ApprovalSync.objects.create(project=project, last_succeeded_at=timezone.now())
+    mirror(project, ado_client)
+    assert _decided_tab() == []
+
+    out = io.StringIO()
+    call_command("sync_approvals", "--project", project.name, "--history", stdout=out)
+    assert {a.ado_id for a in _decided_tab()} == {history["approved"], history["rejected"]}
+    assert "imported 2" in out.getvalue()

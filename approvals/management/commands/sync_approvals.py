@@ -1,7 +1,10 @@
-"""manage.py sync_approvals [--project NAME] [--max-retries N]: poll ADO's approvals now.
+"""manage.py sync_approvals [--project NAME] [--max-retries N] [--history]: poll ADO's
+approvals now.
 
 The same poll beat runs every minute (``services.project_approvals_sync``): pending approvals
 with their steps, then the ones the portal still holds open, to learn how they ended.
+``--history`` also imports what ADO decided in the last APPROVALS_HISTORY_DAYS days, as a
+project's first sync does (for a project first synced before the portal imported history).
 """
 
 from django.core.management.base import BaseCommand, CommandError
@@ -23,8 +26,14 @@ class Command(BaseCommand):
             help="retries of a failed ADO request before the project counts as failed "
             "(default: the client's; 0 fails fast when ADO is unreachable)",
         )
+        parser.add_argument(
+            "--history",
+            action="store_true",
+            help="also import the approvals ADO decided in the last APPROVALS_HISTORY_DAYS "
+            "days (a project's first sync does this by itself)",
+        )
 
-    def handle(self, *args, project=None, max_retries=None, **options):
+    def handle(self, *args, project=None, max_retries=None, history=False, **options):
         from approvals import client as ado
         from approvals import services
 
@@ -46,7 +55,9 @@ class Command(BaseCommand):
             client = ado.sync_client(ado_project)
             if max_retries is not None:
                 client.max_retries = max_retries
-            result = services.project_approvals_sync(project=ado_project, client=client)
+            result = services.project_approvals_sync(
+                project=ado_project, client=client, history=history
+            )
             self._summary(result)
             if not result.ok:
                 failed.append(ado_project.name)
@@ -64,4 +75,6 @@ class Command(BaseCommand):
             f"unchanged {result.unchanged}"
         )
         self.stdout.write(f"  closed in ADO (decided, canceled, timed out…) {result.closed_in_ado}")
+        if result.imported:
+            self.stdout.write(f"  decided in ADO before the first sync, imported {result.imported}")
         self.stdout.write(self.style.SUCCESS("  approvals sync done"))
