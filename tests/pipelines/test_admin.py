@@ -89,8 +89,11 @@ def test_sync_now_queues_the_sync_and_a_worker_runs_it(celery_worker_process, si
     [message] = _act(admin_client, "sync_now", project)
     assert message.startswith("Sync queued for ADO project queued: a worker runs it")
     deadline = time.monotonic() + 90
-    while not Pipeline.objects.filter(project=project).exists():
-        assert time.monotonic() < deadline, "the queued sync never ran"
+    # Wait for the sync's end (its bookkeeping is written after the pipelines), not its start.
+    while project.last_sync_succeeded_at is None and project.last_sync_error_at is None:
+        assert time.monotonic() < deadline, "the queued sync never finished"
         time.sleep(0.5)
-    project.refresh_from_db()
+        project.refresh_from_db()
+    assert project.last_sync_error == ""
     assert project.last_sync_succeeded_at is not None
+    assert Pipeline.objects.filter(project=project).exists()
