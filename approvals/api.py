@@ -18,11 +18,11 @@ from rest_framework import exceptions, generics
 from rest_framework.response import Response
 from rest_framework.views import APIView
 
+from core.access import roles
+from core.api_support import PortalPagination, error_response, validated_filters
+from core.roles import Role, user_has_role
+from core.sessions import session_authenticated_at
 from pipelines.models import Environment
-from portal.access import roles
-from portal.api_support import PortalPagination, error_response, validated_filters
-from portal.roles import Role, user_has_role
-from portal.services import session_authenticated_at
 
 from . import selectors, services
 from .models import ApprovalRequest, AuditAction, AuditEvent, OutboxMessage

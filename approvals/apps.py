@@ -8,8 +8,8 @@ class ApprovalsConfig(AppConfig):
     def ready(self) -> None:
         from django.contrib.auth.signals import user_logged_in, user_logged_out, user_login_failed
 
+        from core.signals import sign_in_denied
         from pipelines.signals import hook_received
-        from portal.signals import sign_in_denied
 
         from . import services
 

@@ -10,8 +10,8 @@ from __future__ import annotations
 from django.conf import settings
 from django.db import models
 
+from core.append_only import AppendOnlyModel
 from pipelines.models import Environment
-from portal.append_only import AppendOnlyModel
 
 
 class ApprovalStatus(models.TextChoices):

@@ -10,8 +10,8 @@ from django.db.models import Case, Count, Exists, F, OuterRef, Q, QuerySet, When
 from django.urls import reverse
 from django.utils import timezone
 
+from core.sync import SyncStatus
 from pipelines.models import Environment, PipelineKind, PipelineRun, RunStage
-from portal.selectors import SyncStatus
 from registry.models import ModelVersion
 from registry.selectors import lower_is_better
 

@@ -22,10 +22,11 @@ from django.db.models import Q
 from django.utils import timezone
 from django.utils.dateparse import parse_datetime
 
+from core.client_address import client_ip
+from core.identity import delegated_ado_token, entra_sign_in_enabled
+from core.request_context import get_request_id
+from core.roles import Role, user_roles
 from pipelines.models import AdoProject, Environment, PipelineRun, RunStage
-from portal.client_address import client_ip
-from portal.request_context import get_request_id
-from portal.roles import Role, user_roles
 
 from . import client as ado
 from .models import (
@@ -102,7 +103,7 @@ def user_identities(user) -> set[str]:
     return {n for n in names if n}
 
 
-# Sign-in audit (receivers of django.contrib.auth's signals and portal.signals) ----------------
+# Sign-in audit (receivers of django.contrib.auth's signals and core.signals) ----------------
 
 
 ENTRA_METHOD_SESSION_KEY = "portal_sign_in_method"  # portal.entra.METHOD_SESSION_KEY
@@ -226,7 +227,7 @@ SAFE_CLAIMS = ("oid", "tid", "upn", "preferred_username", "name", "email", "role
 def sign_in_denied_audit(
     sender, request=None, user=None, reason: str = "", claims: dict | None = None, **kwargs
 ) -> None:
-    """``portal.signals.sign_in_denied``: an Entra sign-in (or another) that was refused."""
+    """``core.signals.sign_in_denied``: an Entra sign-in (or another) that was refused."""
     method = kwargs.get("method") or "entra"
     claims = {k: v for k, v in (claims or {}).items() if k in SAFE_CLAIMS}
     who = (
@@ -1163,17 +1164,13 @@ def _entra_account(user):
     while Entra sign-in is not configured (then everyone's decisions go as the portal's)."""
     if user is None or not getattr(user, "pk", None):
         return None
-    from portal import entra
-
-    if not entra.is_enabled():
+    if not entra_sign_in_enabled():
         return None
     return getattr(user, "entra_account", None)  # the missing one-to-one raises AttributeError
 
 
 def _delegated_token(user) -> str | None:
     """The user's ADO access token from their server-side MSAL cache (refreshed as needed)."""
-    from portal.entra import delegated_ado_token
-
     return delegated_ado_token(user)
 
 

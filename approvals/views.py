@@ -1,4 +1,4 @@
-"""HTML views; each declares its access rule with portal.access.
+"""HTML views; each declares its access rule with core.access.
 
 Pages read the mirror only (never ADO inside a request) and show how fresh it is. A decision
 takes two POSTs: the first asks "are you sure", the second records it through
@@ -25,12 +25,12 @@ from django.utils.dateparse import parse_datetime
 from django.utils.http import url_has_allowed_host_and_scheme
 from django.views.decorators.http import require_GET, require_http_methods, require_POST
 
+from core.access import SIGNED_IN, access, roles
+from core.csv_export import csv_cell, csv_response
+from core.listing import sort_headers
+from core.roles import Role, user_roles
+from core.sessions import session_authenticated_at
 from pipelines.models import AdoProject
-from portal.access import SIGNED_IN, access, roles
-from portal.csv_export import csv_cell, csv_response
-from portal.listing import sort_headers
-from portal.roles import Role, user_roles
-from portal.services import session_authenticated_at
 from registry.selectors import SourceFreshness
 
 from . import selectors, services

@@ -562,7 +562,7 @@ def main(argv=None) -> int:
         from django.test import Client
         from django.urls import reverse
 
-        from portal.roles import Role
+        from core.roles import Role
         from portal.services import role_groups_ensure
 
         approver = get_user_model().objects.create_user(

@@ -448,7 +448,7 @@ def main(argv=None) -> int:
         from django.contrib.auth import get_user_model
         from django.test import Client
 
-        from portal.roles import Role
+        from core.roles import Role
         from portal.services import role_groups_ensure
 
         user = get_user_model().objects.create_user(

@@ -17,9 +17,9 @@ from rest_framework import exceptions, generics
 from rest_framework.response import Response
 from rest_framework.views import APIView
 
-from portal.access import roles
-from portal.api_support import PortalPagination, error_response, validated_filters
-from portal.roles import Role, user_has_role
+from core.access import roles
+from core.api_support import PortalPagination, error_response, validated_filters
+from core.roles import Role, user_has_role
 from registry.models import CatalogModel, ModelKind, Serving
 
 from . import selectors, services

@@ -13,7 +13,7 @@ from django.contrib import messages
 from django.shortcuts import get_object_or_404, redirect, render
 from django.views.decorators.http import require_http_methods, require_POST
 
-from portal.access import access, roles
+from core.access import access, roles
 from registry.models import CatalogModel
 
 from . import selectors, services

@@ -16,7 +16,7 @@ from django.conf import settings
 from django.core.validators import MaxValueValidator, MinValueValidator
 from django.db import models
 
-from portal.append_only import AppendOnlyModel
+from core.append_only import AppendOnlyModel
 from registry.models import CatalogModel
 
 LEVELS = (1, 2, 3, 4, 5)

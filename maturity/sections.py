@@ -13,7 +13,7 @@ from dataclasses import dataclass
 
 from django.urls import reverse
 
-from portal.roles import Role, user_has_role
+from core.roles import Role, user_has_role
 from registry.models import CatalogModel
 from registry.sections import Badge, ColumnItem, Section
 

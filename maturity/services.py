@@ -19,7 +19,7 @@ from django.conf import settings
 from django.db import transaction
 from django.utils import timezone
 
-from portal.roles import Role, user_has_role
+from core.roles import Role, user_has_role
 from registry.models import CatalogModel
 
 from . import criteria, evidence

@@ -1,4 +1,4 @@
-"""HTML views; each declares its access rule with portal.access.
+"""HTML views; each declares its access rule with core.access.
 
 The dashboard is for managers and readable by every role. Its filters live in the URL (a plain
 GET form), so a filtered view can be shared, exported as CSV and works without JavaScript; the
@@ -16,10 +16,10 @@ from django.shortcuts import render
 from django.urls import reverse
 from django.views.decorators.http import require_GET
 
-from portal.access import access, roles
-from portal.csv_export import csv_cell, csv_response
-from portal.listing import sort_headers
-from portal.roles import Role
+from core.access import access, roles
+from core.csv_export import csv_cell, csv_response
+from core.listing import sort_headers
+from core.roles import Role
 
 from . import selectors
 from .models import LEVEL_NAMES, LEVELS, ModelMaturity

@@ -9,8 +9,8 @@ from django.contrib import admin
 from django.db import models
 from django.utils.text import Truncator
 
-from portal import admin_actions
-from portal.selectors import SyncStatus
+from core import admin_actions
+from core.sync import SyncStatus
 
 from . import services
 from .models import AdoProject, HookDelivery, Pipeline, PipelineRun, RunRequest, RunStage

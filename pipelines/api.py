@@ -13,8 +13,8 @@ from rest_framework import generics
 from rest_framework.response import Response
 from rest_framework.views import APIView
 
-from portal.access import ANY_ROLE
-from portal.api_support import BadRequest, PortalPagination
+from core.access import ANY_ROLE
+from core.api_support import BadRequest, PortalPagination
 from registry.models import CatalogModel
 
 from . import selectors

@@ -28,7 +28,6 @@ from __future__ import annotations
 
 import base64
 import email.utils
-import functools
 import hashlib
 import logging
 import math
@@ -39,11 +38,13 @@ import time
 from collections.abc import Callable, Iterable, Iterator
 from dataclasses import dataclass, field
 from datetime import UTC, datetime
-from urllib.parse import quote, urlsplit
+from urllib.parse import quote
 
 import requests
 import urllib3.exceptions
 from django.core.exceptions import ImproperlyConfigured
+
+from core.clients import confidential_client
 
 logger = logging.getLogger(__name__)
 
@@ -191,28 +192,14 @@ class ServicePrincipalTokenProvider:
         )
 
     def _application(self):
-        import msal
-        from msal.authority import WELL_KNOWN_AUTHORITY_HOSTS
-
         if self._app is None:
-            host = (urlsplit(self.authority).hostname or "").lower()
-            # msal's own ``verify=`` sets Session.verify, which requests replaces with
-            # $REQUESTS_CA_BUNDLE when that is set; verify and timeout per request win.
-            session = requests.Session()
-            session.request = functools.partial(
-                session.request, verify=self._verify, timeout=self._timeout
-            )
-            session.mount("https://", requests.adapters.HTTPAdapter(max_retries=1))
             try:
-                self._app = msal.ConfidentialClientApplication(
+                self._app = confidential_client(
                     self.client_id,
-                    client_credential=self._client_secret,
-                    authority=self.authority,
-                    http_client=session,
-                    # Known Microsoft hosts skip instance discovery anyway; another host is
-                    # configuration (sovereign cloud, a local stand-in), trusted as given,
-                    # instead of being checked against login.microsoftonline.com.
-                    instance_discovery=None if host in WELL_KNOWN_AUTHORITY_HOSTS else False,
+                    self._client_secret,
+                    self.authority,
+                    timeout=self._timeout,
+                    verify=self._verify,
                 )
             except requests.RequestException as exc:
                 raise AdoUnavailable(

@@ -17,7 +17,7 @@ from django.http import JsonResponse
 from django.views.decorators.csrf import csrf_exempt
 from django.views.decorators.http import require_POST
 
-from portal.access import PUBLIC, access
+from core.access import PUBLIC, access
 
 from .models import AdoProject
 

@@ -9,7 +9,7 @@ from __future__ import annotations
 
 from django.urls import reverse
 
-from portal.roles import Role, user_has_role
+from core.roles import Role, user_has_role
 from registry.models import CatalogModel, ModelKind, ModelVersion
 from registry.sections import ColumnItem, Section
 

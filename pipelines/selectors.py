@@ -27,7 +27,7 @@ from django.db.models.fields.json import KeyTextTransform
 from django.db.models.functions import Coalesce, Lower, NullIf, RowNumber
 from django.urls import reverse
 
-from portal.selectors import SyncStatus
+from core.sync import SyncStatus
 from registry.models import CatalogModel, ModelVersion
 from registry.selectors import SourceFreshness
 

@@ -19,8 +19,8 @@ from django.db import IntegrityError, transaction
 from django.utils import timezone
 from django.utils.dateparse import parse_datetime
 
-from portal.admin_actions import ConnectionCheck, short_reason
-from portal.leases import lease, renewing
+from core.admin_actions import ConnectionCheck, short_reason
+from core.leases import lease, renewing
 from registry.models import CatalogModel, ModelVersion
 
 from .client import AdoClient, AdoError, AdoNotFound

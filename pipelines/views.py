@@ -1,4 +1,4 @@
-"""HTML views; each declares its access rule with portal.access.
+"""HTML views; each declares its access rule with core.access.
 
 Pages read the mirror only (never ADO inside a request) and show how fresh it is. Queuing a
 run records a RunRequest; a task sends it to ADO.
@@ -14,8 +14,8 @@ from django.shortcuts import redirect, render
 from django.utils.cache import patch_vary_headers
 from django.views.decorators.http import require_GET, require_http_methods
 
-from portal.access import ANY_ROLE, access, roles
-from portal.listing import sort_headers
+from core.access import ANY_ROLE, access, roles
+from core.listing import sort_headers
 
 from . import selectors, services
 from .forms import RunFilterForm, TriggerForm

@@ -7,7 +7,7 @@ from django.shortcuts import redirect, render
 from django.urls import reverse
 from django.utils.http import url_has_allowed_host_and_scheme
 
-from .roles import Role, user_has_role
+from core.roles import Role, user_has_role
 
 NOT_AN_OPERATOR = "The admin is for operators (the admin role). Ask an administrator for it."
 

@@ -9,9 +9,10 @@ from rest_framework.response import Response
 from rest_framework.views import APIView
 from rest_framework.views import exception_handler as drf_exception_handler
 
-from .access import ANY_ROLE, HasPortalAccess
-from .request_context import get_request_id
-from .roles import user_roles
+from core.access import ANY_ROLE, HasPortalAccess
+from core.request_context import get_request_id
+from core.roles import user_roles
+
 from .serializers import MeSerializer
 
 

@@ -15,9 +15,17 @@ class PortalConfig(AppConfig):
 
         from django.contrib.auth.signals import user_logged_in
 
+        from core.sessions import session_authenticated_at_mark
+
         user_logged_in.connect(
-            services.session_authenticated_at_mark, weak=False, dispatch_uid="portal-auth-time"
+            session_authenticated_at_mark, weak=False, dispatch_uid="portal-auth-time"
         )
+
+        from core.identity import delegated_token_provider_register
+
+        from .entra import delegated_ado_token
+
+        delegated_token_provider_register(delegated_ado_token)
 
         from axes.signals import user_locked_out
 

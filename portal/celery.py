@@ -28,7 +28,7 @@ def _use_django_logging(**kwargs):
 
 @signals.before_task_publish.connect
 def _attach_request_id(headers=None, **kwargs):
-    from .request_context import get_request_id
+    from core.request_context import get_request_id
 
     request_id = get_request_id()
     if headers is not None and request_id and REQUEST_ID_HEADER not in headers:
@@ -37,7 +37,7 @@ def _attach_request_id(headers=None, **kwargs):
 
 @signals.task_prerun.connect
 def _task_started(task_id=None, task=None, **kwargs):
-    from .request_context import new_request_id, set_request_id
+    from core.request_context import new_request_id, set_request_id
 
     request_id = (
         getattr(task.request, REQUEST_ID_HEADER, None) or f"task-{task_id or new_request_id()}"
@@ -48,8 +48,9 @@ def _task_started(task_id=None, task=None, **kwargs):
 
 @signals.task_postrun.connect
 def _task_finished(task_id=None, task=None, state=None, **kwargs):
+    from core.request_context import reset_request_id
+
     from . import metrics
-    from .request_context import reset_request_id
 
     started = _started.pop(task_id, None)
     if started is not None:

@@ -1,7 +1,7 @@
 from django.urls import NoReverseMatch, reverse
 from django.utils.module_loading import import_string
 
-from .roles import Role, user_roles
+from core.roles import Role, user_roles
 
 # (label, URL name, roles that see it; None = any role). Later features add their pages here.
 NAVIGATION: list[tuple[str, str, frozenset[str] | None]] = [

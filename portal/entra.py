@@ -12,7 +12,6 @@
 from __future__ import annotations
 
 import base64
-import functools
 import hashlib
 import logging
 import time
@@ -31,7 +30,9 @@ from django.db import IntegrityError, transaction
 from django.urls import reverse
 from django.utils import timezone
 
-from .roles import Role
+from core import clients
+from core.identity import entra_sign_in_enabled
+from core.roles import Role
 
 logger = logging.getLogger(__name__)
 
@@ -67,7 +68,7 @@ class SignInFailed(Exception):
     def __init__(self, reason: str, code: str = "invalid", *, claims=None, user=None):
         super().__init__(reason)
         self.reason = reason
-        self.code = code  # short and stable, for the audit trail (portal.signals)
+        self.code = code  # short and stable, for the audit trail (core.signals)
         self.claims = claims or {}
         self.user = user
 
@@ -80,10 +81,7 @@ class EntraUnavailable(SignInFailed):
 # ------------------------------------------------------------------------------
 
 
-def is_enabled() -> bool:
-    return bool(
-        settings.ENTRA_TENANT_ID and settings.ENTRA_CLIENT_ID and settings.ENTRA_CLIENT_SECRET
-    )
+is_enabled = entra_sign_in_enabled
 
 
 def local_accounts_enabled() -> bool:
@@ -95,35 +93,26 @@ def authority() -> str:
     return configured or f"{DEFAULT_AUTHORITY_HOST}/{settings.ENTRA_TENANT_ID}"
 
 
-def _is_custom_authority(url: str) -> bool:
-    return not url.lower().startswith(DEFAULT_AUTHORITY_HOST + "/")
-
-
 def http_session() -> requests.Session:
-    """The HTTP client msal uses: the configured CA bundle, a timeout, one retry."""
-    session = requests.Session()
-    session.mount("https://", requests.adapters.HTTPAdapter(max_retries=1))
-    options = {"timeout": getattr(settings, "ENTRA_TIMEOUT_SECONDS", 10.0)}
-    if settings.ENTRA_CA_BUNDLE:
-        # Per request: a session-wide ``verify`` loses to REQUESTS_CA_BUNDLE from the
-        # environment (requests#3829); proxies from the environment still apply.
-        options["verify"] = settings.ENTRA_CA_BUNDLE
-    session.request = functools.partial(session.request, **options)
-    return session
+    """The HTTP client msal and the discovery reads use: Entra's CA bundle and timeout."""
+    return clients.http_session(
+        timeout=getattr(settings, "ENTRA_TIMEOUT_SECONDS", 10.0),
+        verify=settings.ENTRA_CA_BUNDLE or True,
+    )
 
 
 def build_app(token_cache: msal.TokenCache | None = None) -> msal.ConfidentialClientApplication:
     """A confidential client for the configured tenant (discovery answers are cached)."""
     url = authority()
     try:
-        return msal.ConfidentialClientApplication(
+        return clients.confidential_client(
             settings.ENTRA_CLIENT_ID,
-            client_credential=settings.ENTRA_CLIENT_SECRET,
-            authority=url,
+            settings.ENTRA_CLIENT_SECRET,
+            url,
+            timeout=getattr(settings, "ENTRA_TIMEOUT_SECONDS", 10.0),
+            verify=settings.ENTRA_CA_BUNDLE or True,
             token_cache=token_cache,
-            http_client=http_session(),
             http_cache=_http_cache,
-            instance_discovery=False if _is_custom_authority(url) else None,
         )
     except (requests.RequestException, ValueError, OSError) as exc:
         logger.warning("Entra ID authority %s unusable: %s", url, exc)
@@ -413,8 +402,9 @@ def _set_roles(user, roles: frozenset[str]) -> None:
 
 def mark_session(request, sign_in: SignIn) -> None:
     """After ``login``: remember how and when this session proved who it is."""
+    from core.sessions import AUTHENTICATED_AT_SESSION_KEY
+
     from .models import EntraSession
-    from .services import AUTHENTICATED_AT_SESSION_KEY
 
     claims = sign_in.claims
     request.session[METHOD_SESSION_KEY] = ENTRA

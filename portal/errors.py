@@ -1,7 +1,7 @@
 """Error pages that speak JSON to API clients and HTML to people.
 
 Under /api/ every error has one body, ``{"detail", "code", "request_id"}`` (the DRF handler
-in ``portal.api`` and ``portal.api_support.error_response`` give the same), whether the view
+in ``portal.api`` and ``core.api_support.error_response`` give the same), whether the view
 answered it or Django did before any view ran (no URL matched, a 500, a bad request).
 """
 
@@ -9,7 +9,7 @@ from django.http import HttpResponseBadRequest, HttpResponseServerError, JsonRes
 from django.shortcuts import render
 from django.template import loader
 
-from .request_context import get_request_id
+from core.request_context import get_request_id
 
 
 def wants_json(request) -> bool:

@@ -6,8 +6,8 @@ from django.contrib.auth.views import redirect_to_login
 from django.http import JsonResponse
 from django.shortcuts import render
 
-from .access import access_rule_of, is_api_view
-from .request_context import clean_request_id, reset_request_id, set_request_id
+from core.access import access_rule_of, is_api_view
+from core.request_context import clean_request_id, reset_request_id, set_request_id
 
 logger = logging.getLogger(__name__)
 
@@ -148,7 +148,7 @@ class SessionTimeoutMiddleware:
 
     The last activity is kept in the session (rewritten at most once a minute, so a page's
     polling does not write the session row on every request); the start is the later of the
-    sign-in time ``portal.services.session_authenticated_at_mark`` records (a re-authentication
+    sign-in time ``core.sessions.session_authenticated_at_mark`` records (a re-authentication
     counts as a sign-in) and ``STARTED_KEY`` (set by the Entra sign-in, whose single sign-on
     may report an older ``auth_time``, or here when neither is known).
 
@@ -203,7 +203,7 @@ class SessionTimeoutMiddleware:
         sign-on may report an older ``auth_time``) and the session's own start."""
         from django.utils.dateparse import parse_datetime
 
-        from .services import AUTHENTICATED_AT_SESSION_KEY
+        from core.sessions import AUTHENTICATED_AT_SESSION_KEY
 
         candidates = []
         raw = session.get(AUTHENTICATED_AT_SESSION_KEY)

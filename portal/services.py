@@ -9,7 +9,7 @@ from django.contrib.auth import get_user_model
 from django.contrib.auth.models import Group, Permission
 from django.db import transaction
 
-from .roles import Role
+from core.roles import Role
 
 
 def role_groups_ensure() -> dict[str, Group]:
@@ -46,7 +46,7 @@ def sign_in_lockout_announce(sender, request=None, username=None, **kwargs) -> N
     trail) that sign-in is locked for this account or address, as ``locked_out``."""
     from django.contrib.auth import get_user_model
 
-    from .signals import sign_in_denied
+    from core.signals import sign_in_denied
 
     user = None
     if username:
@@ -101,23 +101,3 @@ def demo_users_ensure(*, passwords: dict[str, str] | None = None) -> list[DemoAc
         user.groups.add(*(groups[r] for r in role_names))
         accounts.append(DemoAccount(username, password, tuple(role_names), created))
     return accounts
-
-
-AUTHENTICATED_AT_SESSION_KEY = "portal_authenticated_at"
-
-
-def session_authenticated_at_mark(sender, request, user, **kwargs) -> None:
-    """Remember when this session last proved who it is (a PROD decision asks for a recent
-    one). Connected to ``user_logged_in``; a re-authentication refreshes it."""
-    if request is not None and hasattr(request, "session"):
-        from django.utils import timezone
-
-        request.session[AUTHENTICATED_AT_SESSION_KEY] = timezone.now().isoformat()
-
-
-def session_authenticated_at(request):
-    """When the session's user last signed in (None when unknown)."""
-    from django.utils.dateparse import parse_datetime
-
-    raw = getattr(request, "session", {}).get(AUTHENTICATED_AT_SESSION_KEY)
-    return parse_datetime(raw) if raw else None

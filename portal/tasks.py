@@ -6,6 +6,6 @@ def ping() -> dict:
     """Answer from a worker, echoing the request id it runs under (a liveness probe)."""
     import socket
 
-    from .request_context import get_request_id
+    from core.request_context import get_request_id
 
     return {"pong": True, "request_id": get_request_id(), "hostname": socket.gethostname()}

@@ -15,10 +15,11 @@ from django.views.decorators.cache import cache_control, never_cache
 from django.views.decorators.clickjacking import xframe_options_exempt
 from django.views.decorators.http import require_GET
 
+from core.access import PUBLIC, SIGNED_IN, access, roles
+from core.roles import Role, user_roles
+from core.signals import sign_in_denied
+
 from . import entra, metrics, selectors
-from .access import PUBLIC, SIGNED_IN, access, roles
-from .roles import Role, user_roles
-from .signals import sign_in_denied
 
 logger = logging.getLogger(__name__)
 
@@ -271,7 +272,7 @@ class ReauthenticateView(auth_views.LoginView):
     someone who signed in with Entra ID is sent through Entra again instead (``max_age``).
 
     Signing in again fires ``user_logged_in``, which refreshes the session's sign-in time
-    (portal.services.session_authenticated_at_mark); ``next`` is followed only when safe.
+    (core.sessions.session_authenticated_at_mark); ``next`` is followed only when safe.
     """
 
     portal_access = SIGNED_IN

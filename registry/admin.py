@@ -8,7 +8,7 @@ from django.contrib import admin
 from django.db import models
 from django.utils.text import Truncator
 
-from portal import admin_actions
+from core import admin_actions
 
 from . import services
 from .models import CatalogModel, ModelVersion, RegisteredModel, RegistrySource, WebhookDelivery

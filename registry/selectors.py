@@ -23,7 +23,7 @@ from django.db.models.fields.json import KeyTextTransform
 from django.db.models.functions import Cast, Coalesce, Lower, NullIf
 from django.urls import reverse
 
-from portal.selectors import SyncStatus
+from core.sync import SyncStatus
 
 from .models import LIVE, CatalogModel, ModelVersion, RegisteredModel, RegistrySource
 

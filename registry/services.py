@@ -18,8 +18,8 @@ from django.conf import settings
 from django.db import transaction
 from django.utils import timezone
 
-from portal.admin_actions import ConnectionCheck, short_reason
-from portal.leases import lease, renewing
+from core.admin_actions import ConnectionCheck, short_reason
+from core.leases import lease, renewing
 
 from .client import (
     RegistryClient,

@@ -1,4 +1,4 @@
-"""HTML views; each declares its access rule with portal.access.
+"""HTML views; each declares its access rule with core.access.
 
 Pages read the mirror only (never MLflow inside a request) and show how fresh it is.
 """
@@ -15,9 +15,9 @@ from django.shortcuts import redirect, render
 from django.utils.cache import patch_vary_headers
 from django.views.decorators.http import require_GET, require_http_methods
 
-from portal.access import ANY_ROLE, access, roles
-from portal.listing import sort_headers
-from portal.roles import Role, user_has_role
+from core.access import ANY_ROLE, access, roles
+from core.listing import sort_headers
+from core.roles import Role, user_has_role
 
 from . import catalog_services, selectors
 from .forms import CatalogFilterForm, CatalogModelForm

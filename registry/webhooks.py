@@ -29,7 +29,7 @@ from django.utils import timezone
 from django.views.decorators.csrf import csrf_exempt
 from django.views.decorators.http import require_POST
 
-from portal.access import PUBLIC, access
+from core.access import PUBLIC, access
 
 from . import tasks
 from .models import RegistrySource, WebhookDelivery

@@ -10,7 +10,8 @@ from django.shortcuts import resolve_url
 from django.urls import NoReverseMatch, reverse
 from django.utils.html import format_html
 
-from portal.templatetags.portal_ui import status_badge
+from core.identity import entra_sign_in_enabled
+from core.templatetags.portal_ui import status_badge
 
 from ..models import ApprovalStatus, OutboxState
 
@@ -85,11 +86,9 @@ def approval_subject(approval) -> str:
 def sign_in_again_url(approval) -> str:
     """Where "Sign in again" goes for a decision waiting for its approver's sign-in: the
     Microsoft sign-in, coming back to this approval (the sign-in page when Entra is off)."""
-    from portal import entra
-
     back = reverse("approvals:detail", kwargs={"pk": approval.pk})
     try:
-        start = reverse("entra-sign-in") if entra.is_enabled() else ""
+        start = reverse("entra-sign-in") if entra_sign_in_enabled() else ""
     except NoReverseMatch:
         start = ""
     return f"{start or resolve_url(settings.LOGIN_URL)}?{urlencode({'next': back})}"

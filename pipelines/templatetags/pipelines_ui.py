@@ -7,7 +7,7 @@ import datetime as dt
 from django import template
 from django.utils import timezone
 
-from portal.templatetags.portal_ui import STATUS_COLOURS, status_badge, when_short
+from core.templatetags.portal_ui import STATUS_COLOURS, status_badge, when_short
 
 from ..models import PipelineRun, RunResult, RunStage, RunState
 from ..selectors import trigger_label as _trigger_label

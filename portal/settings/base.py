@@ -64,7 +64,9 @@ INSTALLED_APPS = [
     "django_htmx",
     "csp",
     "axes",
-    # The portal's own apps, lowest first: registry <- pipelines <- approvals <- maturity.
+    # The project's own apps, lowest layer first: core <- registry <- pipelines <- approvals
+    # <- maturity <- portal (docs/architecture.md; lint-imports checks the order).
+    "core.apps.CoreConfig",
     "portal.apps.PortalConfig",
     "registry",
     "pipelines",
@@ -131,7 +133,7 @@ SESSION_ABSOLUTE_TIMEOUT_SECONDS = env.int("SESSION_ABSOLUTE_TIMEOUT_SECONDS", d
 SESSION_COOKIE_AGE = SESSION_ABSOLUTE_TIMEOUT_SECONDS
 SESSION_COOKIE_SAMESITE = "Lax"
 CSRF_COOKIE_SAMESITE = "Lax"
-# Proxies whose X-Forwarded-For names the client (portal.client_address); gunicorn trusts
+# Proxies whose X-Forwarded-For names the client (core.client_address); gunicorn trusts
 # the same addresses for X-Forwarded-Proto (gunicorn.conf.py).
 PORTAL_TRUSTED_PROXIES: list[str] = env.list("FORWARDED_ALLOW_IPS", default=["127.0.0.1", "::1"])
 
@@ -145,7 +147,7 @@ AXES_LOCKOUT_PARAMETERS = [["username", "ip_address"], "ip_address"]
 AXES_RESET_ON_SUCCESS = True
 # The cool-off runs from the lockout; attempts while locked do not extend it.
 AXES_RESET_COOL_OFF_ON_FAILURE_DURING_LOCKOUT = False
-AXES_CLIENT_IP_CALLABLE = "portal.client_address.client_ip"
+AXES_CLIENT_IP_CALLABLE = "core.client_address.client_ip"
 # The sign-in page (or the password confirmation) with a message, not a bare 429.
 AXES_LOCKOUT_CALLABLE = "portal.views.sign_in_locked_out"
 AXES_HTTP_RESPONSE_CODE = 429
@@ -191,7 +193,7 @@ REST_FRAMEWORK = {
         "rest_framework.authentication.SessionAuthentication",
     ],
     # Fail closed: an API view that declares no roles is refused to everyone.
-    "DEFAULT_PERMISSION_CLASSES": ["portal.access.HasPortalAccess"],
+    "DEFAULT_PERMISSION_CLASSES": ["core.access.HasPortalAccess"],
     "DEFAULT_SCHEMA_CLASS": "drf_spectacular.openapi.AutoSchema",
     "DEFAULT_PAGINATION_CLASS": "rest_framework.pagination.PageNumberPagination",
     "PAGE_SIZE": 50,
@@ -368,7 +370,7 @@ LOG_FORMAT = env("LOG_FORMAT", default="text")  # "json" in production
 LOGGING = {
     "version": 1,
     "disable_existing_loggers": False,
-    "filters": {"request_id": {"()": "portal.request_context.RequestIdLogFilter"}},
+    "filters": {"request_id": {"()": "core.request_context.RequestIdLogFilter"}},
     "formatters": {
         "text": {
             "format": "%(asctime)s %(levelname)s [%(request_id)s] %(name)s: %(message)s",

@@ -10,7 +10,7 @@ from django.urls import reverse
 from django.utils.html import conditional_escape, format_html
 from django.utils.safestring import mark_safe
 
-from portal.templatetags.portal_ui import status_badge
+from core.templatetags.portal_ui import status_badge
 
 register = template.Library()
 

@@ -17,7 +17,7 @@ from approvals.models import (
     OutboxMessage,
     OutboxState,
 )
-from portal.roles import Role
+from core.roles import Role
 from tests.approvals.factories import ApprovalRequestFactory
 
 pytestmark = pytest.mark.django_db

@@ -15,7 +15,7 @@ from approvals.models import (
     AuditEvent,
     OutboxState,
 )
-from portal.request_context import reset_request_id, set_request_id
+from core.request_context import reset_request_id, set_request_id
 from tests.approvals.conftest import PAT
 from tests.approvals.factories import ApprovalRequestFactory
 

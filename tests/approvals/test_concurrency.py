@@ -30,7 +30,7 @@ from approvals.models import (
     OutboxMessage,
     OutboxState,
 )
-from portal.roles import Role
+from core.roles import Role
 from tests.approvals.conftest import PAT, PAT_USER
 
 # Rows written by the live server's threads must be visible to them and to this thread.

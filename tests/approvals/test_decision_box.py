@@ -11,8 +11,8 @@ from django.utils import timezone
 
 from approvals import services
 from approvals.models import AuditAction, AuditEvent, Decision, OutboxMessage, OutboxState
-from portal.roles import Role
-from portal.services import AUTHENTICATED_AT_SESSION_KEY
+from core.roles import Role
+from core.sessions import AUTHENTICATED_AT_SESSION_KEY
 from tests.approvals import test_pages
 from tests.approvals.factories import ApprovalRequestFactory
 from tests.approvals.test_pages import _decide, _detail, _soup

@@ -9,7 +9,7 @@ from django.utils import timezone
 
 from approvals import services
 from approvals.models import ApprovalStatus, OutboxMessage, OutboxState
-from portal.roles import Role
+from core.roles import Role
 from tests.approvals.factories import ApprovalRequestFactory
 
 pytestmark = pytest.mark.django_db

@@ -22,8 +22,8 @@ from approvals.models import (
     OutboxMessage,
     OutboxState,
 )
-from portal.roles import Role
-from portal.services import AUTHENTICATED_AT_SESSION_KEY
+from core.roles import Role
+from core.sessions import AUTHENTICATED_AT_SESSION_KEY
 from tests.approvals.factories import ApprovalRequestFactory
 from tests.factories import TEST_PASSWORD
 from tests.pipelines.factories import PipelineFactory, PipelineRunFactory, RunStageFactory

@@ -15,8 +15,8 @@ from django.utils import timezone
 
 from ado_simulator import AdoSimulator
 from approvals.models import ApprovalRequest, Decision, OutboxState
+from core.roles import Role
 from pipelines.models import Pipeline
-from portal.roles import Role
 from tests.approvals import conftest as approvals_fixtures
 from tests.approvals.conftest import PAT, PAT_USER, mirror, wait_at
 from tests.approvals.factories import ApprovalRequestFactory
@@ -331,7 +331,7 @@ def test_a_prod_re_sign_in_brings_the_approver_back_to_their_comment(
 ):
     from django.contrib.sessions.backends.db import SessionStore
 
-    from portal.services import AUTHENTICATED_AT_SESSION_KEY
+    from core.sessions import AUTHENTICATED_AT_SESSION_KEY
 
     make_user(Role.APPROVER, username="e2e-prod", email="prod@example.com")
     approval = ApprovalRequestFactory(environment_name="PROD")

@@ -5,7 +5,7 @@ import copy
 
 import pytest
 
-from portal.roles import Role
+from core.roles import Role
 
 pytestmark = [pytest.mark.browser, pytest.mark.django_db(transaction=True)]
 

@@ -5,7 +5,7 @@ import re
 
 import pytest
 
-from portal.roles import Role
+from core.roles import Role
 from tests.e2e.test_sign_in import _sign_in
 
 pytestmark = [pytest.mark.browser, pytest.mark.django_db(transaction=True)]

@@ -5,9 +5,9 @@ name leads to its registry page at the maturity section."""
 import pytest
 from django.utils import timezone
 
+from core.roles import Role
 from maturity import services
 from maturity.models import Result
-from portal.roles import Role
 from tests.e2e.test_registry_browse import NARROW, OVERFLOWING, _no_page_overflow
 from tests.e2e.test_sign_in import _sign_in
 from tests.maturity.factories import AssessedRecordFactory, results_for, set_maturity

@@ -5,7 +5,7 @@ import datetime as dt
 import pytest
 from django.utils import timezone
 
-from portal.roles import Role
+from core.roles import Role
 from tests.e2e.test_sign_in import _sign_in
 from tests.registry.factories import (
     CatalogModelFactory,

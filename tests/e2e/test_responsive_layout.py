@@ -6,8 +6,8 @@ import datetime as dt
 import pytest
 from django.utils import timezone
 
+from core.roles import Role
 from pipelines.models import PipelineKind
-from portal.roles import Role
 from tests.e2e.test_sign_in import _sign_in
 from tests.maturity.factories import set_maturity
 from tests.pipelines.factories import PipelineFactory, PipelineRunFactory, RunStageFactory

@@ -1,6 +1,6 @@
 import pytest
 
-from portal.roles import Role
+from core.roles import Role
 from tests.factories import TEST_PASSWORD
 
 pytestmark = [pytest.mark.browser, pytest.mark.django_db(transaction=True)]

@@ -4,8 +4,8 @@ append-only, and the current rows and snapshots are derived."""
 import pytest
 from django.urls import reverse
 
+from core.roles import Role
 from maturity.models import Criterion, MaturityRecord, MaturitySnapshot, ModelMaturity
-from portal.roles import Role
 from tests.maturity.factories import SnapshotFactory, set_maturity
 from tests.registry.factories import CatalogModelFactory
 

@@ -9,10 +9,10 @@ from django.urls import reverse
 from django.utils import timezone
 from rest_framework.test import APIClient
 
+from core.roles import Role
 from maturity import services
 from maturity.criteria import CRITERIA
 from maturity.models import MaturityRecord, ModelMaturity, Result, Source
-from portal.roles import Role
 from tests.maturity.factories import (
     AssessedRecordFactory,
     SnapshotFactory,

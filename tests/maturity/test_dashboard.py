@@ -13,10 +13,10 @@ from django.test.utils import CaptureQueriesContext
 from django.urls import reverse
 from django.utils import timezone
 
+from core.roles import Role
 from maturity import services, views
 from maturity.criteria import CRITERIA, CRITERIA_BY_CODE
 from maturity.models import Result
-from portal.roles import Role
 from tests.maturity.factories import (
     AssessedRecordFactory,
     DeclaredRecordFactory,

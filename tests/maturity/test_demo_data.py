@@ -7,9 +7,9 @@ import datetime as dt
 import pytest
 from django.utils import timezone
 
+from core.roles import Role
 from maturity import demo_data, selectors, services
 from maturity.models import MaturityRecord, MaturitySnapshot, ModelMaturity, Result, Source
-from portal.roles import Role
 from registry.models import ModelKind
 from tests.maturity.factories import AssessedRecordFactory
 from tests.registry.factories import CatalogModelFactory

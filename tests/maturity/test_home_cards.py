@@ -7,8 +7,8 @@ import pytest
 from bs4 import BeautifulSoup
 from django.utils import timezone
 
+from core.roles import Role
 from maturity import services
-from portal.roles import Role
 from tests.maturity.factories import SnapshotFactory, set_maturity
 from tests.registry.factories import CatalogModelFactory
 

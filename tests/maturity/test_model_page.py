@@ -9,10 +9,10 @@ from bs4 import BeautifulSoup
 from django.urls import reverse
 from django.utils import timezone
 
+from core.roles import Role
 from maturity import services
 from maturity.criteria import CRITERIA
 from maturity.models import MaturityRecord, ModelMaturity, Result, Source
-from portal.roles import Role
 from tests.maturity.factories import AssessedRecordFactory, results_for, set_maturity
 from tests.registry.factories import CatalogModelFactory
 

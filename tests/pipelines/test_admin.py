@@ -6,8 +6,8 @@ import time
 import pytest
 from django.urls import reverse
 
+from core.roles import Role
 from pipelines.models import AdoProject, Pipeline
-from portal.roles import Role
 from tests.ado_simulator.conftest import PAT
 
 pytestmark = pytest.mark.django_db

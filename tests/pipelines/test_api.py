@@ -6,8 +6,8 @@ import pytest
 from django.utils import timezone
 from rest_framework.test import APIClient
 
+from core.roles import Role
 from pipelines.models import PipelineKind, RunResult
-from portal.roles import Role
 from tests.pipelines.factories import (
     AdoProjectFactory,
     PipelineFactory,

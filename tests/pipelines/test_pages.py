@@ -11,8 +11,8 @@ from django.test import Client
 from django.urls import reverse
 from django.utils import timezone
 
+from core.roles import Role
 from pipelines.models import PipelineKind, RunRequest, RunResult, RunState
-from portal.roles import Role
 from tests.pipelines.factories import (
     AdoProjectFactory,
     PipelineFactory,

@@ -10,8 +10,8 @@ import pytest
 from django.contrib import admin
 from django.urls import URLPattern, URLResolver, get_resolver, reverse
 
-from portal.access import access_rule_of
-from portal.roles import Role
+from core.access import access_rule_of
+from core.roles import Role
 
 pytestmark = pytest.mark.django_db
 

@@ -1,7 +1,7 @@
 import pytest
 from django.urls import reverse
 
-from portal.roles import Role
+from core.roles import Role
 
 pytestmark = pytest.mark.django_db
 

@@ -4,7 +4,7 @@ import pytest
 from bs4 import BeautifulSoup
 from django.urls import reverse
 
-from portal.roles import Role
+from core.roles import Role
 
 pytestmark = pytest.mark.django_db
 

@@ -2,7 +2,7 @@ import json
 
 import pytest
 
-from portal.roles import Role
+from core.roles import Role
 
 pytestmark = pytest.mark.django_db
 

@@ -22,7 +22,7 @@ from schemathesis.specs.openapi.checks import (
     status_code_conformance,
 )
 
-from portal.roles import Role
+from core.roles import Role
 from tests.approvals.factories import ApprovalRequestFactory
 from tests.factories import UserFactory
 from tests.maturity.factories import set_maturity

@@ -15,11 +15,11 @@ from django.utils import timezone
 
 from approvals import services as approvals
 from approvals.models import ApprovalRequest, ApprovalStatus, AuditAction, AuditEvent
+from core.roles import Role, user_roles
 from maturity.models import MaturityRecord, MaturitySnapshot, ModelMaturity
 from maturity.selectors import dropped_models
 from maturity.services import week_of
 from pipelines.models import AdoProject, Pipeline, PipelineRun, RunStage
-from portal.roles import Role, user_roles
 from registry import demo_data
 from registry.devserver import free_port
 from registry.models import CatalogModel, ModelVersion, RegisteredModel, RegistrySource

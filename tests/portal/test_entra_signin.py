@@ -13,11 +13,11 @@ from django.urls import reverse
 from django.utils import timezone
 from django.utils.html import escape
 
+from core.roles import Role, user_roles
+from core.sessions import AUTHENTICATED_AT_SESSION_KEY, session_authenticated_at
+from core.signals import sign_in_denied
 from portal import entra as portal_entra
 from portal.models import EntraAccount, EntraSession
-from portal.roles import Role, user_roles
-from portal.services import AUTHENTICATED_AT_SESSION_KEY, session_authenticated_at
-from portal.signals import sign_in_denied
 from tests.entra.standin import ADO_RESOURCE
 from tests.factories import TEST_PASSWORD
 

@@ -4,7 +4,7 @@ from datetime import timedelta
 import pytest
 from django.utils import timezone
 
-from portal.selectors import SyncStatus
+from core.sync import SyncStatus
 
 pytestmark = pytest.mark.django_db
 

@@ -1,7 +1,7 @@
 import pytest
 from bs4 import BeautifulSoup
 
-from portal.roles import Role
+from core.roles import Role
 
 pytestmark = pytest.mark.django_db
 

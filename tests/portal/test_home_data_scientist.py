@@ -3,8 +3,8 @@
 import pytest
 from bs4 import BeautifulSoup
 
+from core.roles import Role
 from pipelines.models import PipelineKind, RunResult, RunState
-from portal.roles import Role
 from tests.pipelines.factories import PipelineFactory, PipelineRunFactory
 from tests.registry.factories import (
     CatalogModelFactory,

@@ -1,6 +1,6 @@
 import pytest
 
-from portal.roles import Role
+from core.roles import Role
 
 pytestmark = pytest.mark.django_db
 

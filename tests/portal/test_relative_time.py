@@ -5,8 +5,8 @@ import datetime as dt
 import pytest
 from django.utils import timezone
 
+from core.templatetags.portal_ui import relative_time, when
 from pipelines.templatetags.pipelines_ui import when_short
-from portal.templatetags.portal_ui import relative_time, when
 
 NOW = dt.datetime(2026, 3, 2, 12, 0, tzinfo=dt.UTC)
 NBSP = "\xa0"

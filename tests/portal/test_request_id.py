@@ -4,7 +4,7 @@ import logging
 
 import pytest
 
-from portal.request_context import RequestIdLogFilter, get_request_id
+from core.request_context import RequestIdLogFilter, get_request_id
 
 pytestmark = pytest.mark.django_db
 

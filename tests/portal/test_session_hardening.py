@@ -18,9 +18,9 @@ from django.contrib.auth import SESSION_KEY
 from django.utils import timezone
 
 from approvals.models import AuditAction, AuditEvent
+from core.sessions import AUTHENTICATED_AT_SESSION_KEY
+from core.signals import sign_in_denied
 from portal.middleware import SessionTimeoutMiddleware
-from portal.services import AUTHENTICATED_AT_SESSION_KEY
-from portal.signals import sign_in_denied
 from tests.factories import TEST_PASSWORD
 
 pytestmark = pytest.mark.django_db

@@ -7,7 +7,7 @@ from django.test import Client
 from django.utils import timezone
 
 from approvals.models import AuditAction, AuditEvent
-from portal.client_address import client_ip
+from core.client_address import client_ip
 from tests.factories import TEST_PASSWORD, UserFactory
 
 pytestmark = pytest.mark.django_db

@@ -2,8 +2,8 @@
 
 import pytest
 
-from portal.request_context import reset_request_id, set_request_id
-from portal.roles import Role
+from core.request_context import reset_request_id, set_request_id
+from core.roles import Role
 from portal.tasks import ping
 
 pytestmark = [pytest.mark.worker, pytest.mark.django_db]

@@ -10,7 +10,7 @@ from bs4 import BeautifulSoup
 from django.core.exceptions import ValidationError
 from django.urls import reverse
 
-from portal.roles import Role
+from core.roles import Role
 from registry import services
 from registry.models import RegisteredModel, RegistrySource
 from tests.registry.factories import RegistrySourceFactory

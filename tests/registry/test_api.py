@@ -6,7 +6,7 @@ import pytest
 from django.urls import reverse
 from django.utils import timezone
 
-from portal.roles import Role
+from core.roles import Role
 from tests.registry.factories import (
     CatalogModelFactory,
     ModelVersionFactory,

@@ -9,7 +9,7 @@ from bs4 import BeautifulSoup
 from django.urls import reverse
 from django.utils import timezone
 
-from portal.roles import Role
+from core.roles import Role
 from registry.models import CatalogModel
 from tests.registry.factories import (
     CatalogModelFactory,
@@ -796,7 +796,7 @@ def test_a_failing_source_gives_users_a_short_reason_and_operators_the_details(r
     ],
 )
 def test_sync_error_reasons(error, reason):
-    from portal.selectors import sync_error_reason
+    from core.sync import sync_error_reason
 
     assert reason in sync_error_reason(error, "the MLflow registry")
 

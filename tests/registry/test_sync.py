@@ -183,7 +183,7 @@ def test_a_source_that_is_down_leaves_the_mirror_as_it_was(source, mlflow_client
 
 
 def test_two_syncs_of_one_source_never_overlap(source):
-    from portal.leases import lease_acquire, lease_release
+    from core.leases import lease_acquire, lease_release
 
     token = lease_acquire(RegistrySource, source.pk, ttl_seconds=60)
     try:
@@ -195,7 +195,7 @@ def test_two_syncs_of_one_source_never_overlap(source):
 
 
 def test_an_expired_lease_does_not_block_forever(source):
-    from portal.leases import lease_acquire
+    from core.leases import lease_acquire
 
     assert lease_acquire(RegistrySource, source.pk, ttl_seconds=-1)  # a crashed holder
     assert services.registry_sync(source=source).ok
@@ -461,7 +461,7 @@ def test_a_versions_author_is_its_runs_mlflow_user_when_the_registry_names_none(
     source, mlflow_client, client, make_user
 ):
     """MLflow OSS leaves a version's user_id empty; the run that made it names its author."""
-    from portal.roles import Role
+    from core.roles import Role
 
     name = unique("author")
     mlflow_client.create_registered_model(name)

@@ -4,7 +4,7 @@ import uuid
 
 import pytest
 
-from portal.leases import lease_acquire, lease_release
+from core.leases import lease_acquire, lease_release
 from registry.models import RegisteredModel, RegistrySource
 from registry.tasks import sync_model, sync_source
 from tests.registry.upstream import add_version

@@ -2,8 +2,8 @@
 
 from django.core.management.base import BaseCommand, CommandError
 
+from core.progress import ProgressBar
 from pipelines.models import AdoProject
-from portal.progress import ProgressBar
 
 
 class Command(BaseCommand):

@@ -2,7 +2,7 @@
 
 from django.core.management.base import BaseCommand, CommandError
 
-from portal.progress import ProgressBar
+from core.progress import ProgressBar
 from registry import services
 from registry.models import RegistrySource
 

@@ -1,4 +1,5 @@
-"""Signals the portal app sends; other apps listen (the portal never imports them).
+"""Signals the portal sends and the apps listen to: they live in the kernel, so a listener
+never imports the portal (the top layer).
 
 ``sign_in_denied``: a sign-in that did not let the person in, other than a wrong local
 password (Django's ``user_login_failed`` covers that). Sent by the Entra callback for a

@@ -34,7 +34,7 @@ STATUS_COLOURS = {
 @register.filter
 def has_role(user, role: str) -> bool:
     """{% if user|has_role:"admin" %}: what only that role may see on a shared page."""
-    from portal.roles import user_has_role
+    from core.roles import user_has_role
 
     return user_has_role(user, role)
 
