@@ -142,6 +142,14 @@ RULES: dict[str, VersionRule] = {
         _BUILD_RELEASED,
         {v: 1 for v in KNOWN_VERSIONS},
     ),
+    # Location service's connectionData ("who am I"): preview only, at every version; ADO
+    # also answers it without any api-version (``VERSION_OPTIONAL``).
+    "connectiondata": VersionRule(
+        "Location",
+        "connectionData",
+        frozenset(),
+        {v: 1 for v in KNOWN_VERSIONS},
+    ),
     # Core projects (GET one): GA at every release, previews up to .4.
     "projects": VersionRule(
         "core",
@@ -150,6 +158,10 @@ RULES: dict[str, VersionRule] = {
         {v: 4 for v in KNOWN_VERSIONS},
     ),
 }
+
+
+#: Resources ADO answers without an api-version (one given is still checked).
+VERSION_OPTIONAL = frozenset({"connectiondata"})
 
 
 def requested_version(query: dict[str, list[str]], accept: str | None) -> str | None:

@@ -50,6 +50,38 @@ class Renderer:
     def identity(self, identity: Identity) -> dict:
         return identity.to_json(self.org_url)
 
+    def connection_identity(self, identity: Identity) -> dict:
+        """An identity as ``_apis/connectionData`` serializes it (the Identities API shape,
+        not an ``IdentityRef``): the name in ``providerDisplayName``, the sign-in name in
+        ``properties.Account``."""
+        return {
+            "id": identity.id,
+            "descriptor": f"Microsoft.IdentityModel.Claims.ClaimsIdentity;{identity.unique_name}",
+            "subjectDescriptor": identity.descriptor,
+            "providerDisplayName": identity.display_name,
+            "isActive": True,
+            "properties": {"Account": {"$type": "System.String", "$value": identity.unique_name}},
+            "resourceVersion": 2,
+            "metaTypeId": 0,
+        }
+
+    def connection_data(self, identity: Identity) -> dict:
+        """``GET {org}/_apis/connectionData``: who the credentials of the call belong to."""
+        who = self.connection_identity(identity)
+        return {
+            "authenticatedUser": who,
+            "authorizedUser": dict(who),
+            "instanceId": self.org_id,
+            "deploymentId": stable_guid("deployment", self.org),
+            "deploymentType": "hosted",
+            "locationServiceData": {
+                "serviceOwner": "00025394-6065-48ca-87d9-7f5672854ef7",
+                "defaultAccessMappingMoniker": "PublicAccessMapping",
+                "lastChangeId": 1,
+                "lastChangeId64": 1,
+            },
+        }
+
     # --- projects and pipelines ----------------------------------------------------------------
 
     def project(self, project: Project) -> dict:

@@ -24,7 +24,14 @@ from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 from urllib.parse import parse_qs, unquote, urlsplit
 
 from .auth import AuthError, Caller, Identity, authenticate
-from .errors import RULES, ApiError, bad_request, check_version, requested_version
+from .errors import (
+    RULES,
+    VERSION_OPTIONAL,
+    ApiError,
+    bad_request,
+    check_version,
+    requested_version,
+)
 from .events import EVENT_TYPES
 from .faults import Faults, RateBudget, blocked_error, throttle_headers
 from .model import Decision, StageSpec
@@ -621,6 +628,11 @@ class AdoSimulator(SimulatorState):
                 {"GET": self._subs_get, "PUT": self._subs_replace, "DELETE": self._subs_delete},
             ),
             (o + r"/projects/(?P<project>[^/]+)/?$", "projects", {"GET": self._project_get}),
+            (
+                o + r"/connectionData/?$",
+                "connectiondata",
+                {"GET": self._connection_data},
+            ),
         ]
         return [
             (re.compile(pattern, re.IGNORECASE), rule, methods) for pattern, rule, methods in routes
@@ -647,12 +659,9 @@ class AdoSimulator(SimulatorState):
                     "HttpMethodNotAllowedException",
                 )
             version = None
-            if rule_name is not None:
-                version = check_version(
-                    requested_version(request.raw_query, request.headers.get("accept")),
-                    RULES[rule_name],
-                    request.method,
-                )
+            asked = requested_version(request.raw_query, request.headers.get("accept"))
+            if rule_name is not None and (asked or rule_name not in VERSION_OPTIONAL):
+                version = check_version(asked, RULES[rule_name], request.method)
             if "project" in params:
                 params["project"] = self.project(params["project"]).name
             with self.lock:
@@ -941,6 +950,11 @@ class AdoSimulator(SimulatorState):
                 "lastUpdateTime": fmt_time(self.clock.now()),
             },
         )
+
+    def _connection_data(self, request: Request, caller: Caller) -> Response:
+        """``GET {org}/_apis/connectionData``: the identity the call's PAT (or token) belongs
+        to, which is whom ADO records the portal's approvals as."""
+        return Response(200, self.renderer.connection_data(caller.identity))
 
     # ---- home page ----------------------------------------------------------------------------
 

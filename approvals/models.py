@@ -137,6 +137,24 @@ class ApprovalRequest(models.Model):
         return self.environment == Environment.PROD
 
     @property
+    def approvals_counted(self) -> int:
+        """Approvals so far, as the pages count them against ``min_required_approvers``.
+
+        Closed by ADO itself (decided there, or imported from ADO's history): the approved
+        steps ADO recorded, since the portal holds no decision of its own for them. Otherwise
+        the portal's approve decisions (``approvals_so_far``, annotated by the selectors)."""
+        if self.decided_in == DecidedIn.ADO:
+            return sum(
+                1
+                for step in self.steps or []
+                if isinstance(step, dict) and step.get("status") == ApprovalStatus.APPROVED
+            )
+        counted = getattr(self, "approvals_so_far", None)
+        if counted is None:
+            counted = self.decisions.filter(status=DecisionStatus.APPROVED).count()
+        return counted
+
+    @property
     def version_label(self) -> str:
         """The version it deploys: the mirrored model version, else (a rule-based model that
         is not registered) the release run's ``modelVersion`` parameter."""

@@ -11,7 +11,7 @@ from django.urls import reverse
 from django.utils import timezone
 
 from core.sync import SyncStatus
-from pipelines.models import Environment, PipelineKind, PipelineRun, RunStage
+from pipelines.models import AdoProject, Environment, PipelineKind, PipelineRun, RunStage
 from registry.models import ModelVersion
 from registry.selectors import lower_is_better
 
@@ -191,8 +191,9 @@ class DecisionSender:
 
 
 def portal_identity_name(project_id: int | None) -> str:
-    """The name ADO recorded the portal's own identity under, at its last delivery in this
-    project (the portal cannot ask ADO who its PAT belongs to without another scope)."""
+    """The name ADO records the portal's own identity under in this project: what ADO showed
+    at the portal's last delivery there (what it really recorded), else, before any delivery,
+    the identity the project's sync read from ADO's connectionData (``service_identity``)."""
     outcome = (
         OutboxMessage.objects.filter(approval__project_id=project_id, state=OutboxState.DELIVERED)
         .exclude(ado_outcome__identity="user")
@@ -200,7 +201,13 @@ def portal_identity_name(project_id: int | None) -> str:
         .values_list("ado_outcome", flat=True)
         .first()
     )
-    return str((outcome or {}).get("actual_approver") or "")
+    delivered_as = str((outcome or {}).get("actual_approver") or "")
+    if delivered_as or project_id is None:
+        return delivered_as
+    recorded = (
+        AdoProject.objects.filter(pk=project_id).values_list("service_identity", flat=True).first()
+    )
+    return recorded or ""
 
 
 def decision_sender(user, approval: ApprovalRequest) -> DecisionSender:

@@ -221,7 +221,8 @@ class ApprovalListSerializer(serializers.ModelSerializer):
         help_text="The version this deploys (null for an unregistered model)."
     )
     approvals_so_far = serializers.SerializerMethodField(
-        help_text="Approvals recorded in the portal so far."
+        help_text="Approvals so far: the portal's approve decisions, or, for a request Azure "
+        "DevOps decided itself (or imported from its history), the steps ADO recorded approved."
     )
     is_prod = serializers.BooleanField(read_only=True)
     overdue = serializers.SerializerMethodField(
@@ -265,10 +266,7 @@ class ApprovalListSerializer(serializers.ModelSerializer):
         return version_link(approval.model_version)
 
     def get_approvals_so_far(self, approval: ApprovalRequest) -> int:
-        counted = getattr(approval, "approvals_so_far", None)
-        if counted is None:
-            counted = approval.decisions.filter(status=DecisionStatus.APPROVED).count()
-        return counted
+        return approval.approvals_counted
 
     def get_overdue(self, approval: ApprovalRequest) -> bool:
         return selectors.is_overdue(approval)

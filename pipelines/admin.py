@@ -46,6 +46,7 @@ SYNC_FIELDS = [
     "last_sync_stats",
     "lock_token",
     "lock_expires_at",
+    "service_identity",
 ]
 
 

@@ -48,9 +48,9 @@ from core.clients import confidential_client
 
 logger = logging.getLogger(__name__)
 
-#: The api-version of each resource, in one place. All are GA at 7.1 (reference notes §1, §3;
-#: the SDK would send 7.1-preview.N). ``projects`` is the core projects API (its id is needed to
-#: create service-hook subscriptions).
+#: The api-version of each resource, in one place. All but ``connectionData`` are GA at 7.1
+#: (reference notes §1, §3; the SDK would send 7.1-preview.N). ``projects`` is the core
+#: projects API (its id is needed to create service-hook subscriptions).
 API_VERSIONS: dict[str, str] = {
     "pipelines": "7.1",  # GET _apis/pipelines, GET _apis/pipelines/{id}
     "runs": "7.1",  # GET / POST _apis/pipelines/{id}/runs[/{runId}]
@@ -58,6 +58,8 @@ API_VERSIONS: dict[str, str] = {
     "timeline": "7.1",  # GET _apis/build/builds/{id}/timeline
     "approvals": "7.1",  # GET / PATCH _apis/pipelines/approvals[/{approvalId}]
     "projects": "7.1",  # GET {org}/_apis/projects/{project}
+    # The one exception: connectionData exists only as a preview (Location area).
+    "connectionData": "7.1-preview.1",  # GET {org}/_apis/connectionData
 }
 
 #: Azure DevOps as an Entra ID resource; ``/.default`` = the permissions granted to the app.
@@ -125,6 +127,20 @@ class AdoThrottled(AdoError):
 
 class AdoUnavailable(AdoError):
     """5xx, connection errors or timeouts, still after the retries (or not retried)."""
+
+
+@dataclass(frozen=True)
+class ServiceIdentity:
+    """Who the portal's credentials are in ADO (``connectionData``'s ``authenticatedUser``)."""
+
+    id: str
+    display_name: str
+    account: str  # the sign-in name (UPN / e-mail), "" for a service principal without one
+
+    @property
+    def name(self) -> str:
+        """The name ADO shows for it: the display name, else the account, else the id."""
+        return self.display_name or self.account or self.id
 
 
 # ==== credentials ================================================================================
@@ -555,6 +571,30 @@ class AdoClient:
             "projects",
         )
         return self._json(response) or {}
+
+    def get_service_identity(self) -> ServiceIdentity:
+        """Whom the client's credentials authenticate as (``GET {org}/_apis/connectionData``):
+        the identity ADO records the portal's own approvals under. Needs no extra PAT scope."""
+        response = self._request("GET", f"{self._org_base}connectionData", "connectionData")
+        body = self._json(response) or {}
+        user = body.get("authenticatedUser") if isinstance(body, dict) else None
+        if not isinstance(user, dict) or not user.get("id"):
+            raise AdoError(
+                "ADO's connectionData names no authenticated user",
+                response.status_code,
+                request=_describe(response),
+            )
+        properties = user.get("properties")
+        account = properties.get("Account") if isinstance(properties, dict) else None
+        if isinstance(account, dict):  # ADO's property bag: {"$type": ..., "$value": ...}
+            account = account.get("$value")
+        return ServiceIdentity(
+            id=str(user["id"]),
+            display_name=str(
+                user.get("providerDisplayName") or user.get("customDisplayName") or ""
+            ),
+            account=str(account or ""),
+        )
 
     # ---- HTTP -----------------------------------------------------------------------------
 

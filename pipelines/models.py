@@ -64,6 +64,12 @@ class AdoProject(models.Model):
     last_sync_stats = models.JSONField(default=dict, blank=True)
     lock_token = models.CharField(max_length=64, blank=True)
     lock_expires_at = models.DateTimeField(null=True, blank=True)
+    service_identity = models.CharField(
+        max_length=300,
+        blank=True,
+        help_text="Whom the portal's credentials are in ADO (connectionData), read by a full "
+        "sync, a first sync and Test connection: the name ADO records the portal's approvals as.",
+    )
 
     class Meta:
         verbose_name = "ADO project"

@@ -734,6 +734,29 @@ def test_identity_recorded_for_basic_and_bearer(sim, ado):
     assert [e["identity"]["uniqueName"] for e in over_http] == [PAT_USER, "alice@example.com"]
 
 
+def test_connection_data_names_the_identity_of_the_pat_or_token(sim, ado):
+    """``GET {org}/_apis/connectionData`` answers who the credentials belong to, as ADO
+    does: ``authenticatedUser`` with ``providerDisplayName``, ``id`` and the account name in
+    ``properties.Account.$value``; preview api-versions or none, a GA one is refused."""
+    service = sim.add_pat("service-pat", "svc-mlops@contoso.test", "MLOps Portal Service")
+    data = Ado(sim, auth=("", "service-pat")).ok(
+        "GET", "connectionData", org=True, version="7.1-preview.1"
+    )
+    who = data["authenticatedUser"]
+    assert who["providerDisplayName"] == "MLOps Portal Service"
+    assert who["id"] == service.id
+    assert who["properties"]["Account"]["$value"] == "svc-mlops@contoso.test"
+    assert data["authorizedUser"]["id"] == service.id and data["instanceId"]
+
+    unversioned = ado.ok("GET", "connectionData", org=True, version=None)
+    assert unversioned["authenticatedUser"]["properties"]["Account"]["$value"] == PAT_USER
+    token = make_jwt({"oid": "6f1e2d3c-0000-4000-8000-0000000000b0", "upn": "bo@example.com"})
+    bearer = Ado(sim, auth=f"Bearer {token}").ok("GET", "connectionData", org=True, version=None)
+    assert bearer["authenticatedUser"]["id"] == "6f1e2d3c-0000-4000-8000-0000000000b0"
+    assert ado.get("connectionData", org=True, version="7.1").status_code == 400
+    assert ado.get("connectionData", org=True, version=None, auth=("", "nope")).status_code == 401
+
+
 def test_approval_times_out(sim, ado):
     pipe = release(sim, approval_timeout_minutes=60)
     run = sim.queue_run(pipe)

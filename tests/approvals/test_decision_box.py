@@ -9,11 +9,13 @@ import pytest
 from django.urls import reverse
 from django.utils import timezone
 
-from approvals import services
+from approvals import selectors, services
 from approvals.models import AuditAction, AuditEvent, Decision, OutboxMessage, OutboxState
 from core.roles import Role
 from core.sessions import AUTHENTICATED_AT_SESSION_KEY
+from pipelines.models import AdoProject
 from tests.approvals import test_pages
+from tests.approvals.conftest import PAT_USER
 from tests.approvals.factories import ApprovalRequestFactory
 from tests.approvals.test_pages import _decide, _detail, _soup
 from tests.factories import TEST_PASSWORD
@@ -151,6 +153,32 @@ def test_a_local_account_is_told_ado_records_the_portals_identity(approver_clien
     done = approver_client.post(_decide(approval), {"status": "approved", "confirm": "1"}, **HTMX)
     after = _soup(done).select_one("#decision-box [data-testid=sent-as]")
     assert "portal-demo@example.com" in after.get_text()
+
+
+def test_before_any_delivery_the_page_names_the_identity_the_sync_read(approver_client, waiting_qa):
+    """The project's sync asked ADO whom the portal's PAT is (connectionData), so even the
+    project's first approval names the identity its decision goes out under."""
+    assert not OutboxMessage.objects.exists()
+    assert waiting_qa.project.service_identity == PAT_USER
+    page = _soup(approver_client.get(_detail(waiting_qa)))
+    text = " ".join(page.select_one("[data-testid=sent-as]").get_text(" ").split())
+    assert f"the portal's own Azure DevOps identity ( {PAT_USER} )" in text
+
+
+def test_the_name_ado_showed_at_a_delivery_wins_over_the_recorded_one(approver_client, approver):
+    approval = ApprovalRequestFactory()
+    AdoProject.objects.filter(pk=approval.project_id).update(service_identity="Recorded Name")
+    assert selectors.portal_identity_name(approval.project_id) == "Recorded Name"
+    earlier = ApprovalRequestFactory(run=approval.run)
+    decision = services.approval_decide(approval_id=earlier.pk, user=approver, status="approved")
+    OutboxMessage.objects.filter(pk=decision.outbox.pk).update(
+        state=OutboxState.DELIVERED,
+        delivered_at=timezone.now(),
+        ado_outcome={"identity": "portal", "actual_approver": "Shown At Delivery"},
+    )
+    assert selectors.portal_identity_name(approval.project_id) == "Shown At Delivery"
+    sent_as = _soup(approver_client.get(_detail(approval))).select_one("[data-testid=sent-as]")
+    assert "Shown At Delivery" in sent_as.get_text() and "Recorded" not in sent_as.get_text()
 
 
 def test_an_entra_user_is_told_ado_records_their_own_identity(client, entra_on):

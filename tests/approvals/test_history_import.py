@@ -12,6 +12,7 @@ from ado_simulator.auth import Identity
 from approvals import selectors
 from approvals.models import ApprovalRequest, ApprovalStatus, AuditEvent, DecidedIn
 from tests.approvals import conftest as approvals_fixtures
+from tests.approvals import test_pages
 from tests.approvals.conftest import mirror, wait_at
 
 # The simulator's clock starts 100 days ago, so ADO has a history older than 90 days too.
@@ -21,6 +22,8 @@ pytestmark = [
 ]
 
 project = approvals_fixtures.project
+approver = test_pages.approver
+approver_client = test_pages.approver_client
 ado_client = approvals_fixtures.ado_client
 release = approvals_fixtures.release
 
@@ -78,6 +81,32 @@ def test_the_first_sync_imports_the_last_90_days_decided_in_ado(sim, project, ad
         if r["path"].endswith("/_apis/pipelines/approvals") and "state" not in r["query"]
     ]
     assert len(history_reads) == 1 and history_reads[0]["query"]["$expand"] == "steps"
+
+
+def test_the_decided_tab_counts_the_approvals_ado_recorded_for_imported_rows(
+    sim, project, ado_client, history, approver_client
+):
+    """An imported approval has no portal decision: its Approvals column counts the steps
+    ADO recorded approved ("1 / 1" for Olga's approval), not the portal's ("0 / 1")."""
+    from django.urls import reverse
+
+    from tests.approvals.test_pages import _soup
+
+    mirror(project, ado_client)
+    approved = ApprovalRequest.objects.get(ado_id=history["approved"])
+    rejected = ApprovalRequest.objects.get(ado_id=history["rejected"])
+    assert not approved.decisions.exists() and approved.decided_in == DecidedIn.ADO
+
+    page = _soup(approver_client.get(reverse("approvals:inbox"), {"tab": "decided"}))
+    counts = {
+        int(row["data-approval"]): row.select_one("[data-testid=approvals-count]").get_text()
+        for row in page.select("[data-testid=approval-table] tbody tr")
+    }
+    assert counts == {approved.pk: "1 / 1", rejected.pk: "0 / 1"}
+    detail = _soup(approver_client.get(reverse("approvals:detail", kwargs={"pk": approved.pk})))
+    assert "1 of 1 required" in detail.select_one("[data-testid=approvers]").get_text()
+    listed = approver_client.get("/api/v1/approvals/", {"tab": "decided"}).json()["results"]
+    assert {r["id"]: r["approvals_so_far"] for r in listed} == {approved.pk: 1, rejected.pk: 0}
 
 
 def test_syncing_again_imports_nothing_and_changes_nothing(sim, project, ado_client, history):

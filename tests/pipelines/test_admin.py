@@ -43,8 +43,22 @@ def _closed_port() -> int:
 
 
 def test_test_connection_reads_the_project(admin_client, sim):
-    [message] = _act(admin_client, "test_connection", _project(sim.org_url))
+    project = _project(sim.org_url)
+    [message] = _act(admin_client, "test_connection", project)
     assert message.startswith("mlops: connected (project MLOps answered in ")
+    # and whom the credentials are in ADO, recorded for the approval pages
+    assert message.endswith(", as portal-service@example.com).")
+    project.refresh_from_db()
+    assert project.service_identity == "portal-service@example.com"
+
+
+def test_test_connection_still_connects_when_the_identity_cannot_be_read(admin_client, sim):
+    project = _project(sim.org_url, service_identity="Known Service")
+    sim.fail_next(1, 403, path="connectionData")
+    [message] = _act(admin_client, "test_connection", project)
+    assert message.startswith("mlops: connected (") and " as " not in message
+    project.refresh_from_db()
+    assert project.service_identity == "Known Service"
 
 
 @pytest.mark.parametrize(

@@ -217,7 +217,9 @@ def test_headers_auth_and_api_version_as_sent(echo, tmp_path, monkeypatch):
 
 
 def test_every_endpoint_uses_its_api_version(sim, client):
-    assert set(API_VERSIONS.values()) == {"7.1"}
+    """7.1 everywhere, except connectionData, which ADO has only as a preview."""
+    assert set(API_VERSIONS.values()) == {"7.1", "7.1-preview.1"}
+    assert [k for k, v in API_VERSIONS.items() if v != "7.1"] == ["connectionData"]
     pipe = release(sim)
     run = client.queue_run(pipe.id, template_parameters={"modelName": "fraud-detector"})
     sim.advance(130)
@@ -232,7 +234,39 @@ def test_every_endpoint_uses_its_api_version(sim, client):
     client.get_project()
     log = sim.request_log()
     assert {entry["query"]["api-version"] for entry in log} == {"7.1"}
+    client.get_service_identity()
+    log = sim.request_log()
+    assert log[-1]["query"]["api-version"] == "7.1-preview.1"
     assert all(entry["status"] == 200 for entry in log)
+
+
+def test_service_identity_is_whom_the_pat_belongs_to(sim, sleeps):
+    """``connectionData`` tells the portal its own name in ADO before any approval is sent."""
+    sim.add_pat("svc-pat", "svc-mlops@contoso.test", "MLOps Portal Service")
+    with client_for(sim, pat="svc-pat", sleeps=sleeps) as client:
+        who = client.get_service_identity()
+    assert who.display_name == "MLOps Portal Service" and who.name == "MLOps Portal Service"
+    assert who.account == "svc-mlops@contoso.test"
+    assert who.id == sim.pats["svc-pat"].id
+    [call] = sim.request_log()
+    assert call["path"].endswith("/_apis/connectionData") and call["method"] == "GET"
+
+
+def test_service_identity_of_a_service_principal_token(sim, sleeps):
+    token = make_jwt({"oid": "0000aaaa-0000-4000-8000-000000000001", "appid": "app-1"})
+    client = AdoClient(
+        sim.org_url, "MLOps", AdoCredentials(bearer_token_provider=lambda: token), sleep=sleeps
+    )
+    who = client.get_service_identity()
+    assert who.id == "0000aaaa-0000-4000-8000-000000000001" and who.name == "app-1"
+
+
+def test_service_identity_errors_are_typed(sim, sleeps, echo):
+    with pytest.raises(AdoAuthError):
+        client_for(sim, pat="wrong", sleeps=sleeps).get_service_identity()
+    echo.responses.append((200, JSON, b'{"authenticatedUser": null}'))
+    with pytest.raises(AdoError, match="no authenticated user"):
+        AdoClient(echo.url, "MLOps", AdoCredentials(pat="p"), sleep=sleeps).get_service_identity()
 
 
 # ==== reads, paging, shapes =====================================================================

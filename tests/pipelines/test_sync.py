@@ -171,6 +171,46 @@ def test_nothing_new_means_nothing_written_and_few_requests(project, ado_client,
     assert (again.runs.created, again.runs.updated, again.pipelines.updated) == (0, 0, 0)
 
 
+def _identity_reads(sim, since: int = 0) -> list[dict]:
+    return [r for r in sim.request_log(since) if r["path"].endswith("/_apis/connectionData")]
+
+
+def test_the_first_and_every_full_sync_record_whom_the_pat_belongs_to(
+    project, ado_client, sim, fraud
+):
+    """The portal's ADO identity is known from the first sync, before any approval is sent;
+    a quiet incremental sync does not ask again, a full one does (the PAT may have changed)."""
+    sim.add_pat(PAT, PAT_USER, "MLOps Portal Service")
+    sim.queue_run(make_pipelines(sim)["ci"])
+    sync(project, ado_client)
+    project.refresh_from_db()
+    assert project.service_identity == "MLOps Portal Service"
+    assert len(_identity_reads(sim)) == 1
+
+    before = sim.request_count
+    assert sync(project, ado_client).mode == "incremental"
+    assert _identity_reads(sim, before) == []
+
+    sim.add_pat(PAT, "svc-rotated@example.com", "Rotated Service")
+    sync(project, ado_client, full=True)
+    project.refresh_from_db()
+    assert project.service_identity == "Rotated Service"
+
+
+@pytest.mark.parametrize("status", [403, 500])
+def test_failing_to_read_the_identity_keeps_the_old_one_and_the_sync_succeeds(
+    project, ado_client, sim, caplog, status
+):
+    AdoProject.objects.filter(pk=project.pk).update(service_identity="Known Service")
+    sim.fail_next(10, status, path="connectionData")
+    result = sync(project, ado_client, full=True)
+    assert result.ok and not result.error
+    project.refresh_from_db()
+    assert project.service_identity == "Known Service"
+    assert project.last_sync_error == "" and project.last_sync_succeeded_at is not None
+    assert "could not read the portal's ADO identity for mlops" in caplog.text
+
+
 def test_a_kind_set_by_hand_survives_the_sync(project, ado_client, sim, fraud):
     make_pipelines(sim)
     sync(project, ado_client)
