@@ -3,10 +3,14 @@
 
 from __future__ import annotations
 
+from django.core.exceptions import PermissionDenied
+from django.core.exceptions import ValidationError as DjangoValidationError
 from rest_framework import exceptions
 from rest_framework.pagination import PageNumberPagination
 from rest_framework.response import Response
+from rest_framework.views import exception_handler as drf_exception_handler
 
+from .errors import PortalError
 from .request_context import get_request_id
 
 
@@ -73,3 +77,24 @@ def error_response(status: int, detail: str, code: str, **extra) -> Response:
     return Response(
         {"detail": detail, "code": code, **extra, "request_id": get_request_id()}, status=status
     )
+
+
+def exception_handler(exc, context):
+    """DRF's handler (``REST_FRAMEWORK["EXCEPTION_HANDLER"]``), plus a ``PortalError`` as its
+    status and body, Django's ValidationError as 400, and the code and the request id in
+    every error (the body Django's own error handlers answer too: portal.errors)."""
+    if isinstance(exc, PortalError):
+        return error_response(exc.http_status, exc.message, exc.code, **exc.extra)
+    if isinstance(exc, DjangoValidationError):
+        exc = exceptions.ValidationError(
+            exc.message_dict if hasattr(exc, "error_dict") else {"detail": exc.messages}
+        )
+    elif isinstance(exc, PermissionDenied):
+        exc = exceptions.PermissionDenied(str(exc) or None)
+    response = drf_exception_handler(exc, context)
+    if response is not None and isinstance(response.data, dict):
+        codes = exc.get_codes() if isinstance(exc, exceptions.APIException) else None
+        if isinstance(codes, str):
+            response.data.setdefault("code", codes)
+        response.data.setdefault("request_id", get_request_id())
+    return response

@@ -4,8 +4,9 @@ collected (``PORTAL_SYNC_STATUS_PROVIDERS``, so the kernel never imports an app)
 
 from __future__ import annotations
 
+import json
 import re
-from dataclasses import dataclass
+from dataclasses import dataclass, fields
 from datetime import datetime
 
 from django.conf import settings
@@ -99,3 +100,101 @@ def sync_status_list() -> list[SyncStatus]:
     for dotted in settings.PORTAL_SYNC_STATUS_PROVIDERS:
         statuses.extend(import_string(dotted)())
     return sorted(statuses, key=lambda s: s.name)
+
+
+# --- What one sync run counted ------------------------------------------------------------
+
+
+@dataclass
+class Counts:
+    """Rows a sync created, updated or found unchanged (``deleted`` where a sync deletes)."""
+
+    created: int = 0
+    updated: int = 0
+    unchanged: int = 0
+
+    def as_dict(self) -> dict:
+        return {"created": self.created, "updated": self.updated, "unchanged": self.unchanged}
+
+    @property
+    def changed(self) -> int:
+        return self.created + self.updated
+
+
+@dataclass
+class CountsWithDeleted(Counts):
+    deleted: int = 0
+
+    def as_dict(self) -> dict:
+        return {
+            "created": self.created,
+            "updated": self.updated,
+            "deleted": self.deleted,
+            "unchanged": self.unchanged,
+        }
+
+    @property
+    def changed(self) -> int:
+        return self.created + self.updated + self.deleted
+
+
+class SyncResultMixin:
+    """What every app's ``SyncResult`` dataclass shares: ``ok`` and ``as_dict`` (the stats the
+    bookkeeping keeps and the ``sync_*`` commands print). ``as_dict`` reports every field in
+    declaration order except ``UNREPORTED`` ones, nested counts as dicts, durations rounded."""
+
+    UNREPORTED: frozenset[str] = frozenset()
+
+    @property
+    def ok(self) -> bool:
+        return not getattr(self, "error", "") and not getattr(self, "skipped", "")
+
+    def as_dict(self) -> dict:
+        report = {}
+        for item in fields(self):  # type: ignore[arg-type]
+            if item.name in self.UNREPORTED:
+                continue
+            value = getattr(self, item.name)
+            if isinstance(value, Counts):
+                value = value.as_dict()
+            elif item.name == "duration_seconds":
+                value = round(value, 3)
+            report[item.name] = value
+        return report
+
+
+# --- Beat schedules ------------------------------------------------------------------------
+
+
+def periodic_task_ensure(
+    *,
+    name: str,
+    task: str,
+    every_seconds: int,
+    kwargs: dict,
+    enabled: bool,
+    description: str,
+    min_seconds: int = 10,
+) -> None:
+    """Create or update the beat entry ``name`` (django-celery-beat) to run ``task``."""
+    from django_celery_beat.models import IntervalSchedule, PeriodicTask  # app registry ready
+
+    interval, _ = IntervalSchedule.objects.get_or_create(
+        every=max(every_seconds, min_seconds), period=IntervalSchedule.SECONDS
+    )
+    PeriodicTask.objects.update_or_create(
+        name=name,
+        defaults={
+            "task": task,
+            "interval": interval,
+            "kwargs": json.dumps(kwargs),
+            "enabled": enabled,
+            "description": description,
+        },
+    )
+
+
+def periodic_tasks_remove(*names: str) -> None:
+    from django_celery_beat.models import PeriodicTask
+
+    PeriodicTask.objects.filter(name__in=names).delete()

@@ -91,6 +91,7 @@ MIDDLEWARE = [
     "csp.middleware.CSPMiddleware",
     "django_htmx.middleware.HtmxMiddleware",
     "portal.middleware.AccessMiddleware",
+    "core.errors.PortalErrorMiddleware",
     "axes.middleware.AxesMiddleware",
 ]
 
@@ -197,7 +198,7 @@ REST_FRAMEWORK = {
     "DEFAULT_SCHEMA_CLASS": "drf_spectacular.openapi.AutoSchema",
     "DEFAULT_PAGINATION_CLASS": "rest_framework.pagination.PageNumberPagination",
     "PAGE_SIZE": 50,
-    "EXCEPTION_HANDLER": "portal.api.exception_handler",
+    "EXCEPTION_HANDLER": "core.api_support.exception_handler",
 }
 SPECTACULAR_SETTINGS = {
     "TITLE": "MLOps Portal API",
