@@ -42,7 +42,7 @@ def test_enqueue_after_commit_waits_for_the_commit_and_a_rollback_publishes_noth
 
 
 def test_a_broker_outage_is_logged_and_returned_not_raised(caplog):
-    with celery_app_on(f"redis://127.0.0.1:{free_port()}/0", "core-tasks-down"):
-        with caplog.at_level(logging.WARNING, logger="core.tasks"):
-            assert enqueue("portal.ping", 1, full=True) is False
+    down = f"redis://127.0.0.1:{free_port()}/0"
+    with celery_app_on(down, "core-tasks-down"), caplog.at_level(logging.WARNING, "core.tasks"):
+        assert enqueue("portal.ping", 1, full=True) is False
     assert "could not queue portal.ping" in caplog.text
