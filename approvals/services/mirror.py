@@ -21,7 +21,7 @@ from pipelines.services import run_refresh
 from ..models import OPEN_STATUSES, ApprovalRequest, ApprovalStatus, AuditAction, DecidedIn
 from .audit import PORTAL_MARK, SYSTEM_ACTOR, audit_record
 
-if TYPE_CHECKING:
+if TYPE_CHECKING:  # for the annotation only: sync imports this module
     from .sync import SyncResult
 
 
