@@ -3,15 +3,14 @@
 Reads go through approvals.selectors with the inbox page's filters; a decision goes through
 ``services.approval_decide``, the very function the page calls, so the API enforces exactly
 what the page enforces. A refusal answers ``{"detail", "code"}`` with the service's status:
-400 bad input, 403 a rule says no, 409 already decided or expired, 401 sign in again (PROD).
+400 bad input, 403 a rule says no, 409 already decided or expired, 401 sign in again (PROD);
+the refusals are ``core.errors.PortalError``s, answered by ``core.api_support`` in one place.
 """
 
 from __future__ import annotations
 
-from urllib.parse import urlencode
-
 from django.http import Http404
-from django.urls import path, reverse
+from django.urls import path
 from drf_spectacular.types import OpenApiTypes
 from drf_spectacular.utils import OpenApiParameter, OpenApiResponse, extend_schema
 from rest_framework import exceptions, generics
@@ -37,7 +36,6 @@ from .serializers import (
     DecisionInputSerializer,
     DecisionSerializer,
     OutboxMessageSerializer,
-    approval_page_url,
     evidence_data,
 )
 
@@ -48,11 +46,6 @@ READERS = roles(Role.APPROVER, Role.MANAGER, Role.ADMIN, Role.DATA_SCIENTIST)
 AUDIT_READERS = roles(Role.APPROVER, Role.MANAGER, Role.ADMIN)
 DECIDERS = roles(Role.APPROVER)
 OPERATORS = roles(Role.ADMIN)
-
-
-def reauthenticate_url(approval_id: int) -> str:
-    """Where to sign in again and come back to the approval's page."""
-    return f"{reverse('reauthenticate')}?{urlencode({'next': approval_page_url(approval_id)})}"
 
 
 ERROR = ApprovalsErrorSerializer
@@ -187,14 +180,8 @@ class ApprovalDecisionApi(APIView):
         """A signed-in non-approver is told why, in the service's words, and audited."""
         user = request.user
         if user.is_authenticated and not user_has_role(user, Role.APPROVER):
-            try:
-                services.decision_role_check(
-                    approval_id=self.kwargs.get("pk"), user=user, via="api"
-                )
-            except services.DecisionRefused as refusal:
-                raise exceptions.PermissionDenied(
-                    {"detail": refusal.message, "code": refusal.code}
-                ) from None
+            # Raises DecisionRefused (a PortalError: core.api_support answers it with its 403).
+            services.decision_role_check(approval_id=self.kwargs.get("pk"), user=user, via="api")
         super().permission_denied(request, message=message, code=code)
 
     @extend_schema(
@@ -239,15 +226,8 @@ class ApprovalDecisionApi(APIView):
             )
         except ApprovalRequest.DoesNotExist:
             raise Http404 from None
-        except services.ReauthenticationRequired as refusal:
-            return error_response(
-                refusal.http_status,
-                refusal.message,
-                refusal.code,
-                reauthenticate_url=reauthenticate_url(pk),
-            )
-        except services.DecisionRefused as refusal:
-            return error_response(refusal.http_status, refusal.message, refusal.code)
+        # A refusal (DecisionRefused, ReauthenticationRequired with its reauthenticate_url) is
+        # a PortalError: core.api_support.exception_handler answers it with its status.
         return Response(DecisionSerializer(decision).data, status=201)
 
 
@@ -292,8 +272,6 @@ class OutboxRetryApi(APIView):
             message = services.outbox_retry(message_id=pk, user=request.user)
         except OutboxMessage.DoesNotExist:
             raise Http404 from None
-        except services.DecisionRefused as refusal:
-            return error_response(refusal.http_status, refusal.message, refusal.code)
         return Response(OutboxMessageSerializer(message).data)
 
 

@@ -6,6 +6,8 @@ class ApprovalsConfig(AppConfig):
     verbose_name = "Approvals"
 
     def ready(self) -> None:
+        # Imported here, not at the top: the services import models, which Django loads only
+        # once every app is registered (ready() is the first moment that is true).
         from django.contrib.auth.signals import user_logged_in, user_logged_out, user_login_failed
 
         from core.signals import sign_in_denied

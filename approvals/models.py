@@ -11,6 +11,7 @@ from django.conf import settings
 from django.db import models
 
 from core.append_only import AppendOnlyModel
+from core.models import SyncBookkeepingMixin, SyncFields
 from pipelines.models import Environment
 
 
@@ -337,8 +338,18 @@ class Notification(models.Model):
         return f"{self.kind} {self.channel} for {self.approval}"
 
 
-class ApprovalSync(models.Model):
-    """Bookkeeping of the approvals poll of one ADO project (for /readyz and the banner)."""
+class ApprovalSync(SyncBookkeepingMixin, models.Model):
+    """Bookkeeping of the approvals poll of one ADO project (for /readyz and the banner).
+    Its columns predate ``core.models.SyncBookkeeping`` (and have no lease: the poll of a
+    project is idempotent), so it takes the kernel's bookkeeping with its own names."""
+
+    SYNC_FIELDS = SyncFields(
+        started="last_started_at",
+        succeeded="last_succeeded_at",
+        error_at="last_error_at",
+        error="last_error",
+        stats="last_stats",
+    )
 
     project = models.OneToOneField(
         "pipelines.AdoProject", on_delete=models.CASCADE, related_name="approval_sync"

@@ -1,6 +1,13 @@
-"""Thin Celery tasks: primitive ids in, look the row up, call one service."""
+"""Thin Celery tasks: primitive ids in, look the row up, call one service.
+
+Services queue these by name (``core.tasks.enqueue``) and never import this module, so it
+imports them at the top (no cycle)."""
 
 from celery import shared_task
+
+from pipelines.models import AdoProject
+
+from . import services
 
 
 @shared_task(
@@ -12,8 +19,6 @@ from celery import shared_task
 )
 def deliver_decision(self, message_id: int) -> dict:
     """Deliver one decision to ADO; retried with backoff (Retry-After honoured)."""
-    from . import services
-
     outcome = services.outbox_deliver(message_id=message_id)
     if outcome.retry_in is not None:
         raise self.retry(countdown=outcome.retry_in)
@@ -22,24 +27,16 @@ def deliver_decision(self, message_id: int) -> dict:
 
 @shared_task(name="approvals.sweep_outbox", acks_late=True)
 def sweep_outbox() -> dict:
-    from . import services
-
     return {"requeued": services.outbox_sweep()}
 
 
 @shared_task(name="approvals.sync_all_projects", acks_late=True)
 def sync_all_projects() -> dict:
-    from . import services
-
     return {"projects": services.projects_sync_enqueue()}
 
 
 @shared_task(name="approvals.sync_project", acks_late=True)
 def sync_project_approvals(project_id: int) -> dict:
-    from pipelines.models import AdoProject
-
-    from . import services
-
     project = AdoProject.objects.filter(pk=project_id, enabled=True).first()
     if project is None:
         return {"skipped": "project missing or disabled"}
@@ -48,10 +45,6 @@ def sync_project_approvals(project_id: int) -> dict:
 
 @shared_task(name="approvals.refresh_approval", acks_late=True)
 def refresh_approval(project_id: int, approval_id: str) -> dict:
-    from pipelines.models import AdoProject
-
-    from . import services
-
     project = AdoProject.objects.filter(pk=project_id, enabled=True).first()
     if project is None:
         return {"skipped": "project missing or disabled"}
@@ -60,13 +53,9 @@ def refresh_approval(project_id: int, approval_id: str) -> dict:
 
 @shared_task(name="approvals.notify_new", acks_late=True)
 def notify_new_approvals(approval_ids: list[int]) -> dict:
-    from . import services
-
     return services.notifications_send_new(approval_ids=approval_ids)
 
 
 @shared_task(name="approvals.notify_expiring", acks_late=True)
 def notify_expiring_approvals() -> dict:
-    from . import services
-
     return services.notifications_send_expiring()

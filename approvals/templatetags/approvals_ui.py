@@ -13,6 +13,7 @@ from django.utils.html import format_html
 from core.identity import entra_sign_in_enabled
 from core.templatetags.portal_ui import status_badge
 
+from .. import services
 from ..models import ApprovalStatus, OutboxState
 
 register = template.Library()
@@ -98,6 +99,4 @@ def sign_in_again_url(approval) -> str:
 def sent_as_portal(decision) -> bool:
     """Whether this decision reaches ADO under the portal's own identity (then ADO counts the
     portal once per approval) rather than the approver's own."""
-    from ..services import _decision_sent_as_portal
-
-    return _decision_sent_as_portal(decision)
+    return services.decision_sent_as_portal(decision)

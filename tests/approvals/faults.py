@@ -233,7 +233,7 @@ def _forget_connections(app, *, close: bool) -> None:
 
 @contextlib.contextmanager
 def celery_app_on(broker_url: str, queue: str, **conf) -> Iterator:
-    """Point this process's Celery app (what ``services._enqueue`` publishes with) at a private
+    """Point this process's Celery app (what ``core.tasks.enqueue`` publishes with) at a private
     broker and queue for the duration, with any other ``conf``; the session's own settings
     come back afterwards."""
     from portal.celery import app

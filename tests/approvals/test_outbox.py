@@ -252,10 +252,10 @@ def test_a_429_honours_retry_after(sim, project, waiting_qa, alice, slow_backoff
 def test_backoff_grows_with_the_attempts(settings):
     settings.APPROVALS_DELIVERY_BACKOFF_SECONDS = 2
     settings.APPROVALS_DELIVERY_BACKOFF_MAX_SECONDS = 300
-    assert 1 <= services._backoff(1, None) <= 2
-    assert 16 <= services._backoff(5, None) <= 32
-    assert 150 <= services._backoff(30, None) <= 300  # capped
-    assert services._backoff(1, 90) == 90  # Retry-After wins when longer
+    assert 1 <= services.delivery_backoff(1, None) <= 2
+    assert 16 <= services.delivery_backoff(5, None) <= 32
+    assert 150 <= services.delivery_backoff(30, None) <= 300  # capped
+    assert services.delivery_backoff(1, 90) == 90  # Retry-After wins when longer
 
 
 # An admin's retry ----------------------------------------------------------------------------

@@ -12,7 +12,7 @@ from bs4 import BeautifulSoup
 from django.urls import reverse
 from django.utils import timezone
 
-from approvals import services, views
+from approvals import services
 from approvals.models import (
     ApprovalStatus,
     AuditAction,
@@ -22,6 +22,7 @@ from approvals.models import (
     OutboxMessage,
     OutboxState,
 )
+from approvals.views import inbox_page
 from core.roles import Role
 from core.sessions import AUTHENTICATED_AT_SESSION_KEY
 from tests.approvals.factories import ApprovalRequestFactory
@@ -202,7 +203,7 @@ def test_sorting_by_column_keeps_the_filters(approver_client):
 
 
 def test_pagination_counts_and_pages(approver_client, monkeypatch):
-    monkeypatch.setattr(views, "APPROVALS_PER_PAGE", 2)
+    monkeypatch.setattr(inbox_page, "APPROVALS_PER_PAGE", 2)
     made = [ApprovalRequestFactory(created_on=ago(hours=5 - i)) for i in range(3)]
     first = approver_client.get(INBOX)
     assert _rows(first) == [made[0].pk, made[1].pk]

@@ -9,6 +9,8 @@ project's first sync does (for a project first synced before the portal imported
 
 from django.core.management.base import BaseCommand, CommandError
 
+from approvals import client as ado
+from approvals import services
 from pipelines.models import AdoProject
 
 
@@ -34,9 +36,6 @@ class Command(BaseCommand):
         )
 
     def handle(self, *args, project=None, max_retries=None, history=False, **options):
-        from approvals import client as ado
-        from approvals import services
-
         if max_retries is not None and max_retries < 0:
             raise CommandError("--max-retries must be 0 or more.")
         projects = AdoProject.objects.filter(enabled=True)

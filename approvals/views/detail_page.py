@@ -1,184 +1,40 @@
-"""HTML views; each declares its access rule with core.access.
-
-Pages read the mirror only (never ADO inside a request) and show how fresh it is. A decision
-takes two POSTs: the first asks "are you sure", the second records it through
-``services.approval_decide``; its delivery to ADO happens in a worker, and the decision box
-polls until it is done. Everything works without JavaScript too (plain POST + redirect).
+"""An approval's page and its decision box. A decision takes two POSTs: the first asks "are
+you sure", the second records it through ``services.approval_decide``; its delivery to ADO
+happens in a worker, and the decision box polls until it is done. Everything works without
+JavaScript too (plain POST + redirect).
 """
 
 from __future__ import annotations
 
 import datetime as dt
 from dataclasses import dataclass, field
-from datetime import UTC
-from urllib.parse import urlencode
 
 from django.conf import settings
 from django.contrib import messages
-from django.core.paginator import Paginator
-from django.http import Http404, HttpResponse, StreamingHttpResponse
-from django.shortcuts import redirect, render
-from django.urls import reverse
+from django.http import Http404, HttpResponse
+from django.shortcuts import redirect
 from django.utils import timezone
-from django.utils.cache import patch_vary_headers
 from django.utils.dateparse import parse_datetime
 from django.utils.http import url_has_allowed_host_and_scheme
-from django.views.decorators.http import require_GET, require_http_methods, require_POST
+from django.views.decorators.http import require_GET, require_POST
 
 from core.access import SIGNED_IN, access, roles
-from core.csv_export import csv_cell, csv_response
-from core.listing import sort_headers
 from core.roles import Role, user_roles
 from core.sessions import session_authenticated_at
-from pipelines.models import AdoProject
-from registry.selectors import SourceFreshness
 
-from . import selectors, services
-from .forms import AGE_LABELS, DECIDED_STATUSES, ApprovalFilterForm, AuditFilterForm, DecisionForm
-from .models import ApprovalRequest, AuditAction, DecisionStatus, OutboxMessage, OutboxState
-
-# Who may read the inbox and an approval (data scientists follow their versions' approvals);
-# only approvers decide (``decide`` checks it through the service, so refusals are audited);
-# the audit trail is for approvers, managers and admins.
-VIEW_ROLES = (Role.APPROVER, Role.MANAGER, Role.ADMIN, Role.DATA_SCIENTIST)
-AUDIT_ROLES = (Role.APPROVER, Role.MANAGER, Role.ADMIN)
-RETRY_ROLES = (Role.ADMIN,)
-
-APPROVALS_PER_PAGE = 50
-AUDIT_PER_PAGE = 50
-AUDIT_SORTS = {
-    "-at": ("-at", "-pk"),
-    "at": ("at", "pk"),
-    "action": ("action", "-at", "-pk"),
-    "-action": ("-action", "-at", "-pk"),
-}
-AUDIT_CSV_COLUMNS = (
-    "at",
-    "action",
-    "actor",
-    "environment",
-    "model",
-    "approval_id",
-    "message",
-    "request_id",
+from .. import selectors, services
+from ..forms import DecisionForm
+from ..models import ApprovalRequest, DecisionStatus, OutboxMessage, OutboxState
+from .base import (
+    AUDIT_ROLES,
+    RETRY_ROLES,
+    VIEW_ROLES,
+    approval_or_404,
+    detail_url,
+    freshness,
+    is_htmx,
+    render_page,
 )
-
-
-def _render(request, template, context, status=200):
-    response = render(request, template, context, status=status)
-    patch_vary_headers(response, ["HX-Request"])
-    return response
-
-
-def _htmx(request) -> bool:
-    htmx = getattr(request, "htmx", None)
-    return bool(htmx) and not htmx.history_restore_request
-
-
-def _freshness() -> list[SourceFreshness]:
-    """How fresh the approvals mirror of each enabled ADO project is (its last poll)."""
-    rows = []
-    for project in AdoProject.objects.filter(enabled=True).select_related("approval_sync"):
-        state = getattr(project, "approval_sync", None)
-        rows.append(
-            SourceFreshness(
-                project.name,
-                False,
-                state.last_succeeded_at if state else None,
-                state.last_error_at if state else None,
-                state.last_error if state else "",
-                system="Azure DevOps",
-                admin_url=reverse("admin:pipelines_adoproject_change", args=[project.pk]),
-            )
-        )
-    return rows
-
-
-def _approval_or_404(pk: int) -> ApprovalRequest:
-    try:
-        return selectors.approval_get(pk=pk)
-    except ApprovalRequest.DoesNotExist:
-        raise Http404("No approval request with this id") from None
-
-
-def _detail_url(approval: ApprovalRequest) -> str:
-    return reverse("approvals:detail", kwargs={"pk": approval.pk})
-
-
-# --- Inbox -------------------------------------------------------------------------------------
-
-
-def _inbox_sort_headers(request, filters) -> dict:
-    keys = ["environment", "model", "waiting"] + (["decided"] if filters.tab == "decided" else [])
-    headers = sort_headers(request, filters.effective_sort, keys)
-    # "decided" means newest first: its plain key sorts descending.
-    decided = headers.get("decided")
-    if decided and decided["state"]:
-        decided["state"] = "descending" if decided["state"] == "ascending" else "ascending"
-    return headers
-
-
-def _tab_urls(request) -> dict[str, str]:
-    urls = {}
-    for tab in selectors.TABS:
-        params = request.GET.copy()
-        for name in ("page", "sort", "status", "overdue", "tab"):
-            params.pop(name, None)
-        if tab != "pending":
-            params["tab"] = tab
-        query = params.urlencode()
-        urls[tab] = reverse("approvals:inbox") + (f"?{query}" if query else "")
-    return urls
-
-
-@access(roles(*VIEW_ROLES))
-@require_GET
-def inbox(request):
-    form = ApprovalFilterForm(request.GET)
-    form.is_valid()  # invalid fields are shown as errors and left out of the filters
-    filters = form.filters()
-    paginator = Paginator(selectors.approval_list(filters=filters), APPROVALS_PER_PAGE)
-    page = paginator.get_page(request.GET.get("page"))
-    cutoff = selectors.overdue_cutoff()
-    approvals = list(page.object_list)
-    for approval in approvals:
-        approval.overdue = approval.is_open and approval.created_on < cutoff
-    context = {
-        "form": form,
-        "filters": filters,
-        "page": page,
-        "approvals": approvals,
-        "counts": selectors.approval_tab_counts(filters=filters),
-        "tab_urls": _tab_urls(request),
-        "sort_headers": _inbox_sort_headers(request, filters),
-        "filtered": any(
-            (
-                filters.environment,
-                filters.model,
-                filters.team,
-                filters.overdue,
-                filters.older_than,
-                filters.status,
-                filters.q,
-            )
-        ),
-        "freshness": _freshness(),
-        "can_decide": Role.APPROVER in user_roles(request.user),
-        "can_audit": bool(user_roles(request.user) & set(AUDIT_ROLES)),
-    }
-    htmx = getattr(request, "htmx", None)
-    if _htmx(request) and htmx.target == "approval-results":
-        return _render(request, "approvals/_inbox_results.html", context)
-    context.update(
-        models=selectors.model_choices(),
-        teams=selectors.team_choices(),
-        ages=AGE_LABELS.items(),
-        outcomes=[(s.value, s.label) for s in DECIDED_STATUSES],
-    )
-    return _render(request, "approvals/inbox.html", context)
-
-
-# --- Detail and the decision box ---------------------------------------------------------------
 
 
 @dataclass
@@ -258,10 +114,6 @@ def _subject(approval: ApprovalRequest) -> str:
     return approval.catalog_model.name if approval.catalog_model_id else approval.pipeline_name
 
 
-def _reauth_url(approval: ApprovalRequest) -> str:
-    return reverse("reauthenticate") + "?" + urlencode({"next": _detail_url(approval)})
-
-
 def _decision_box(request, approval: ApprovalRequest, **kwargs) -> DecisionBox:
     is_approver = Role.APPROVER in user_roles(request.user)
     rules = []
@@ -281,7 +133,7 @@ def _decision_box(request, approval: ApprovalRequest, **kwargs) -> DecisionBox:
         is_approver=is_approver,
         rules=rules,
         my_decision=mine,
-        reauth_url=_reauth_url(approval),
+        reauth_url=services.reauthenticate_url(approval.pk),
         sent_as=selectors.decision_sender(request.user, approval) if is_approver else None,
         **kwargs,
     )
@@ -351,7 +203,7 @@ def _detail_context(request, approval: ApprovalRequest, box: DecisionBox) -> dic
         "audit": selectors.approval_audit(approval),
         "is_admin": Role.ADMIN in held,
         "can_audit": bool(held & set(AUDIT_ROLES)),
-        "freshness": _freshness(),
+        "freshness": freshness(),
         **_header_context(approval),
     }
 
@@ -359,7 +211,7 @@ def _detail_context(request, approval: ApprovalRequest, box: DecisionBox) -> dic
 def _box_response(request, approval: ApprovalRequest, status: int = 200, **box_kwargs):
     """The decision box alone (htmx), or the whole detail page around it."""
     box = _decision_box(request, approval, **box_kwargs)
-    if _htmx(request):
+    if is_htmx(request):
         context = {
             "approval": approval,
             "box": box,
@@ -367,8 +219,8 @@ def _box_response(request, approval: ApprovalRequest, status: int = 200, **box_k
             "is_admin": Role.ADMIN in user_roles(request.user),
             **_header_context(approval),
         }
-        return _render(request, "approvals/_decision_box_swap.html", context, status)
-    return _render(
+        return render_page(request, "approvals/_decision_box_swap.html", context, status)
+    return render_page(
         request, "approvals/detail.html", _detail_context(request, approval, box), status
     )
 
@@ -376,18 +228,18 @@ def _box_response(request, approval: ApprovalRequest, status: int = 200, **box_k
 @access(roles(*VIEW_ROLES))
 @require_GET
 def detail(request, pk):
-    approval = _approval_or_404(pk)
+    approval = approval_or_404(pk)
     box = _decision_box(request, approval, **_draft_take(request, approval))
-    return _render(request, "approvals/detail.html", _detail_context(request, approval, box))
+    return render_page(request, "approvals/detail.html", _detail_context(request, approval, box))
 
 
 @access(roles(*VIEW_ROLES))
 @require_GET
 def decision_box(request, pk):
     """The decision box alone: htmx polls it while a decision is on its way to ADO."""
-    approval = _approval_or_404(pk)
-    if not _htmx(request):
-        return redirect(_detail_url(approval))
+    approval = approval_or_404(pk)
+    if not is_htmx(request):
+        return redirect(detail_url(approval))
     return _box_response(request, approval)
 
 
@@ -396,8 +248,8 @@ def _reauth_redirect(request, approval: ApprovalRequest):
         request,
         "A PROD decision needs a recent sign-in: sign in again, then decide.",
     )
-    url = _reauth_url(approval)
-    if _htmx(request):
+    url = services.reauthenticate_url(approval.pk)
+    if is_htmx(request):
         response = HttpResponse(status=200)
         response["HX-Redirect"] = url
         return response
@@ -412,15 +264,16 @@ def decide(request, pk):
     """First POST: check and ask to confirm. POST with ``confirm``: record the decision.
     Both ask the same service (a dry run first), which audits every refusal the same way for
     the page and the API."""
-    approval = _approval_or_404(pk)
+    approval = approval_or_404(pk)
     status = request.POST.get("status", "")
     try:
         services.decision_role_check(
             approval_id=approval.pk, user=request.user, status=status, via="web"
         )
     except services.DecisionRefused as refusal:
-        if not user_roles(request.user) & set(VIEW_ROLES):  # may not read the approval either
-            return render(request, "403.html", {"message": refusal.message}, status=403)
+        if not user_roles(request.user) & set(VIEW_ROLES):
+            # They may not read the approval either: the 403 page (core.errors' middleware).
+            raise
         return _box_response(request, approval, refusal.http_status, error=refusal.message)
     form = DecisionForm(request.POST)
     if request.POST.get("edit"):  # "Change" on the confirmation: back to the form, comment kept
@@ -463,11 +316,11 @@ def decide(request, pk):
         if part
     )
     notice = f"{verb}: {what}. The decision is on its way to Azure DevOps."
-    approval = _approval_or_404(pk)  # its status may have closed
-    if _htmx(request):
+    approval = approval_or_404(pk)  # its status may have closed
+    if is_htmx(request):
         return _box_response(request, approval, notice=notice)
     messages.success(request, notice)
-    return redirect(_detail_url(approval))
+    return redirect(detail_url(approval))
 
 
 @access(roles(*RETRY_ROLES))
@@ -481,90 +334,16 @@ def outbox_retry(request, pk):
     if not url_has_allowed_host_and_scheme(
         next_url, allowed_hosts={request.get_host()}, require_https=request.is_secure()
     ):
-        next_url = _detail_url(message.approval)
+        next_url = detail_url(message.approval)
     try:
         services.outbox_retry(message_id=message.pk, user=request.user)
     except services.DecisionRefused as refusal:
-        approval = _approval_or_404(message.approval_id)
+        approval = approval_or_404(message.approval_id)
         box = _decision_box(request, approval)
         context = _detail_context(request, approval, box)
         context["page_error"] = refusal.message
-        return _render(request, "approvals/detail.html", context, refusal.http_status)
+        return render_page(request, "approvals/detail.html", context, refusal.http_status)
     messages.success(
         request, f"Delivery #{message.pk} queued again: a worker will send it to Azure DevOps."
     )
     return redirect(next_url)
-
-
-# --- Audit trail -------------------------------------------------------------------------------
-
-
-def _audit_rows(request):
-    form = AuditFilterForm(request.GET)
-    form.is_valid()
-    qs = selectors.audit_list(filters=form.filters()).order_by(*AUDIT_SORTS[form.sort_key])
-    return form, qs
-
-
-def _audit_csv(qs) -> StreamingHttpResponse:
-    return csv_response(
-        "approvals-audit",
-        AUDIT_CSV_COLUMNS,
-        (
-            [
-                event.at.astimezone(UTC).isoformat(),
-                event.action,
-                csv_cell(event.actor_name),
-                event.environment,
-                csv_cell(event.model_name),
-                event.approval_id or "",
-                csv_cell(event.message),
-                csv_cell(event.request_id),
-            ]
-            for event in qs.iterator(chunk_size=2000)
-        ),
-    )
-
-
-@access(roles(*AUDIT_ROLES))
-@require_http_methods(["GET", "HEAD"])
-def audit(request):
-    form, qs = _audit_rows(request)
-    if request.GET.get("format") == "csv":
-        return _audit_csv(qs)
-    paginator = Paginator(qs, AUDIT_PER_PAGE)
-    page = paginator.get_page(request.GET.get("page"))
-    filters = form.filters()
-    context = {
-        "form": form,
-        "filters": filters,
-        "sort": form.sort_key,
-        "page": page,
-        "events": list(page.object_list),
-        "sort_headers": sort_headers(request, form.sort_key, ["at", "action"], frozenset({"at"})),
-        "filtered": any(
-            (
-                filters.action,
-                filters.actor,
-                filters.environment,
-                filters.model,
-                filters.approval,
-                filters.since,
-                filters.until,
-            )
-        ),
-        "freshness": _freshness(),
-    }
-    htmx = getattr(request, "htmx", None)
-    if _htmx(request) and htmx.target == "audit-results":
-        return _render(request, "approvals/_audit_results.html", context)
-    context.update(actions=AuditAction.choices, models=selectors.model_choices())
-    return _render(request, "approvals/audit.html", context)
-
-
-@access(roles(*AUDIT_ROLES))
-@require_GET
-def audit_csv(request):
-    """The filtered audit trail as CSV (every row, streamed)."""
-    _, qs = _audit_rows(request)
-    return _audit_csv(qs)

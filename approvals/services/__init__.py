@@ -1,0 +1,92 @@
+"""Everything that changes approvals: the ADO sync, decisions, the outbox, the audit trail,
+notifications. Functions are keyword-only and named <entity>_<action>; callers use
+``from approvals import services`` and the names below (each module says what it owns).
+
+The two promises (docs/approvals.md):
+- a decision is written, with its outbox message and audit row, in one transaction before
+  anything is sent; refusals are audited too, in their own transaction (``decisions``);
+- delivery is at least once and applied once: the deliverer claims the message, reads the
+  approval in ADO, and PATCHes only if ADO does not already have the decision (``delivery``).
+
+Modules, from the bottom: ``audit`` (the trail), ``identity`` (whose identity a decision goes
+under), ``rules`` (who may decide; the refusals), ``mirror`` (ADO's JSON into the mirror),
+``sync`` (polls and hooks), ``outbox`` (queueing deliveries), ``delivery`` (one attempt),
+``decisions``, ``signins`` (sign-in audit receivers), ``schedules``, ``notifications``.
+"""
+
+from .audit import (
+    DELIVERY_ACTOR,
+    PORTAL_MARK,
+    SYSTEM_ACTOR,
+    approval_model_name,
+    audit_record,
+    user_display_name,
+    user_identities,
+)
+from .decisions import approval_decide, decision_refusal_record, decision_role_check
+from .delivery import DeliveryOutcome, delivery_backoff, outbox_deliver
+from .identity import decision_sent_as_portal, delivers_with_portal_identity
+from .mirror import approval_apply
+from .notifications import (
+    approval_recipients,
+    notifications_send_expiring,
+    notifications_send_new,
+)
+from .outbox import outbox_enqueue, outbox_requeue_after_sign_in, outbox_retry, outbox_sweep
+from .rules import (
+    CONFLICT_RULES,
+    NOT_AN_APPROVER,
+    DecisionRefused,
+    ReauthenticationRequired,
+    Rule,
+    decision_rules,
+    qa_succeeded,
+    reauthenticate_url,
+)
+from .schedules import hook_received, projects_sync_enqueue
+from .signins import sign_in_audit, sign_in_denied_audit, sign_in_failed_audit, sign_out_audit
+from .sync import SyncResult, approval_gone, approval_refresh, project_approvals_sync
+
+__all__ = [
+    "CONFLICT_RULES",
+    "DELIVERY_ACTOR",
+    "NOT_AN_APPROVER",
+    "PORTAL_MARK",
+    "SYSTEM_ACTOR",
+    "DecisionRefused",
+    "DeliveryOutcome",
+    "ReauthenticationRequired",
+    "Rule",
+    "SyncResult",
+    "approval_apply",
+    "approval_decide",
+    "approval_gone",
+    "approval_model_name",
+    "approval_recipients",
+    "approval_refresh",
+    "audit_record",
+    "decision_refusal_record",
+    "decision_role_check",
+    "decision_rules",
+    "decision_sent_as_portal",
+    "delivers_with_portal_identity",
+    "delivery_backoff",
+    "hook_received",
+    "notifications_send_expiring",
+    "notifications_send_new",
+    "outbox_deliver",
+    "outbox_enqueue",
+    "outbox_requeue_after_sign_in",
+    "outbox_retry",
+    "outbox_sweep",
+    "project_approvals_sync",
+    "projects_sync_enqueue",
+    "qa_succeeded",
+    "reauthenticate_url",
+    "sign_in_audit",
+    "sign_in_denied_audit",
+    "sign_in_failed_audit",
+    "sign_out_audit",
+    "user_display_name",
+    "user_identities",
+]

@@ -1,0 +1,174 @@
+"""Decisions: a person's approve or reject, written with its outbox message and its audit row
+in one transaction before anything is sent; a refusal is audited too, in its own."""
+
+from __future__ import annotations
+
+import logging
+from datetime import datetime
+
+from django.conf import settings
+from django.db import transaction
+from django.utils import timezone
+
+from core.request_context import get_request_id
+from core.roles import Role, user_roles
+
+from ..models import (
+    ApprovalRequest,
+    AuditAction,
+    DecidedIn,
+    Decision,
+    DecisionStatus,
+    OutboxMessage,
+)
+from .audit import PORTAL_MARK, audit_record, user_display_name
+from .outbox import outbox_enqueue_after_commit
+from .rules import NOT_AN_APPROVER, DecisionRefused, decision_rules
+
+logger = logging.getLogger(__name__)
+
+
+def decision_role_check(*, approval_id: int, user, status: str = "", via: str = "web") -> None:
+    """Refuse (audited) anyone without the approver role before their input is read, so the
+    page and the API answer a wrong role's attempt with the same 403 and the same audit row."""
+    if Role.APPROVER in user_roles(user):
+        return
+    refusal = DecisionRefused("not_an_approver", NOT_AN_APPROVER)
+    decision_refusal_record(
+        approval_id=approval_id, user=user, status=status, refusal=refusal, via=via
+    )
+    raise refusal
+
+
+def _decision_input_check(status: str, comment: str) -> None:
+    if status not in DecisionStatus.values:
+        raise DecisionRefused("invalid_status", "Choose approve or reject.", http_status=400)
+    if status == DecisionStatus.REJECTED and not comment:
+        raise DecisionRefused(
+            "comment_required", "A rejection needs a comment saying why.", http_status=400
+        )
+    if len(comment) > settings.APPROVALS_COMMENT_MAX_LENGTH:
+        raise DecisionRefused(
+            "comment_too_long",
+            f"Keep the comment under {settings.APPROVALS_COMMENT_MAX_LENGTH} characters.",
+            http_status=400,
+        )
+
+
+def _decision_rules_check(approval: ApprovalRequest, user, authenticated_at) -> None:
+    for rule in decision_rules(approval=approval, user=user, authenticated_at=authenticated_at):
+        if not rule.ok:
+            raise rule.refusal(approval.pk)
+
+
+def approval_decide(
+    *,
+    approval_id: int,
+    user,
+    status: str,
+    comment: str = "",
+    authenticated_at: datetime | None = None,
+    via: str = "web",
+    dry_run: bool = False,
+) -> Decision | None:
+    """Record a person's decision with its outbox message and audit row, in one transaction,
+    and queue its delivery. Raises ``DecisionRefused`` (audited) when a rule says no.
+
+    ``dry_run``: check and audit exactly the same, but record nothing and return None (the
+    page's "are you sure?" step, so its refusals are recorded like every other)."""
+    comment = (comment or "").strip()
+    try:
+        _decision_input_check(status, comment)
+        if dry_run:
+            approval = ApprovalRequest.objects.select_related(
+                "run", "model_version", "catalog_model"
+            ).get(pk=approval_id)
+            _decision_rules_check(approval, user, authenticated_at)
+            return None
+        with transaction.atomic():
+            approval = (
+                ApprovalRequest.objects.select_for_update(of=("self",))
+                .select_related("run", "model_version", "catalog_model")
+                .get(pk=approval_id)
+            )
+            _decision_rules_check(approval, user, authenticated_at)
+            decision = _decision_write(approval, user, status, comment, via)
+    except DecisionRefused as refusal:
+        decision_refusal_record(
+            approval_id=approval_id, user=user, status=status, refusal=refusal, via=via
+        )
+        raise
+    message_id = decision.outbox.pk
+    outbox_enqueue_after_commit(message_id=message_id)
+    return decision
+
+
+def _decision_write(approval, user, status, comment, via) -> Decision:
+    now = timezone.now()
+    name = user_display_name(user)
+    decision = Decision.objects.create(
+        approval=approval,
+        user=user,
+        user_name=name[:300],
+        status=status,
+        comment=comment,
+        request_id=(get_request_id() or "")[:100],
+        via=via,
+    )
+    ado_comment = f"{comment}\n\n— {name} ({PORTAL_MARK} {decision.pk})".strip()
+    message = OutboxMessage.objects.create(
+        decision=decision,
+        approval=approval,
+        payload=[{"approvalId": approval.ado_id, "status": status, "comment": ado_comment}],
+        next_attempt_at=now,
+    )
+    approvals_so_far = approval.decisions.filter(status=DecisionStatus.APPROVED).count()
+    closes = status == DecisionStatus.REJECTED or (
+        approvals_so_far >= approval.min_required_approvers
+    )
+    if closes:
+        approval.status = status
+        approval.decided_at = now
+        approval.decided_by = name[:300]
+        approval.decided_in = DecidedIn.PORTAL
+        approval.save(update_fields=["status", "decided_at", "decided_by", "decided_in"])
+    verb = "Approved" if status == DecisionStatus.APPROVED else "Rejected"
+    audit_record(
+        action=AuditAction.DECISION_MADE,
+        actor=user,
+        approval=approval,
+        decision=decision,
+        message=" ".join(filter(None, (verb, approval.environment, "deployment")))
+        + (f": {comment}" if comment else ""),
+        detail={
+            "status": status,
+            "outbox_message": message.pk,
+            "approvals_so_far": approvals_so_far,
+            "required": approval.min_required_approvers,
+            "closes_request": closes,
+            "via": via,
+        },
+        at=now,
+    )
+    return decision
+
+
+def decision_refusal_record(
+    *, approval_id, user, status: str, refusal: DecisionRefused, via: str
+) -> None:
+    """The audit row of a refused decision attempt: the one way the page's and the API's
+    refusals (bad input, a rule, a wrong role) are recorded."""
+    approval = (
+        ApprovalRequest.objects.filter(pk=approval_id).select_related("catalog_model").first()
+    )
+    what = f"Refused to record '{status}'" if status else "Refused a decision"
+    try:
+        audit_record(
+            action=AuditAction.DECISION_REFUSED,
+            actor=user,
+            approval=approval,
+            message=f"{what}: {refusal.message}",
+            detail={"code": refusal.code, "status": status, "via": via},
+        )
+    except Exception:  # the refusal stands even if its audit row cannot be written
+        logger.exception("could not audit a refused decision on approval %s", approval_id)
