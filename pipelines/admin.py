@@ -10,7 +10,6 @@ from django.db import models
 from django.utils.text import Truncator
 
 from core import admin_actions
-from core.sync import SyncStatus
 
 from . import services
 from .models import AdoProject, HookDelivery, Pipeline, PipelineRun, RunRequest, RunStage
@@ -77,12 +76,7 @@ class AdoProjectAdmin(admin_actions.SyncActions, admin.ModelAdmin):
 
     @admin.display(description="sync")
     def sync_state(self, project):
-        status = SyncStatus(
-            project.name,
-            project.last_sync_succeeded_at,
-            project.last_sync_error_at,
-            project.last_sync_error,
-        )
+        status = project.sync_status(project.name, system="Azure DevOps")
         if status.failing:
             return "failing"
         if project.last_sync_succeeded_at is None:

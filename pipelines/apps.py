@@ -6,6 +6,8 @@ class PipelinesConfig(AppConfig):
     verbose_name = "Pipelines"
 
     def ready(self) -> None:
+        # Here, not at the top: models (and the services importing them) load only once the
+        # app registry is ready.
         from django.db.models.signals import post_delete, post_save
 
         from . import services

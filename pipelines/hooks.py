@@ -20,6 +20,7 @@ from django.views.decorators.http import require_POST
 from core.access import PUBLIC, access
 
 from .models import AdoProject
+from .services import hook_delivery_accept
 
 logger = logging.getLogger(__name__)
 
@@ -67,8 +68,6 @@ def ado_hook(request, project: str):
         return _detail(400, "Not a service-hook envelope: 'id' and 'eventType' are required.")
     if not isinstance(envelope.get("resource") or {}, dict):
         return _detail(400, "'resource' must be an object.")
-
-    from .services import hook_delivery_accept
 
     outcome = hook_delivery_accept(project=ado_project, envelope=envelope)
     logger.info(

@@ -7,6 +7,8 @@ trained or deployed, by configuration and by convention (see docs/pipelines.md).
 from django.conf import settings
 from django.db import models
 
+from core.models import SyncBookkeeping
+
 
 class PipelineKind(models.TextChoices):
     CI = "ci", "CI"
@@ -40,8 +42,11 @@ class Environment(models.TextChoices):
     PROD = "PROD", "PROD"
 
 
-class AdoProject(models.Model):
-    """One ADO organisation + project whose pipelines the portal mirrors."""
+class AdoProject(SyncBookkeeping):
+    """One ADO organisation + project whose pipelines the portal mirrors.
+
+    ``SyncBookkeeping`` gives the ``last_sync_*`` and lease columns and their writes
+    (``sync_started`` / ``sync_succeeded`` / ``sync_failed``) and ``sync_status``."""
 
     name = models.SlugField(
         max_length=64, unique=True, help_text="Short name used in URLs and logs."
@@ -53,17 +58,10 @@ class AdoProject(models.Model):
     enabled = models.BooleanField(default=True)
     sync_interval_seconds = models.PositiveIntegerField(default=120)
 
-    # Sync bookkeeping, written only by pipelines.services.
+    # Sync bookkeeping (with SyncBookkeeping's columns), written only by pipelines.services.
     cursor = models.DateTimeField(
         null=True, blank=True, help_text="Latest run change seen (queue/start/finish time)."
     )
-    last_sync_started_at = models.DateTimeField(null=True, blank=True)
-    last_sync_succeeded_at = models.DateTimeField(null=True, blank=True)
-    last_sync_error_at = models.DateTimeField(null=True, blank=True)
-    last_sync_error = models.TextField(blank=True)
-    last_sync_stats = models.JSONField(default=dict, blank=True)
-    lock_token = models.CharField(max_length=64, blank=True)
-    lock_expires_at = models.DateTimeField(null=True, blank=True)
     service_identity = models.CharField(
         max_length=300,
         blank=True,

@@ -10,7 +10,7 @@ several versions deployed at once, and all are shown.
 from __future__ import annotations
 
 import datetime as dt
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, fields
 
 from django.db.models import (
     Exists,
@@ -104,11 +104,8 @@ def trigger_label(value: str) -> str:
 def sync_status_list() -> list[SyncStatus]:
     """One SyncStatus per enabled ADO project, for /readyz, /metrics and the operator's home."""
     return [
-        SyncStatus(
-            name=f"pipelines:{project.name}",
-            last_success_at=project.last_sync_succeeded_at,
-            last_error_at=project.last_sync_error_at,
-            last_error=project.last_sync_error,
+        project.sync_status(
+            f"pipelines:{project.name}",
             system="Azure DevOps",
             admin_url=reverse("admin:pipelines_adoproject_change", args=[project.pk]),
         )
@@ -186,18 +183,8 @@ class RunFilters:
 
     @property
     def any(self) -> bool:
-        return any(
-            (
-                self.model,
-                self.kind,
-                self.state,
-                self.result,
-                self.trigger,
-                self.date_from,
-                self.date_to,
-                self.project,
-            )
-        )
+        """Whether any filter is set (the sort is not a filter)."""
+        return any(getattr(self, f.name) for f in fields(self) if f.name != "sort")
 
 
 def _stages_prefetch() -> Prefetch:

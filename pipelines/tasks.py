@@ -1,6 +1,13 @@
-"""Thin Celery tasks: ids in, one service call, a summary out."""
+"""Thin Celery tasks: ids in, one service call, a summary out.
+
+Services queue these by name (``core.tasks``), so this module imports the services and never
+the other way round.
+"""
 
 from celery import shared_task
+
+from . import services
+from .models import AdoProject, RunRequest
 
 BUSY_RETRY_SECONDS = 15
 
@@ -8,9 +15,6 @@ BUSY_RETRY_SECONDS = 15
 @shared_task(name="pipelines.sync_project", acks_late=True)
 def sync_project(project_id: int, full: bool = False) -> dict:
     """Incremental (or full) sync of one ADO project; a sync already running makes it a no-op."""
-    from . import services
-    from .models import AdoProject
-
     project = AdoProject.objects.filter(pk=project_id, enabled=True).first()
     if project is None:
         return {"skipped": "project missing or disabled"}
@@ -20,9 +24,6 @@ def sync_project(project_id: int, full: bool = False) -> dict:
 @shared_task(name="pipelines.refresh_run", bind=True, acks_late=True, max_retries=20)
 def refresh_run(self, project_id: int, build_id: int) -> dict:
     """Re-read one run (a service hook's trigger); waits its turn while the project syncs."""
-    from . import services
-    from .models import AdoProject
-
     project = AdoProject.objects.filter(pk=project_id, enabled=True).first()
     if project is None:
         return {"skipped": "project missing or disabled"}
@@ -35,9 +36,6 @@ def refresh_run(self, project_id: int, build_id: int) -> dict:
 # At most once: a run queued twice costs a training; a lost request is visible and can be redone.
 @shared_task(name="pipelines.send_run_request", acks_late=False)
 def send_run_request(request_id: int) -> dict:
-    from . import services
-    from .models import RunRequest
-
     request = RunRequest.objects.filter(pk=request_id).select_related("pipeline__project").first()
     if request is None:
         return {"skipped": "request missing"}

@@ -3,6 +3,7 @@
 from django.core.management.base import BaseCommand, CommandError
 
 from core.progress import ProgressBar
+from pipelines import services
 from pipelines.models import AdoProject
 
 
@@ -18,8 +19,6 @@ class Command(BaseCommand):
         )
 
     def handle(self, *args, project=None, full=False, **options):
-        from pipelines import services
-
         projects = AdoProject.objects.filter(enabled=True)
         if project:
             projects = AdoProject.objects.filter(name=project)

@@ -1,0 +1,46 @@
+"""Everything that changes the pipelines mirror: the ADO sync, run requests, hook intake.
+
+Callers use ``from pipelines import services`` and the names below; the modules are split by
+concern: ``sync`` (a project's sync, one run's refresh, their bookkeeping), its steps
+``pipelines_apply`` and ``runs_apply`` (with ``common``: the result and shared helpers),
+``identity`` (whom the credentials are, "Test connection"), ``hooks`` (service-hook intake),
+``run_requests`` (runs the portal queues) and ``schedules`` (beat entries).
+"""
+
+from .common import Progress, SyncResult
+from .hooks import HookOutcome, hook_deliveries_prune, hook_delivery_accept
+from .identity import CHECK_TIMEOUT, project_connection_check, project_service_identity_record
+from .pipelines_apply import KIND_SUFFIXES, pipeline_kind_and_model
+from .run_requests import run_request_send, trigger_run
+from .schedules import project_schedule_ensure, project_schedule_remove
+from .sync import (
+    BUSY,
+    CURSOR_OVERLAP,
+    LEASE_TTL_SECONDS,
+    project_sync,
+    project_sync_queue,
+    run_refresh,
+)
+
+__all__ = [
+    "BUSY",
+    "CHECK_TIMEOUT",
+    "CURSOR_OVERLAP",
+    "KIND_SUFFIXES",
+    "LEASE_TTL_SECONDS",
+    "HookOutcome",
+    "Progress",
+    "SyncResult",
+    "hook_deliveries_prune",
+    "hook_delivery_accept",
+    "pipeline_kind_and_model",
+    "project_connection_check",
+    "project_schedule_ensure",
+    "project_schedule_remove",
+    "project_service_identity_record",
+    "project_sync",
+    "project_sync_queue",
+    "run_refresh",
+    "run_request_send",
+    "trigger_run",
+]
