@@ -171,50 +171,10 @@ class SignIn:
 def complete(request) -> SignIn:
     """Redeem the authorization code Entra sent back and sign the user in to the database
     (not yet to the session: the view calls ``login``). Raises SignInFailed."""
-    state = request.GET.get("state", "")
-    flows = dict(request.session.get(FLOWS_SESSION_KEY) or {})
-    pending = flows.pop(state, None) if state else None
-    if flows:  # a flow is used once, whatever happens
-        request.session[FLOWS_SESSION_KEY] = flows
-    else:
-        request.session.pop(FLOWS_SESSION_KEY, None)
-    if pending is None:
-        raise SignInFailed(
-            "this answer does not belong to a sign-in started in this browser "
-            "(it was already used, it is from another browser, or it is an old link)",
-            "state_mismatch",
-        )
-    if request.GET.get("error"):
-        description = request.GET.get("error_description") or request.GET["error"]
-        raise SignInFailed(
-            f"Microsoft Entra ID said: {description.splitlines()[0][:300]}", "entra_error"
-        )
-
+    pending = _pending_flow(request)
     cache = msal.SerializableTokenCache()
     app = build_app(cache)
-    try:
-        result = app.acquire_token_by_auth_code_flow(pending["flow"], request.GET.dict())
-    except ValueError as exc:  # state mismatch, missing code...
-        raise SignInFailed(
-            f"the answer did not match this sign-in ({exc})", "state_mismatch"
-        ) from exc
-    except RuntimeError as exc:  # msal's nonce and max_age checks
-        text = str(exc)
-        if "max_age" in text:
-            reason = "Microsoft did not confirm a fresh sign-in (the last one is too old)"
-            code = "stale_sign_in"
-        elif "nonce" in text:
-            reason = "the id token does not belong to this sign-in (nonce mismatch)"
-            code = "nonce_mismatch"
-        else:
-            reason, code = "the id token failed a check", "invalid_token"
-        raise SignInFailed(reason, code) from exc
-    except requests.RequestException as exc:
-        raise EntraUnavailable("Microsoft Entra ID could not be reached", "unavailable") from exc
-    if "error" in result:
-        description = (result.get("error_description") or "").splitlines()
-        detail = description[0][:300] if description else ""
-        raise SignInFailed(f"{result['error']}{': ' + detail if detail else ''}", "token_error")
+    result = _redeem(app, pending["flow"], request.GET.dict())
     claims = result.get("id_token_claims") or {}
     _check_claims(claims)
 
@@ -240,6 +200,58 @@ def complete(request) -> SignIn:
         reauth_user_id=pending.get("reauth_user"),
         unmapped=unmapped,
     )
+
+
+def _pending_flow(request) -> dict:
+    """The sign-in this answer belongs to, taken out of the session (a flow is used once,
+    whatever happens); refuses an answer of no sign-in of this browser, or Entra's error."""
+    state = request.GET.get("state", "")
+    flows = dict(request.session.get(FLOWS_SESSION_KEY) or {})
+    pending = flows.pop(state, None) if state else None
+    if flows:
+        request.session[FLOWS_SESSION_KEY] = flows
+    else:
+        request.session.pop(FLOWS_SESSION_KEY, None)
+    if pending is None:
+        raise SignInFailed(
+            "this answer does not belong to a sign-in started in this browser "
+            "(it was already used, it is from another browser, or it is an old link)",
+            "state_mismatch",
+        )
+    if request.GET.get("error"):
+        description = request.GET.get("error_description") or request.GET["error"]
+        raise SignInFailed(
+            f"Microsoft Entra ID said: {description.splitlines()[0][:300]}", "entra_error"
+        )
+    return pending
+
+
+def _redeem(app, flow: dict, answer: dict) -> dict:
+    """msal's token answer for the code, its refusals told as SignInFailed."""
+    try:
+        result = app.acquire_token_by_auth_code_flow(flow, answer)
+    except ValueError as exc:  # state mismatch, missing code...
+        raise SignInFailed(
+            f"the answer did not match this sign-in ({exc})", "state_mismatch"
+        ) from exc
+    except RuntimeError as exc:  # msal's nonce and max_age checks
+        text = str(exc)
+        if "max_age" in text:
+            reason = "Microsoft did not confirm a fresh sign-in (the last one is too old)"
+            code = "stale_sign_in"
+        elif "nonce" in text:
+            reason = "the id token does not belong to this sign-in (nonce mismatch)"
+            code = "nonce_mismatch"
+        else:
+            reason, code = "the id token failed a check", "invalid_token"
+        raise SignInFailed(reason, code) from exc
+    except requests.RequestException as exc:
+        raise EntraUnavailable("Microsoft Entra ID could not be reached", "unavailable") from exc
+    if "error" in result:
+        description = (result.get("error_description") or "").splitlines()
+        detail = description[0][:300] if description else ""
+        raise SignInFailed(f"{result['error']}{': ' + detail if detail else ''}", "token_error")
+    return result
 
 
 def _check_claims(claims: dict) -> None:

@@ -33,13 +33,6 @@ def run_processes(
 
     ``command`` is the management command, whose stdout, stderr and style report progress.
     """
-    metrics_dir = Path(settings.PROMETHEUS_MULTIPROC_DIR)
-    shutil.rmtree(metrics_dir, ignore_errors=True)  # counters of an earlier run are stale
-    metrics_dir.mkdir(parents=True, exist_ok=True)
-    env = demo_process_env(
-        dict(os.environ), addr=addr, metrics_dir=metrics_dir, mlflow=mlflow, ado=ado
-    )
-    processes: dict[str, subprocess.Popen] = {}
     stopping = False
 
     def stop(signum=None, frame=None):
@@ -48,8 +41,7 @@ def run_processes(
 
     signal.signal(signal.SIGINT, stop)
     signal.signal(signal.SIGTERM, stop)
-    for name, argv in demo_commands(addr, var_dir).items():
-        processes[name] = subprocess.Popen(argv, env=env, cwd=settings.BASE_DIR)  # noqa: S603
+    processes = _start(addr, var_dir, mlflow, ado)
     exit_code = 0
     problem = wait_until_portal_answers(addr, processes, should_stop=lambda: stopping)
     if problem:
@@ -78,6 +70,22 @@ def run_processes(
         ado.terminate()
     _stop_all(command, processes)
     return not exit_code
+
+
+def _start(
+    addr: str, var_dir: Path, mlflow: DemoMlflowServer | None, ado: DemoAdoSimulator | None
+) -> dict[str, subprocess.Popen]:
+    """Start web, worker and beat, with fresh Prometheus counters (an earlier run's are stale)."""
+    metrics_dir = Path(settings.PROMETHEUS_MULTIPROC_DIR)
+    shutil.rmtree(metrics_dir, ignore_errors=True)
+    metrics_dir.mkdir(parents=True, exist_ok=True)
+    env = demo_process_env(
+        dict(os.environ), addr=addr, metrics_dir=metrics_dir, mlflow=mlflow, ado=ado
+    )
+    return {
+        name: subprocess.Popen(argv, env=env, cwd=settings.BASE_DIR)  # noqa: S603
+        for name, argv in demo_commands(addr, var_dir).items()
+    }
 
 
 def _first_exited(processes: dict[str, subprocess.Popen]) -> str | None:
