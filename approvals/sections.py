@@ -4,10 +4,15 @@ the registry calls these without importing this app."""
 
 from __future__ import annotations
 
+from django.urls import reverse
+
+from core.home import HomeCard
+from core.roles import Role
 from registry.models import CatalogModel, ModelVersion
 from registry.sections import Section
 
 from . import selectors
+from .models import OutboxState
 
 
 def model_page(request, catalog_model: CatalogModel) -> list[Section]:
@@ -40,3 +45,99 @@ def version_page(request, version: ModelVersion) -> list[Section]:
             order=20,
         )
     ]
+
+
+# --- Home cards (PORTAL_HOME_CARD_PROVIDERS, core/home.py) ------------------------------------
+
+
+def home_cards(user, held_roles: frozenset[str]) -> list[HomeCard]:
+    """What waits for each role: an approver's requests and decisions, the versions a data
+    scientist waits for, the requests overdue for managers, the outbox for admins."""
+    inbox = reverse("approvals:inbox")
+    cards: list[HomeCard] = []
+    if Role.APPROVER in held_roles:
+        cards += _approver_cards(user, inbox)
+    if Role.DATA_SCIENTIST in held_roles:
+        cards.append(
+            HomeCard(
+                "versions-awaiting-approval",
+                Role.DATA_SCIENTIST,
+                "Versions waiting for approval",
+                "Model versions held at a QA or PROD approval will be listed here.",
+                _overdue_marked(selectors.versions_waiting()),
+                link=inbox,
+                order=30,
+            )
+        )
+    if Role.MANAGER in held_roles:
+        cards.append(
+            HomeCard(
+                "approvals-overdue",
+                Role.MANAGER,
+                "Approvals waiting over a day",
+                "Pending QA and PROD approvals older than one day will be listed here.",
+                _overdue_marked(selectors.overdue_pending()),
+                link=f"{inbox}?overdue=1",
+                order=30,
+            )
+        )
+    if Role.ADMIN in held_roles:
+        cards.append(_outbox_card())
+    return cards
+
+
+def _approver_cards(user, inbox: str) -> list[HomeCard]:
+    """What waits for this approver, what they decided, and what could not be delivered."""
+    return [
+        HomeCard(
+            "approvals-waiting",
+            Role.APPROVER,
+            "Waiting for you",
+            "QA and PROD approval requests from Azure DevOps release pipelines will appear "
+            "here, oldest first, once approvals are synced. Nothing is waiting for you.",
+            _overdue_marked(selectors.waiting_for(user) if user else []),
+            link=inbox,
+            order=10,
+        ),
+        HomeCard(
+            "approvals-decided",
+            Role.APPROVER,
+            "Recently decided by you",
+            "Your approve and reject decisions will be listed here with their delivery "
+            "state to Azure DevOps.",
+            tuple(selectors.decided_by(user, limit=5)) if user is not None else (),
+            order=20,
+        ),
+        HomeCard(
+            "approvals-delivery-problems",
+            Role.APPROVER,
+            "Delivery problems",
+            "If one of your decisions cannot be delivered to Azure DevOps, it shows here. "
+            "None so far.",
+            tuple(selectors.delivery_problems(user)) if user is not None else (),
+            order=30,
+        ),
+    ]
+
+
+def _overdue_marked(requests) -> tuple:
+    """The approval requests, each with ``overdue`` set for the card to mark."""
+    for request in requests:
+        request.overdue = selectors.is_overdue(request)
+    return tuple(requests)
+
+
+def _outbox_card() -> HomeCard:
+    """The admin's view of the decision outbox: the backlog, and failed deliveries to retry."""
+    backlog = selectors.outbox_backlog()
+    failed = tuple(m for m in selectors.delivery_problems() if m.state == OutboxState.FAILED)
+    return HomeCard(
+        "outbox-backlog",
+        Role.ADMIN,
+        "Decision outbox",
+        "Decisions waiting to be delivered to Azure DevOps, and failed deliveries with "
+        "a retry button, will appear here. The outbox is empty.",
+        failed,
+        summary={"backlog": backlog} if backlog.queued or backlog.failed else {},
+        order=20,
+    )

@@ -1,5 +1,5 @@
 """What maturity adds to other apps' pages: the registry's, through its hook settings, and
-the managers' home cards (called by ``portal.selectors.home_cards``).
+the managers' home cards (``PORTAL_HOME_CARD_PROVIDERS``, core/home.py).
 
 ``REGISTRY_MODEL_PAGE_SECTIONS`` (the "Maturity" section), ``REGISTRY_MODEL_PAGE_BADGES`` (the
 level in the header) and ``REGISTRY_CATALOG_LIST_ANNOTATORS`` (the model list's "Maturity"
@@ -13,6 +13,7 @@ from dataclasses import dataclass
 
 from django.urls import reverse
 
+from core.home import HomeCard
 from core.roles import Role, user_has_role
 from registry.models import CatalogModel
 from registry.sections import Badge, ColumnItem, Section
@@ -246,7 +247,7 @@ def catalog_levels(catalog_models: list) -> dict[int, dict[str, list[ColumnItem]
     return cells
 
 
-# --- Managers' home cards (portal.selectors.home_cards) --------------------------------------
+# --- Managers' home cards (PORTAL_HOME_CARD_PROVIDERS, core/home.py) -------------------------
 
 # The dashboard's level colours (static/maturity/dashboard.css, Okabe-Ito), for the SVG bar.
 LEVEL_COLOURS = {
@@ -304,3 +305,34 @@ def home_portfolio() -> dict:
 def home_dropped(limit: int = 8) -> tuple:
     """The "Models whose level dropped" card: the last 30 days' drops, newest first."""
     return tuple(selectors.dropped_models(limit=limit))
+
+
+def home_cards(user, held_roles: frozenset[str]) -> list[HomeCard]:
+    """The managers' "Portfolio maturity" and "Models whose level dropped"."""
+    if Role.MANAGER not in held_roles:
+        return []
+    dashboard = dashboard_url()
+    return [
+        HomeCard(
+            "maturity-portfolio",
+            Role.MANAGER,
+            "Portfolio maturity",
+            "The distribution of models over MLOps maturity levels 1 to 5, and its change "
+            "since last month, will appear here once models are assessed.",
+            summary=home_portfolio(),
+            link=dashboard,
+            link_label="Open the maturity dashboard",
+            order=10,
+        ),
+        HomeCard(
+            "maturity-dropped",
+            Role.MANAGER,
+            "Models whose level dropped",
+            "Models whose assessed maturity level went down in the last 30 days will be "
+            "flagged here. None has dropped.",
+            home_dropped(),
+            link=dashboard,
+            link_label="Open the maturity dashboard",
+            order=20,
+        ),
+    ]

@@ -9,9 +9,10 @@ from __future__ import annotations
 
 from django.urls import reverse
 
+from core.home import HomeCard
 from core.roles import Role, user_has_role
 from registry.models import CatalogModel, ModelKind, ModelVersion
-from registry.sections import ColumnItem, Section
+from registry.sections import ColumnItem, Section, home_team
 
 from . import selectors
 from .models import PipelineKind
@@ -196,3 +197,35 @@ def catalog_deployments(catalog_models: list) -> dict[int, dict[str, list[Column
                 )
             row[environment] = items
     return cells
+
+
+# --- The data scientists' home card (PORTAL_HOME_CARD_PROVIDERS, core/home.py) ---------------
+
+
+def home_cards(user, held_roles: frozenset[str]) -> list[HomeCard]:
+    """ "Running now", for data scientists: the runs of their team's models, or of every model
+    while the portal does not know their team."""
+    if Role.DATA_SCIENTIST not in held_roles:
+        return []
+    team = home_team(user)
+    if team is None or not team.owns_any:
+        runs, total = selectors.runs_in_progress()
+        scope = "every team"
+        empty = "No pipeline run is running now."
+    else:
+        runs, total = selectors.runs_in_progress(catalog_ids=list(team.catalog_ids))
+        scope = ", ".join(team.teams) or "your models"
+        empty = "No pipeline run of your team's models is running now."
+    return [
+        HomeCard(
+            "pipelines-running",
+            Role.DATA_SCIENTIST,
+            "Running now",
+            empty + " Training, scoring and release runs show here while they run.",
+            tuple(runs),
+            summary={"scope": scope, "total": total} if runs else {},
+            link=reverse("pipelines:run-list") + "?state=running",
+            link_label="All running pipelines",
+            order=20,
+        )
+    ]

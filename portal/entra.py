@@ -3,7 +3,8 @@
 - ``initiate`` starts the authorization-code flow (msal adds PKCE, state and nonce) and keeps
   the flow in the session; ``complete`` redeems the code (msal checks state, nonce and, for a
   fresh sign-in, ``auth_time`` against ``max_age``) and returns the signed-in user, matched by
-  tenant and object id (never by e-mail), with name, e-mail and roles refreshed.
+  tenant and object id (never by e-mail), with name, e-mail and roles refreshed
+  (portal/entra_users.py).
 - The same sign-in asks for the Azure DevOps resource, so the user's MSAL token cache (kept
   encrypted in ``EntraAccount``, server-side) yields a delegated ADO token later:
   ``delegated_ado_token(user)`` is what the approvals outbox calls from the worker.
@@ -18,21 +19,22 @@ import time
 import warnings
 from dataclasses import dataclass, field
 from datetime import UTC, datetime
+from importlib import import_module
 from urllib.parse import urlencode
 
 import msal
 import requests
 from cryptography.fernet import Fernet, InvalidToken
 from django.conf import settings
-from django.contrib.auth import get_user_model
-from django.contrib.auth.models import Group
-from django.db import IntegrityError, transaction
 from django.urls import reverse
 from django.utils import timezone
 
 from core import clients
 from core.identity import entra_sign_in_enabled
-from core.roles import Role
+from core.sessions import AUTHENTICATED_AT_SESSION_KEY
+
+from .entra_users import EntraUnavailable, SignInFailed, user_from_claims
+from .models import EntraAccount, EntraSession
 
 logger = logging.getLogger(__name__)
 
@@ -60,21 +62,6 @@ USER_BACKEND = "django.contrib.auth.backends.ModelBackend"
 
 # msal keeps discovery answers here for a day (and throttles repeated errors briefly).
 _http_cache: dict = {}
-
-
-class SignInFailed(Exception):
-    """The answer from Entra cannot sign anyone in; ``reason`` is for the person."""
-
-    def __init__(self, reason: str, code: str = "invalid", *, claims=None, user=None):
-        super().__init__(reason)
-        self.reason = reason
-        self.code = code  # short and stable, for the audit trail (core.signals)
-        self.claims = claims or {}
-        self.user = user
-
-
-class EntraUnavailable(SignInFailed):
-    """Entra could not be reached (or answered nonsense)."""
 
 
 # CONFIGURATION
@@ -184,10 +171,44 @@ class SignIn:
 def complete(request) -> SignIn:
     """Redeem the authorization code Entra sent back and sign the user in to the database
     (not yet to the session: the view calls ``login``). Raises SignInFailed."""
+    pending = _pending_flow(request)
+    cache = msal.SerializableTokenCache()
+    app = build_app(cache)
+    result = _redeem(app, pending["flow"], request.GET.dict())
+    claims = result.get("id_token_claims") or {}
+    _check_claims(claims)
+
+    account = _msal_account(app, claims["oid"])
+    user, roles, unmapped = user_from_claims(
+        claims,
+        sealed_cache=_seal(cache.serialize()),
+        home_account_id=(account or {}).get("home_account_id", ""),
+    )
+    if pending.get("reauth_user") and pending["reauth_user"] != user.pk:
+        raise SignInFailed(
+            "you confirmed with a different account from the one signed in here; "
+            "sign out first to switch accounts",
+            "different_account",
+            claims=claims,
+            user=user,
+        )
+    return SignIn(
+        user=user,
+        claims=claims,
+        next_url=pending.get("next") or "",
+        roles=roles,
+        reauth_user_id=pending.get("reauth_user"),
+        unmapped=unmapped,
+    )
+
+
+def _pending_flow(request) -> dict:
+    """The sign-in this answer belongs to, taken out of the session (a flow is used once,
+    whatever happens); refuses an answer of no sign-in of this browser, or Entra's error."""
     state = request.GET.get("state", "")
     flows = dict(request.session.get(FLOWS_SESSION_KEY) or {})
     pending = flows.pop(state, None) if state else None
-    if flows:  # a flow is used once, whatever happens
+    if flows:
         request.session[FLOWS_SESSION_KEY] = flows
     else:
         request.session.pop(FLOWS_SESSION_KEY, None)
@@ -202,11 +223,13 @@ def complete(request) -> SignIn:
         raise SignInFailed(
             f"Microsoft Entra ID said: {description.splitlines()[0][:300]}", "entra_error"
         )
+    return pending
 
-    cache = msal.SerializableTokenCache()
-    app = build_app(cache)
+
+def _redeem(app, flow: dict, answer: dict) -> dict:
+    """msal's token answer for the code, its refusals told as SignInFailed."""
     try:
-        result = app.acquire_token_by_auth_code_flow(pending["flow"], request.GET.dict())
+        result = app.acquire_token_by_auth_code_flow(flow, answer)
     except ValueError as exc:  # state mismatch, missing code...
         raise SignInFailed(
             f"the answer did not match this sign-in ({exc})", "state_mismatch"
@@ -228,31 +251,7 @@ def complete(request) -> SignIn:
         description = (result.get("error_description") or "").splitlines()
         detail = description[0][:300] if description else ""
         raise SignInFailed(f"{result['error']}{': ' + detail if detail else ''}", "token_error")
-    claims = result.get("id_token_claims") or {}
-    _check_claims(claims)
-
-    account = _msal_account(app, claims["oid"])
-    user, roles, unmapped = _user_from_claims(
-        claims,
-        sealed_cache=_seal(cache.serialize()),
-        home_account_id=(account or {}).get("home_account_id", ""),
-    )
-    if pending.get("reauth_user") and pending["reauth_user"] != user.pk:
-        raise SignInFailed(
-            "you confirmed with a different account from the one signed in here; "
-            "sign out first to switch accounts",
-            "different_account",
-            claims=claims,
-            user=user,
-        )
-    return SignIn(
-        user=user,
-        claims=claims,
-        next_url=pending.get("next") or "",
-        roles=roles,
-        reauth_user_id=pending.get("reauth_user"),
-        unmapped=unmapped,
-    )
+    return result
 
 
 def _check_claims(claims: dict) -> None:
@@ -287,125 +286,8 @@ def _msal_account(app, object_id: str) -> dict | None:
     return None
 
 
-def roles_from_claims(claims: dict) -> tuple[frozenset[str], list[str]]:
-    """The portal roles an id token grants (app roles and mapped groups), and the app roles
-    it carried that map to nothing here."""
-    valid = set(Role.values)
-    granted: set[str] = set()
-    unmapped: list[str] = []
-    for value in claims.get("roles") or []:
-        role = settings.ENTRA_ROLE_CLAIMS.get(value)
-        if role in valid:
-            granted.add(role)
-        else:
-            unmapped.append(value)
-    group_roles = settings.ENTRA_GROUP_ROLES
-    for group_id in claims.get("groups") or []:
-        role = group_roles.get(group_id)
-        if role in valid:
-            granted.add(role)
-    if "groups" in (claims.get("_claim_names") or {}) or claims.get("hasgroups"):
-        logger.warning(
-            "Entra ID left out the groups of %s (too many groups): use app roles instead",
-            claims.get("oid"),
-        )
-    return frozenset(granted), unmapped
-
-
-def _names(claims: dict) -> tuple[str, str]:
-    first, last = claims.get("given_name") or "", claims.get("family_name") or ""
-    if not (first or last) and claims.get("name"):
-        first, _, last = claims["name"].strip().partition(" ")
-    return first[:150], last[:150]
-
-
-def _email(claims: dict) -> str:
-    email = claims.get("email") or ""
-    if not email and "@" in (claims.get("preferred_username") or ""):
-        email = claims["preferred_username"]
-    return email[:254]
-
-
-def _user_from_claims(
-    claims: dict, *, sealed_cache: str, home_account_id: str
-) -> tuple[object, frozenset[str], list[str]]:
-    from .models import EntraAccount
-
-    tid, oid = claims["tid"].lower(), claims["oid"].lower()
-    first, last = _names(claims)
-    email = _email(claims)
-    roles, unmapped = roles_from_claims(claims)
-    user_model = get_user_model()
-    for _attempt in range(2):  # a concurrent first sign-in of the same person may win the race
-        try:
-            with transaction.atomic():
-                account = (
-                    EntraAccount.objects.select_for_update()
-                    .select_related("user")
-                    .filter(tenant_id=tid, object_id=oid)
-                    .first()
-                )
-                if account is None:
-                    user = user_model(username=_free_username(tid, oid))
-                    user.set_unusable_password()
-                    user.save()
-                    account = EntraAccount(user=user, tenant_id=tid, object_id=oid)
-                user = account.user
-                if not user.is_active:
-                    raise SignInFailed(
-                        "your portal account is disabled; ask a portal admin",
-                        "inactive",
-                        claims=claims,
-                        user=user,
-                    )
-                user.first_name, user.last_name, user.email = first, last, email
-                user.last_login = timezone.now()
-                user.save(update_fields=["first_name", "last_name", "email", "last_login"])
-                _set_roles(user, roles)
-                account.preferred_username = (claims.get("preferred_username") or "")[:254]
-                account.home_account_id = home_account_id
-                account.token_cache = sealed_cache
-                account.roles_from_entra = sorted(roles)
-                account.claimed_roles = sorted(claims.get("roles") or []) + sorted(
-                    claims.get("groups") or []
-                )
-                account.last_sign_in_at = timezone.now()
-                account.save()
-                return user, roles, unmapped
-        except IntegrityError:
-            continue
-    raise SignInFailed("your account could not be recorded", "conflict", claims=claims)
-
-
-def _free_username(tid: str, oid: str) -> str:
-    user_model = get_user_model()
-    username = f"entra-{oid}"
-    if user_model.objects.filter(username=username).exists():  # same oid in another tenant
-        username = f"entra-{tid}-{oid}"
-    return username
-
-
-def _set_roles(user, roles: frozenset[str]) -> None:
-    """The user's role groups become exactly ``roles``; other groups are left alone."""
-    groups = {g.name: g for g in Group.objects.filter(name__in=Role.values)}
-    if len(groups) < len(Role.values):
-        from .services import role_groups_ensure
-
-        groups = role_groups_ensure()
-    held = set(user.groups.filter(name__in=Role.values).values_list("name", flat=True))
-    if extra := held - roles:
-        user.groups.remove(*(groups[name] for name in extra))
-    if missing := roles - held:
-        user.groups.add(*(groups[name] for name in missing))
-    user.__dict__.pop("_portal_roles", None)
-
-
 def mark_session(request, sign_in: SignIn) -> None:
     """After ``login``: remember how and when this session proved who it is."""
-    from core.sessions import AUTHENTICATED_AT_SESSION_KEY
-
-    from .models import EntraSession
-
     claims = sign_in.claims
     request.session[METHOD_SESSION_KEY] = ENTRA
     auth_time = claims.get("auth_time") or claims.get("iat")
@@ -462,10 +344,6 @@ def end_session_url(post_logout_redirect_uri: str, logout_hint: str | None = Non
 
 def end_sessions_of_sid(sid: str) -> int:
     """Front-channel logout: end every portal session that Entra session opened."""
-    from importlib import import_module
-
-    from .models import EntraSession
-
     store = import_module(settings.SESSION_ENGINE).SessionStore
     rows = list(EntraSession.objects.filter(sid=sid))
     for row in rows:
@@ -475,8 +353,6 @@ def end_sessions_of_sid(sid: str) -> int:
 
 
 def forget_session(session_key: str | None) -> None:
-    from .models import EntraSession
-
     if session_key:
         EntraSession.objects.filter(session_key=session_key).delete()
 
@@ -490,8 +366,6 @@ def delegated_ado_token(user) -> str | None:
     cache their last Entra sign-in left, refreshed silently when needed. None when it
     cannot be had: never signed in with Entra, refresh refused (revoked, expired, consent
     withdrawn), or Entra unreachable."""
-    from .models import EntraAccount
-
     if not is_enabled() or user is None:
         return None
     user_id = getattr(user, "pk", user)

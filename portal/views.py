@@ -16,6 +16,7 @@ from django.views.decorators.clickjacking import xframe_options_exempt
 from django.views.decorators.http import require_GET
 
 from core.access import PUBLIC, SIGNED_IN, access, roles
+from core.home import home_cards
 from core.roles import Role, user_roles
 from core.signals import sign_in_denied
 
@@ -37,7 +38,7 @@ def home(request):
     held = user_roles(request.user)
     if not held:
         return render(request, "portal/no_role.html", no_role_context(request), status=403)
-    return render(request, "portal/home.html", {"cards": selectors.home_cards(held, request.user)})
+    return render(request, "portal/home.html", {"cards": home_cards(held, request.user)})
 
 
 @access(PUBLIC)

@@ -23,8 +23,15 @@ from dataclasses import dataclass, field
 
 from django.conf import settings
 from django.template.loader import render_to_string
+from django.urls import reverse
+from django.utils.http import urlencode
 from django.utils.module_loading import import_string
 from django.utils.text import slugify
+
+from core.home import HomeCard
+from core.roles import Role
+
+from . import selectors
 
 
 @dataclass(frozen=True)
@@ -137,3 +144,54 @@ def version_list_annotations(catalog_model, versions: list) -> dict[int, list[Co
         for pk, items in (provider(catalog_model, versions) or {}).items():
             merged.setdefault(pk, []).extend(items)
     return merged
+
+
+# --- The data scientists' home card (PORTAL_HOME_CARD_PROVIDERS, core/home.py) ---------------
+
+
+def home_team(user) -> selectors.TeamModels | None:
+    """The user's team's models (None without a user), read once per request: this card and
+    the pipelines' "Running now" both need them. A user's team is that of the models they own."""
+    if user is None:
+        return None
+    team = getattr(user, "_portal_home_team", None)
+    if team is None:
+        team = user._portal_home_team = selectors.team_models_for(user)
+    return team
+
+
+def home_cards(user, held_roles: frozenset[str]) -> list[HomeCard]:
+    """ "Your team's models", for data scientists."""
+    if Role.DATA_SCIENTIST not in held_roles:
+        return []
+    team = home_team(user)
+    link = reverse("registry:model-list")
+    if team is not None and len(team.teams) == 1:
+        link += "?" + urlencode({"team": team.teams[0]})
+    return [
+        HomeCard(
+            "team-models",
+            Role.DATA_SCIENTIST,
+            "Your team's models",
+            _team_models_empty_text(user, team),
+            tuple(team.models) if team is not None else (),
+            summary={"teams": team.teams, "total": team.total} if team and team.models else {},
+            link=link,
+            link_label=f"All {team.teams[0]} models" if "?" in link else "All models",
+            order=10,
+        )
+    ]
+
+
+def _team_models_empty_text(user, team) -> str:
+    """Why the card is empty: the portal does not know the user's team, or it has no model."""
+    if team is None or not team.owns_any:
+        who = ", ".join(sorted(selectors.owner_names(user))) if user is not None else ""
+        return (
+            f"No catalog model names you ({who}) among its owners, so the portal does not know "
+            "your team. Ask an editor to add you to your models' owners (model page, Edit)."
+        )
+    return (
+        f"No model of {', '.join(team.teams) or 'yours'} is in the catalog now (deleted "
+        "upstream, or not synced yet)."
+    )

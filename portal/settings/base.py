@@ -363,6 +363,15 @@ PORTAL_SYNC_STATUS_PROVIDERS: list[str] = [
     "pipelines.selectors.sync_status_list",
     "approvals.selectors.sync_status_list",
 ]
+# Each app adds a callable f(user, held_roles) -> list[HomeCard] with its cards for the home
+# page (core/home.py); the page orders them by role and by each card's ``order``.
+PORTAL_HOME_CARD_PROVIDERS: list[str] = [
+    "registry.sections.home_cards",
+    "pipelines.sections.home_cards",
+    "approvals.sections.home_cards",
+    "maturity.sections.home_cards",
+    "portal.selectors.home_sync_cards",
+]
 # A sync older than this is reported as stale by /readyz and the metrics.
 PORTAL_SYNC_STALE_AFTER_SECONDS = env.int("PORTAL_SYNC_STALE_AFTER_SECONDS", default=3600)
 
