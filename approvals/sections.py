@@ -66,6 +66,8 @@ def home_cards(user, held_roles: frozenset[str]) -> list[HomeCard]:
                 "Model versions held at a QA or PROD approval will be listed here.",
                 _overdue_marked(selectors.versions_waiting()),
                 link=inbox,
+            link_label="Open the approvals inbox",
+                link_label="Open the approvals inbox",
                 order=30,
             )
         )
@@ -78,6 +80,7 @@ def home_cards(user, held_roles: frozenset[str]) -> list[HomeCard]:
                 "Pending QA and PROD approvals older than one day will be listed here.",
                 _overdue_marked(selectors.overdue_pending()),
                 link=f"{inbox}?overdue=1",
+                link_label="Open the approvals inbox",
                 order=30,
             )
         )

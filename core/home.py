@@ -28,7 +28,7 @@ class HomeCard:
     # Figures a card shows beside its items (e.g. the outbox backlog); empty for most cards.
     summary: dict = field(default_factory=dict)
     link: str = ""  # "see all" page
-    link_label: str = "Open the approvals inbox"
+    link_label: str = "See all"
     order: int = 100  # its place among the cards of its role, lowest first
 
 

@@ -80,3 +80,32 @@ def test_a_beat_entry_is_created_updated_and_removed():
     assert PeriodicTask.objects.filter(name="example sync: a").count() == 1
     periodic_tasks_remove("example sync: a", "never existed")
     assert not PeriodicTask.objects.filter(name="example sync: a").exists()
+
+
+@pytest.mark.django_db
+@pytest.mark.parametrize("kind", ["abstract model (AdoProject)", "own columns (ApprovalSync)"])
+def test_the_bookkeeping_records_start_success_and_failure_in_its_own_columns(kind):
+    from approvals.models import ApprovalSync
+    from tests.pipelines.factories import AdoProjectFactory
+
+    project = AdoProjectFactory(name="books", enabled=True, last_sync_succeeded_at=None)
+    record = (
+        project if kind.startswith("abstract") else ApprovalSync.objects.create(project=project)
+    )
+    names = record.SYNC_FIELDS
+    started = record.sync_started()
+    assert getattr(type(record).objects.get(pk=record.pk), names.started) == started
+
+    record.sync_failed("ConnectionError: " + "x" * 5000)
+    stored = type(record).objects.get(pk=record.pk)
+    assert len(getattr(stored, names.error)) == 2000  # kept short: it is shown to operators
+    status = stored.sync_status("books", system="Azure DevOps")
+    assert status.failing and status.last_success_at is None
+    assert status.reason == "Azure DevOps could not be reached"
+
+    record.sync_succeeded({"created": 1})
+    stored = type(record).objects.get(pk=record.pk)
+    assert getattr(stored, names.stats) == {"created": 1}
+    assert not stored.sync_status("books", system="Azure DevOps").failing
+    if kind.startswith("abstract"):  # the columns another writer owns are left alone
+        assert stored.enabled is True and stored.name == "books"
