@@ -66,7 +66,6 @@ def home_cards(user, held_roles: frozenset[str]) -> list[HomeCard]:
                 "Model versions held at a QA or PROD approval will be listed here.",
                 _overdue_marked(selectors.versions_waiting()),
                 link=inbox,
-            link_label="Open the approvals inbox",
                 link_label="Open the approvals inbox",
                 order=30,
             )
@@ -100,6 +99,7 @@ def _approver_cards(user, inbox: str) -> list[HomeCard]:
             "here, oldest first, once approvals are synced. Nothing is waiting for you.",
             _overdue_marked(selectors.waiting_for(user) if user else []),
             link=inbox,
+            link_label="Open the approvals inbox",
             order=10,
         ),
         HomeCard(

@@ -7,6 +7,7 @@ class PortalConfig(AppConfig):
     verbose_name = "Portal"
 
     def ready(self) -> None:
+        # Imports wait for ready(): the modules use models, which exist only once apps load.
         from django.db.models.signals import post_migrate
 
         from . import services

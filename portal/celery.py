@@ -5,6 +5,13 @@ import time
 
 from celery import Celery, signals
 
+from core.request_context import (
+    get_request_id,
+    new_request_id,
+    reset_request_id,
+    set_request_id,
+)
+
 os.environ.setdefault("DJANGO_SETTINGS_MODULE", "portal.settings.local")
 
 app = Celery("portal")
@@ -28,8 +35,6 @@ def _use_django_logging(**kwargs):
 
 @signals.before_task_publish.connect
 def _attach_request_id(headers=None, **kwargs):
-    from core.request_context import get_request_id
-
     request_id = get_request_id()
     if headers is not None and request_id and REQUEST_ID_HEADER not in headers:
         headers[REQUEST_ID_HEADER] = request_id
@@ -37,8 +42,6 @@ def _attach_request_id(headers=None, **kwargs):
 
 @signals.task_prerun.connect
 def _task_started(task_id=None, task=None, **kwargs):
-    from core.request_context import new_request_id, set_request_id
-
     request_id = (
         getattr(task.request, REQUEST_ID_HEADER, None) or f"task-{task_id or new_request_id()}"
     )
@@ -48,9 +51,7 @@ def _task_started(task_id=None, task=None, **kwargs):
 
 @signals.task_postrun.connect
 def _task_finished(task_id=None, task=None, state=None, **kwargs):
-    from core.request_context import reset_request_id
-
-    from . import metrics
+    from . import metrics  # reads settings: this module loads before Django is configured
 
     started = _started.pop(task_id, None)
     if started is not None:
@@ -66,7 +67,7 @@ def _task_finished(task_id=None, task=None, state=None, **kwargs):
 
 @signals.task_revoked.connect
 def _task_revoked(request=None, **kwargs):
-    from . import metrics
+    from . import metrics  # as above
 
     name = getattr(request, "task", None) or "unknown"
     metrics.TASKS.labels(name, "revoked").inc()

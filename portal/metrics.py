@@ -24,6 +24,8 @@ from prometheus_client import (
 from prometheus_client.core import GaugeMetricFamily
 from prometheus_client.multiprocess import MultiProcessCollector
 
+from core.sync import sync_status_list
+
 HTTP_REQUESTS = Counter(
     "portal_http_requests_total",
     "HTTP requests answered, by method, URL name and status code.",
@@ -51,8 +53,6 @@ class SyncAgeCollector:
     """Reads the age of every sync at scrape time, so it is never stale in memory."""
 
     def collect(self):
-        from .selectors import sync_status_list
-
         age = GaugeMetricFamily(
             "portal_sync_age_seconds",
             "Seconds since the last successful sync of each source.",

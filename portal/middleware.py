@@ -5,9 +5,14 @@ from django.conf import settings
 from django.contrib.auth.views import redirect_to_login
 from django.http import JsonResponse
 from django.shortcuts import render
+from django.utils.dateparse import parse_datetime
 
 from core.access import access_rule_of, is_api_view
 from core.request_context import clean_request_id, reset_request_id, set_request_id
+from core.sessions import AUTHENTICATED_AT_SESSION_KEY
+
+from . import metrics
+from .errors import api_error, bad_request
 
 logger = logging.getLogger(__name__)
 
@@ -47,8 +52,6 @@ class NulCharacterMiddleware:
 
     def __call__(self, request):
         if "\x00" in request.path_info or self._query_has_nul(request):
-            from .errors import bad_request
-
             return bad_request(request, message=self.MESSAGE, code="nul_character")
         return self.get_response(request)
 
@@ -67,8 +70,6 @@ class MetricsMiddleware:
         self.get_response = get_response
 
     def __call__(self, request):
-        from . import metrics
-
         started = time.perf_counter()
         response = self.get_response(request)
         match = getattr(request, "resolver_match", None)
@@ -135,8 +136,6 @@ class AccessMiddleware:
 
     @staticmethod
     def _forbidden(request, message: str):
-        from .errors import api_error
-
         if request.path.startswith("/api/") or request.headers.get("Accept") == "application/json":
             return api_error(request, 403, message, "permission_denied")
         return render(request, "403.html", {"message": message}, status=403)
@@ -201,10 +200,6 @@ class SessionTimeoutMiddleware:
     def _started(self, session, now: float) -> float:
         """When this session signed in: the later of the sign-in time (an Entra single
         sign-on may report an older ``auth_time``) and the session's own start."""
-        from django.utils.dateparse import parse_datetime
-
-        from core.sessions import AUTHENTICATED_AT_SESSION_KEY
-
         candidates = []
         raw = session.get(AUTHENTICATED_AT_SESSION_KEY)
         try:

@@ -10,6 +10,7 @@ from django.contrib.auth.models import Group, Permission
 from django.db import transaction
 
 from core.roles import Role
+from core.signals import sign_in_denied
 
 
 def role_groups_ensure() -> dict[str, Group]:
@@ -44,10 +45,6 @@ def role_groups_ensure_after_migrate(*, apps=None, using="default", **kwargs) ->
 def sign_in_lockout_announce(sender, request=None, username=None, **kwargs) -> None:
     """django-axes' ``user_locked_out``: tell the listeners of ``sign_in_denied`` (the audit
     trail) that sign-in is locked for this account or address, as ``locked_out``."""
-    from django.contrib.auth import get_user_model
-
-    from core.signals import sign_in_denied
-
     user = None
     if username:
         model = get_user_model()

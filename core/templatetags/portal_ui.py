@@ -8,6 +8,8 @@ from django.utils.html import avoid_wrapping, format_html
 from django.utils.safestring import mark_safe
 from django.utils.timesince import timesince
 
+from core.roles import user_has_role
+
 register = template.Library()
 
 # One colour meaning everywhere (UI.md): pending amber, good green, bad red, running blue, off grey.
@@ -34,8 +36,6 @@ STATUS_COLOURS = {
 @register.filter
 def has_role(user, role: str) -> bool:
     """{% if user|has_role:"admin" %}: what only that role may see on a shared page."""
-    from core.roles import user_has_role
-
     return user_has_role(user, role)
 
 

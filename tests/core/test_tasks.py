@@ -2,6 +2,7 @@
 is down (a closed port: nothing listens there, so the connection really fails)."""
 
 import logging
+import uuid
 
 import pytest
 import redis
@@ -11,17 +12,20 @@ from django.db import transaction
 from core.tasks import enqueue, enqueue_after_commit
 from tests.approvals.faults import celery_app_on, free_port
 
+QUEUE = f"core-tasks-{uuid.uuid4().hex}"  # no worker consumes it: the messages stay to count
+
 
 def _queued() -> int:
-    return redis.Redis.from_url(settings.CELERY_BROKER_URL).llen(settings.CELERY_TASK_DEFAULT_QUEUE)
+    return redis.Redis.from_url(settings.CELERY_BROKER_URL).llen(QUEUE)
 
 
 @pytest.fixture
 def empty_queue():
     client = redis.Redis.from_url(settings.CELERY_BROKER_URL)
-    client.delete(settings.CELERY_TASK_DEFAULT_QUEUE)
-    yield
-    client.delete(settings.CELERY_TASK_DEFAULT_QUEUE)
+    client.delete(QUEUE)
+    with celery_app_on(settings.CELERY_BROKER_URL, QUEUE):
+        yield
+    client.delete(QUEUE)
 
 
 def test_enqueue_publishes_the_task_by_name(empty_queue):
