@@ -1,6 +1,6 @@
 """Django admin registrations for operators.
 
-Everything here is read-only: the criteria are owned by the code (``maturity/criteria.py``,
+Everything here is read-only: the criteria are owned by the code (``maturity/criteria/``,
 copied after every migrate), the records are append-only history (no add, change or delete,
 even for a superuser), and the current-state rows and weekly snapshots are derived from them.
 """

@@ -41,7 +41,7 @@ from .serializers import (
 # Everyone reads maturity (the dashboard is "managers; readable by all"); managers declare.
 READERS = roles(Role.MANAGER, Role.APPROVER, Role.DATA_SCIENTIST, Role.ADMIN)
 DECLARERS = roles(Role.MANAGER)
-NOT_A_MANAGER = "Only managers can declare a model's maturity level."
+NOT_A_MANAGER = services.NOT_A_MANAGER
 
 
 ERROR = MaturityErrorSerializer
@@ -160,7 +160,7 @@ class DeclarationApi(APIView):
         """A signed-in non-manager is told why, in the service's words."""
         user = request.user
         if user.is_authenticated and not user_has_role(user, Role.MANAGER):
-            raise exceptions.PermissionDenied({"detail": NOT_A_MANAGER, "code": "not_manager"})
+            raise services.DeclarationRefused(NOT_A_MANAGER, code="not_manager", http_status=403)
         super().permission_denied(request, message=message, code=code)
 
     @extend_schema(
@@ -202,12 +202,11 @@ class DeclarationApi(APIView):
         if not isinstance(reason, str):
             return error_response(400, "The reason must be a string.", "bad_request")
         catalog_model = get_object_or_404(CatalogModel, name=name)
-        try:
-            record = services.maturity_declare(
-                catalog_model=catalog_model, level=level, reason=reason, user=request.user
-            )
-        except services.DeclarationRefused as refusal:
-            return error_response(refusal.http_status, refusal.message, refusal.code)
+        # A refusal (DeclarationRefused) answers {"detail", "code"} with its status through
+        # core.api_support's exception handler.
+        record = services.maturity_declare(
+            catalog_model=catalog_model, level=level, reason=reason, user=request.user
+        )
         return Response(RecordSerializer(record).data, status=201)
 
 

@@ -1,8 +1,12 @@
 from django.apps import AppConfig
 from django.db.models.signals import post_migrate, post_save
 
+from pipelines.signals import runs_changed
+from registry.signals import registered_models_changed
+
 
 def _criteria_sync(sender, **kwargs) -> None:
+    # Here, not at the top: apps.py is imported before any model can be (the app registry).
     from . import services
 
     services.criteria_sync()
@@ -13,9 +17,9 @@ class MaturityConfig(AppConfig):
     verbose_name = "Maturity"
 
     def ready(self) -> None:
+        """Re-assess on what changes a model's evidence: runs, approvals, registered models."""
+        # Here, not at the top: these import models, which need the app registry ready.
         from approvals.models import ApprovalRequest
-        from pipelines.signals import runs_changed
-        from registry.signals import registered_models_changed
 
         from . import receivers
 

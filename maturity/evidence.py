@@ -1,4 +1,4 @@
-"""What the portal knows about a model, read in bulk for the criteria (maturity/criteria.py).
+"""What the portal knows about a model, read in bulk for the criteria (maturity/criteria/).
 
 One load reads a whole batch of catalog models in a fixed number of queries (runs of the
 window, their stages, versions, approvals), so assessing 5,000 models is a few dozen queries,
@@ -187,14 +187,66 @@ def sources_now() -> Sources:
     )
 
 
+RELEASE_CHUNK = 5000  # release runs per stage/approval query (an IN list of ids)
+ROW_CHUNK = 2000  # rows per fetch when iterating runs and versions
+RUN_COLUMNS = (
+    "pk",
+    "name",
+    "pipeline__kind",
+    "pipeline__name",
+    "reason",
+    "trigger",
+    "state",
+    "result",
+    "queued_at",
+    "started_at",
+    "finished_at",
+    "source_version",
+    "model_version_id",
+    "timeline_synced_at",
+    "pipeline__catalog_model_id",
+)
+VERSION_COLUMNS = (
+    "pk",
+    "registered_model__source__name",
+    "registered_model__name",
+    "version",
+    "run_id",
+    "tags",
+    "run_tags",
+    "run_fetched_at",
+    "run_fetch_error",
+    "created_upstream_at",
+    "registered_model__catalog_model_id",
+)
+
+
 def evidence_load(
     catalog_models: list[CatalogModel], *, now: datetime | None = None
 ) -> dict[int, ModelEvidence]:
-    """The evidence of each model in ``catalog_models`` (a batch), keyed by catalog model pk."""
+    """The evidence of each model in ``catalog_models`` (a batch), keyed by catalog model pk.
+
+    A fixed number of queries for the whole batch: pipeline kinds, the window's runs, the
+    release runs' QA/PROD stages and approvals (in chunks), and the live versions.
+    """
     now = now or timezone.now()
     start = now - timedelta(days=window_days())
+    found = _evidence_empty(catalog_models, now=now, start=start)
+    if not found:
+        return found
+    ids = list(found)
+    _pipeline_kinds_add(found, ids)
+    model_of_run, release_runs = _runs_add(found, ids, start)
+    _stages_and_approvals_add(found, model_of_run, release_runs)
+    _versions_add(found, ids)
+    return found
+
+
+def _evidence_empty(
+    catalog_models: list[CatalogModel], *, now: datetime, start: datetime
+) -> dict[int, ModelEvidence]:
     sources = sources_now()
-    found = {
+    return {
         m.pk: ModelEvidence(
             catalog_model_id=m.pk,
             name=m.name,
@@ -205,9 +257,10 @@ def evidence_load(
         )
         for m in catalog_models
     }
-    ids = list(found)
-    if not ids:
-        return found
+
+
+def _pipeline_kinds_add(found: dict[int, ModelEvidence], ids: list[int]) -> None:
+    """The kinds of the models' live pipelines (ci, training, release...)."""
     for model_id, kind in (
         Pipeline.objects.filter(catalog_model_id__in=ids, deleted_upstream_at__isnull=True)
         .values_list("catalog_model_id", "kind")
@@ -215,40 +268,35 @@ def evidence_load(
     ):
         found[model_id].pipeline_kinds.add(kind)
 
+
+def _runs_add(
+    found: dict[int, ModelEvidence], ids: list[int], start: datetime
+) -> tuple[dict[int, int], list[int]]:
+    """The window's runs, newest first; returns each run's model and the release runs."""
     runs = (
         PipelineRun.objects.filter(pipeline__catalog_model_id__in=ids)
         .filter(Q(queued_at__gte=start) | Q(queued_at__isnull=True, started_at__gte=start))
         .order_by("-queued_at", "-pk")
-        .values_list(
-            "pk",
-            "name",
-            "pipeline__kind",
-            "pipeline__name",
-            "reason",
-            "trigger",
-            "state",
-            "result",
-            "queued_at",
-            "started_at",
-            "finished_at",
-            "source_version",
-            "model_version_id",
-            "timeline_synced_at",
-            "pipeline__catalog_model_id",
-        )
+        .values_list(*RUN_COLUMNS)
     )
     model_of_run: dict[int, int] = {}
     release_runs: list[int] = []
-    for row in runs.iterator(chunk_size=2000):
+    for row in runs.iterator(chunk_size=ROW_CHUNK):
         *values, timeline_synced_at, model_id = row
         run = RunFact(*values, timeline_synced=timeline_synced_at is not None)
         found[model_id].runs.append(run)
         model_of_run[run.pk] = model_id
         if run.pipeline_kind == "release":
             release_runs.append(run.pk)
+    return model_of_run, release_runs
 
-    for start_at in range(0, len(release_runs), 5000):
-        chunk = release_runs[start_at : start_at + 5000]
+
+def _stages_and_approvals_add(
+    found: dict[int, ModelEvidence], model_of_run: dict[int, int], release_runs: list[int]
+) -> None:
+    """The QA and PROD stages of the release runs, and their approvals."""
+    for start_at in range(0, len(release_runs), RELEASE_CHUNK):
+        chunk = release_runs[start_at : start_at + RELEASE_CHUNK]
         for run_id, *values in RunStage.objects.filter(
             run_id__in=chunk, environment__in=["QA", "PROD"]
         ).values_list("run_id", "environment", "state", "result", "approval_ids", "finished_at"):
@@ -260,37 +308,17 @@ def evidence_load(
                 ApprovalFact(pk, *values)
             )
 
+
+def _versions_add(found: dict[int, ModelEvidence], ids: list[int]) -> None:
+    """The live versions of the models' live registered models, by version pk."""
     versions = ModelVersion.objects.filter(
         registered_model__catalog_model_id__in=ids,
         registered_model__deleted_upstream_at__isnull=True,
         deleted_upstream_at__isnull=True,
-    ).values_list(
-        "pk",
-        "registered_model__source__name",
-        "registered_model__name",
-        "version",
-        "run_id",
-        "tags",
-        "run_tags",
-        "run_fetched_at",
-        "run_fetch_error",
-        "created_upstream_at",
-        "registered_model__catalog_model_id",
-    )
+    ).values_list(*VERSION_COLUMNS)
     by_model: dict[int, dict[int, VersionFact]] = defaultdict(dict)
-    for (
-        pk,
-        source,
-        name,
-        number,
-        run_id,
-        tags,
-        run_tags,
-        fetched,
-        error,
-        created,
-        mid,
-    ) in versions.iterator(chunk_size=2000):
+    for row in versions.iterator(chunk_size=ROW_CHUNK):
+        pk, source, name, number, run_id, tags, run_tags, fetched, error, created, mid = row
         by_model[mid][pk] = VersionFact(
             pk=pk,
             source=source,
@@ -304,4 +332,3 @@ def evidence_load(
         )
     for model_id, model_versions in by_model.items():
         found[model_id].versions = model_versions
-    return found

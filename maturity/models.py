@@ -1,6 +1,6 @@
 """Tables of this app.
 
-- ``Criterion``: the catalogue of checks, kept in step with ``maturity/criteria.py`` (the
+- ``Criterion``: the catalogue of checks, kept in step with ``maturity/criteria/`` (the
   code that evaluates them) after every migrate.
 - ``MaturityRecord``: append-only; one row each time a model's assessed level or any
   criterion's result changed, and one per manager declaration.

@@ -1,6 +1,6 @@
 """Everything that changes this app's state, as keyword-only functions named <entity>_<action>.
 
-- ``criteria_sync``: the catalogue table follows ``maturity/criteria.py`` (after migrate).
+- ``criteria_sync``: the catalogue table follows ``maturity/criteria/`` (after migrate).
 - ``models_assess``: evaluates every criterion for a batch of models and appends a record
   only for those whose level or any result changed; nightly (beat) and on change.
 - ``maturity_declare``: a manager's declared level, with a reason; a record too.
@@ -19,6 +19,7 @@ from django.conf import settings
 from django.db import transaction
 from django.utils import timezone
 
+from core.errors import PortalError
 from core.roles import Role, user_has_role
 from registry.models import CatalogModel
 
@@ -220,13 +221,16 @@ def _effective(status: ModelMaturity) -> None:
 # Declarations --------------------------------------------------------------------------------
 
 
-class DeclarationRefused(Exception):
+NOT_A_MANAGER = "Only managers can declare a model's maturity level."
+
+
+class DeclarationRefused(PortalError):
+    """Why a declaration was refused. The API answers it through the generic mapping
+    (``core.api_support``); the declare page shows it beside ``field`` of its form."""
+
     def __init__(self, message: str, *, code: str, http_status: int = 400, field: str = ""):
-        super().__init__(message)
-        self.message = message
-        self.code = code
-        self.http_status = http_status
-        self.field = field
+        super().__init__(message, code=code, http_status=http_status)
+        self.field = field  # the form field it is about ("" for the whole form)
 
 
 def maturity_declare(
@@ -237,10 +241,7 @@ def maturity_declare(
     The assessment goes on beside it; the pages flag any disagreement between the two.
     """
     if not user_has_role(user, Role.MANAGER):
-        raise DeclarationRefused(
-            "Only managers can declare a model's maturity level.", code="not_manager",
-            http_status=403,
-        )  # fmt: skip
+        raise DeclarationRefused(NOT_A_MANAGER, code="not_manager", http_status=403)
     reason = (reason or "").strip()
     if len(reason) < MIN_REASON_LENGTH:
         raise DeclarationRefused(

@@ -1,4 +1,5 @@
 from django.apps import AppConfig
+from django.db.models.signals import post_delete, post_save
 
 
 class RegistryConfig(AppConfig):
@@ -6,8 +7,8 @@ class RegistryConfig(AppConfig):
     verbose_name = "Registry"
 
     def ready(self) -> None:
-        from django.db.models.signals import post_delete, post_save
-
+        """Keep each source's beat entries in line with the source (saved or deleted)."""
+        # Here, not at the top: the services import the models, which need the app registry.
         from . import services
         from .models import RegistrySource
 

@@ -13,6 +13,8 @@ import time
 from collections.abc import Callable, Iterable, Iterator
 from dataclasses import dataclass, field
 
+from core.errors import PortalError
+
 # MLflow's HTTP client retries 7 times with a backoff factor of 2 by default: minutes before a
 # down source is reported. Keep it shorter unless the operator set these explicitly.
 os.environ.setdefault("MLFLOW_HTTP_REQUEST_MAX_RETRIES", "3")
@@ -25,8 +27,12 @@ RUN_IDS_PER_SEARCH = 100
 NAMES_PER_VERSION_SEARCH = 50
 
 
-class RegistryError(Exception):
-    """Anything that went wrong talking to a registry."""
+class RegistryError(PortalError):
+    """Anything that went wrong talking to a registry (the sync records it as its error;
+    a view that let it through would answer 502 with the message)."""
+
+    code = "registry_unavailable"
+    http_status = 502
 
 
 class RegistryUnavailable(RegistryError):

@@ -25,6 +25,7 @@ from datetime import UTC, datetime, timedelta
 from django.core.exceptions import ValidationError
 
 from .models import CatalogModel, ModelKind, RegisteredModel, Serving
+from .services import catalog_model_create
 
 DAY_MS = 24 * 3600 * 1000
 TEAMS = ("risk", "growth", "operations")
@@ -558,19 +559,12 @@ def _model_exists(client, name: str) -> bool:
 
 def seed_catalog() -> list[str]:
     """Create the unregistered catalog entries (credit-limit-rules); return the names created."""
-    try:
-        from .catalog_services import catalog_model_create
-    except ImportError:  # pragma: no cover - the catalog services predate the demo data
-        catalog_model_create = None
     created = []
     for values in UNREGISTERED_CATALOG_MODELS:
         if CatalogModel.objects.filter(name=values["name"]).exists():
             continue
         try:
-            if catalog_model_create is not None:
-                catalog_model_create(**values)
-            else:  # pragma: no cover
-                CatalogModel.objects.create(**values)
+            catalog_model_create(**values)
         except ValidationError:  # created meanwhile by someone else: fine, it exists
             continue
         created.append(values["name"])

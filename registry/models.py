@@ -8,6 +8,8 @@ from django.db import models
 from django.db.models import Q
 from django.urls import reverse
 
+from core.models import SyncBookkeeping
+
 
 class ModelKind(models.TextChoices):
     ML = "ml", "ML model"
@@ -62,7 +64,7 @@ def mlflow_uri_problem(value: str, *, registry: bool) -> str:
     )
 
 
-class RegistrySource(models.Model):
+class RegistrySource(SyncBookkeeping):
     """One MLflow registry the portal mirrors (the central workspace, Data Discovery...)."""
 
     name = models.SlugField(
@@ -94,18 +96,12 @@ class RegistrySource(models.Model):
         help_text="Full sweep (deletes, renames, alias moves) every this many seconds.",
     )
 
-    # Sync bookkeeping, written only by registry.services.
+    # Sync bookkeeping, written only by registry.services: the common columns come from
+    # SyncBookkeeping (last_sync_*, the lease); these two are the registry's own.
     cursor_ms = models.BigIntegerField(
         null=True, blank=True, help_text="Highest last_updated_timestamp seen (MLflow ms epoch)."
     )
-    last_sync_started_at = models.DateTimeField(null=True, blank=True)
-    last_sync_succeeded_at = models.DateTimeField(null=True, blank=True)
     last_full_sync_at = models.DateTimeField(null=True, blank=True)
-    last_sync_error_at = models.DateTimeField(null=True, blank=True)
-    last_sync_error = models.TextField(blank=True)
-    last_sync_stats = models.JSONField(default=dict, blank=True)
-    lock_token = models.CharField(max_length=64, blank=True)
-    lock_expires_at = models.DateTimeField(null=True, blank=True)
 
     created_at = models.DateTimeField(auto_now_add=True)
     updated_at = models.DateTimeField(auto_now=True)

@@ -2,6 +2,9 @@
 
 from celery import shared_task
 
+from . import services
+from .models import RegistrySource
+
 BUSY_RETRY_SECONDS = 15
 
 
@@ -11,9 +14,6 @@ def sync_source(source_id: int, full: bool = False) -> dict:
 
     A sync already running for the source makes this one a no-op: beat comes back soon.
     """
-    from . import services
-    from .models import RegistrySource
-
     source = RegistrySource.objects.filter(pk=source_id, enabled=True).first()
     if source is None:
         return {"skipped": "source missing or disabled"}
@@ -27,9 +27,6 @@ def sync_model(self, source_id: int, model_name: str) -> dict:
     Unlike the periodic sync, a webhook's refresh is not repeated by beat, so when the source
     is busy it waits its turn instead of being dropped.
     """
-    from . import services
-    from .models import RegistrySource
-
     source = RegistrySource.objects.filter(pk=source_id, enabled=True).first()
     if source is None:
         return {"skipped": "source missing or disabled"}

@@ -19,7 +19,7 @@ from core.access import ANY_ROLE, access, roles
 from core.listing import sort_headers
 from core.roles import Role, user_has_role
 
-from . import catalog_services, selectors
+from . import selectors, services
 from .forms import CatalogFilterForm, CatalogModelForm
 from .models import CatalogModel, ModelVersion, RegisteredModel
 from .sections import (
@@ -210,8 +210,8 @@ def model_create(request):
     form = CatalogModelForm(request.POST or None)
     if request.method == "POST" and form.is_valid():
         try:
-            model = catalog_services.catalog_model_create(
-                **{k: form.cleaned_data[k] for k in ("name", *catalog_services.EDITABLE_FIELDS)},
+            model = services.catalog_model_create(
+                **{k: form.cleaned_data[k] for k in ("name", *services.EDITABLE_FIELDS)},
                 created_by=request.user,
             )
         except ValidationError as error:
@@ -228,14 +228,14 @@ def model_create(request):
 @require_http_methods(["GET", "POST"])
 def model_edit(request, name):
     model = _catalog_model_or_404(name)
-    initial = {f: getattr(model, f) for f in catalog_services.EDITABLE_FIELDS}
+    initial = {f: getattr(model, f) for f in services.EDITABLE_FIELDS}
     form = CatalogModelForm(
         request.POST or None, initial=initial, with_name=False, catalog_model=model
     )
     if request.method == "POST" and form.is_valid():
-        changed = {f: form.cleaned_data[f] for f in catalog_services.EDITABLE_FIELDS}
+        changed = {f: form.cleaned_data[f] for f in services.EDITABLE_FIELDS}
         try:
-            catalog_services.catalog_model_update(catalog_model=model, **changed)
+            services.catalog_model_update(catalog_model=model, **changed)
         except ValidationError as error:
             _apply_service_errors(form, error)
         else:

@@ -5,7 +5,7 @@ MLflow (OSS, >= 3.3, SQL backend) POSTs ``{entity, action, timestamp, data}`` wi
 (``v1,<base64 HMAC-SHA256(secret, "{delivery_id}.{timestamp}.{raw body}")>``, Standard Webhooks
 style). Register the webhook with ``manage.py register_mlflow_webhook``.
 
-A delivery about a model only queues ``registry.tasks.sync_model``: the payload is thin and
+A delivery about a model only queues the task ``registry.sync_model``: the payload is thin and
 MLflow does not persist or replay deliveries, so the periodic sync remains the source of truth.
 """
 
@@ -31,7 +31,7 @@ from django.views.decorators.http import require_POST
 
 from core.access import PUBLIC, access
 
-from . import tasks
+from . import services
 from .models import RegistrySource, WebhookDelivery
 
 logger = logging.getLogger(__name__)  # "registry.webhooks"
@@ -140,21 +140,13 @@ def delivery_record(*, source: RegistrySource, delivery_id: str, envelope: Envel
                 model_name=model_name,
             )
             if envelope.is_model_event:
-                transaction.on_commit(lambda: _sync_queue(source.pk, model_name))
+                # After the commit the delivery is recorded, so MLflow cannot retry it: a
+                # broker that is down is logged (core.tasks) and the periodic sync catches up,
+                # instead of answering 500.
+                services.registered_model_sync_queue(source=source, name=model_name)
     except IntegrityError:
         return False
     return True
-
-
-def _sync_queue(source_id: int, model_name: str) -> None:
-    # After commit the delivery is recorded, so a broker failure cannot be retried by MLflow;
-    # log it and let the periodic sync catch up instead of answering 500.
-    try:
-        tasks.sync_model.delay(source_id, model_name)
-    except Exception:
-        logger.exception(
-            "webhook: could not queue sync_model for %r (source id %s)", model_name, source_id
-        )
 
 
 def webhook_deliveries_prune(older_than_days: int = 7) -> int:

@@ -326,7 +326,9 @@ def test_a_manager_withdraws_with_null(api_as, portfolio):
 def test_only_managers_declare(role, api_as, portfolio):
     response = declare(api_as(role), level=4, reason=REASON)
     assert response.status_code == 403
-    assert response.json()["code"] == "not_manager"
+    body = response.json()
+    assert body["code"] == "not_manager" and set(body) == {"detail", "code", "request_id"}
+    assert body["detail"] == "Only managers can declare a model's maturity level."
     assert not MaturityRecord.objects.filter(catalog_model=portfolio["fraud"], source="declared")
 
 

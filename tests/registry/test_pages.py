@@ -691,22 +691,22 @@ def test_edit_validation_errors_keep_what_was_typed(client_ds, fraud):
 def test_catalog_services_validate_before_saving(make_user):
     from django.core.exceptions import ValidationError
 
-    from registry import catalog_services
+    from registry import services
 
     user = make_user(Role.DATA_SCIENTIST)
-    model = catalog_services.catalog_model_create(
+    model = services.catalog_model_create(
         name="rules", owners="a@example.com, a@example.com", created_by=user
     )
     assert model.owners == ["a@example.com"] and model.created_by == user
     with pytest.raises(ValidationError) as duplicate:
-        catalog_services.catalog_model_create(name="rules")
+        services.catalog_model_create(name="rules")
     assert "already exists" in str(duplicate.value.message_dict["name"])
     with pytest.raises(ValidationError) as bad_kind:
-        catalog_services.catalog_model_update(catalog_model=model, kind="robot")
+        services.catalog_model_update(catalog_model=model, kind="robot")
     assert "kind" in bad_kind.value.message_dict
     with pytest.raises(ValueError, match="not editable: name"):
-        catalog_services.catalog_model_update(catalog_model=model, name="other")
-    catalog_services.catalog_model_update(catalog_model=model, team=" ops ", owners=None)
+        services.catalog_model_update(catalog_model=model, name="other")
+    services.catalog_model_update(catalog_model=model, team=" ops ", owners=None)
     model.refresh_from_db()
     assert (model.team, model.owners) == ("ops", [])
 

@@ -76,6 +76,17 @@ def deliver(
     return client.post(url, data=body, content_type="application/json", headers=headers)
 
 
+def assert_sync_model_sent(send_task, source_id, model_name):
+    """The webhook queued ``registry.sync_model`` for the model, by name (core.tasks)."""
+    send_task.assert_called_once_with(
+        "registry.sync_model",
+        args=(source_id, model_name),
+        kwargs={},
+        retry=False,
+        ignore_result=True,
+    )
+
+
 # --- accepted deliveries ------------------------------------------------------------------------
 
 
@@ -103,27 +114,27 @@ def test_each_model_event_queues_sync_model_with_the_source_and_model(
     event, client, secret, source, django_capture_on_commit_callbacks
 ):
     entity, action = event.split(".")
-    # The mock replaces only the Celery boundary (.delay): everything up to it is real.
+    # The mock replaces only the Celery boundary (core.tasks' app): everything up to it is real.
     with (
-        mock.patch("registry.tasks.sync_model.delay") as delay,
+        mock.patch("core.tasks.current_app") as celery_app,
         django_capture_on_commit_callbacks(execute=True),
     ):
         response = deliver(client, envelope(entity, action, name="fraud", version="2"))
     assert response.status_code == 202, response.content
-    delay.assert_called_once_with(source.pk, "fraud")
+    assert_sync_model_sent(celery_app.send_task, source.pk, "fraud")
 
 
 @pytest.mark.django_db
 def test_nothing_is_queued_before_the_transaction_commits(
     client, secret, source, django_capture_on_commit_callbacks
 ):
-    # The mock replaces only the Celery boundary (.delay).
-    with mock.patch("registry.tasks.sync_model.delay") as delay:
+    # The mock replaces only the Celery boundary (core.tasks' app).
+    with mock.patch("core.tasks.current_app") as celery_app:
         with django_capture_on_commit_callbacks(execute=False) as callbacks:
             deliver(client, envelope())
-        delay.assert_not_called()
+        celery_app.send_task.assert_not_called()
         callbacks[0]()
-    delay.assert_called_once_with(source.pk, "fraud")
+    assert_sync_model_sent(celery_app.send_task, source.pk, "fraud")
 
 
 @pytest.mark.django_db
@@ -170,14 +181,16 @@ def test_the_endpoint_needs_no_csrf_token_nor_sign_in(secret, source):
 def test_a_broker_failure_after_commit_is_logged_not_a_500(
     client, secret, source, django_capture_on_commit_callbacks, caplog
 ):
-    # The mock replaces only the Celery boundary (.delay) to simulate Redis being down.
+    # The mock replaces only the Celery boundary (core.tasks' app) to simulate Redis being down.
     with (
-        mock.patch("registry.tasks.sync_model.delay", side_effect=OSError("redis down")),
+        mock.patch("core.tasks.current_app") as celery_app,
         django_capture_on_commit_callbacks(execute=True),
     ):
-        response = deliver(client, envelope())
+        celery_app.send_task.side_effect = OSError("redis down")
+        response = deliver(client, envelope(), delivery_id="d-down")
     assert response.status_code == 202
-    assert "could not queue sync_model" in caplog.text
+    assert "could not queue registry.sync_model" in caplog.text
+    assert WebhookDelivery.objects.filter(delivery_id="d-down", model_name="fraud").exists()
 
 
 # --- refused deliveries -------------------------------------------------------------------------

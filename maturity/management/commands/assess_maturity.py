@@ -10,6 +10,8 @@ from __future__ import annotations
 
 from django.core.management.base import BaseCommand, CommandError
 
+from maturity import services
+from maturity.models import LEVELS, ModelMaturity
 from registry.models import CatalogModel
 
 MADE_BY = "assessment by manage.py assess_maturity"
@@ -46,9 +48,6 @@ class Command(BaseCommand):
         )
 
     def handle(self, *args, models=(), snapshot=False, backfill_weeks=None, **options):
-        from maturity import services
-        from maturity.models import LEVELS, ModelMaturity
-
         if backfill_weeks is not None and backfill_weeks < 1:
             raise CommandError("--backfill-weeks must be 1 or more.")
         ids = None

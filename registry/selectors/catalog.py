@@ -1,16 +1,16 @@
-"""Read queries shared by the registry's views, API and the portal's health checks."""
+"""The catalog and its versions: the list (filtered, sorted, without N+1), one entry, its
+registered models and versions, and a user's team's models."""
 
 from __future__ import annotations
 
-import json
-import math
 from dataclasses import dataclass
-from datetime import datetime
 
 from django.conf import settings
+from django.db import connection
 from django.db.models import (
     Exists,
     F,
+    Func,
     OuterRef,
     Prefetch,
     Q,
@@ -21,37 +21,8 @@ from django.db.models import (
 )
 from django.db.models.fields.json import KeyTextTransform
 from django.db.models.functions import Cast, Coalesce, Lower, NullIf
-from django.urls import reverse
 
-from core.sync import SyncStatus
-
-from .models import LIVE, CatalogModel, ModelVersion, RegisteredModel, RegistrySource
-
-REGISTRY_SYSTEM = "the MLflow registry"
-
-
-def _source_admin_url(source: RegistrySource) -> str:
-    return reverse("admin:registry_registrysource_change", args=[source.pk])
-
-
-def sync_status_list() -> list[SyncStatus]:
-    """One SyncStatus per enabled source, for /readyz, /metrics and the operator's home."""
-    return [
-        SyncStatus(
-            name=f"registry:{source.name}",
-            last_success_at=source.last_sync_succeeded_at,
-            last_error_at=source.last_sync_error_at,
-            last_error=source.last_sync_error,
-            system=REGISTRY_SYSTEM,
-            admin_url=_source_admin_url(source),
-        )
-        for source in RegistrySource.objects.filter(enabled=True)
-    ]
-
-
-# ---------------------------------------------------------------------------------------------
-# Catalog, versions and comparison: the reads behind the registry pages and API.
-# ---------------------------------------------------------------------------------------------
+from ..models import LIVE, CatalogModel, ModelVersion, RegisteredModel, RegistrySource
 
 UNKNOWN = "unknown"
 
@@ -257,9 +228,6 @@ def team_models_for(user, *, limit: int = 8) -> TeamModels:
 
 def alias_choices(limit: int = 50) -> list[str]:
     """Alias names in use on live registered models, for the alias filter (one query)."""
-    from django.db import connection
-    from django.db.models import F, Func
-
     live = RegisteredModel.objects.filter(LIVE).exclude(aliases={})
     if connection.vendor == "postgresql":
         # The database lists the distinct keys; reading every model's aliases costs ~10 ms
@@ -360,270 +328,3 @@ def mlflow_run_url(version: ModelVersion) -> str:
     if base and version.experiment_id and version.run_id:
         return f"{base}/#/experiments/{version.experiment_id}/runs/{version.run_id}"
     return ""
-
-
-# --- Freshness -------------------------------------------------------------------------------
-
-
-@dataclass(frozen=True)
-class SourceFreshness:
-    """How fresh one enabled source's mirror is: ok, stale, failing or never synced."""
-
-    name: str
-    is_central: bool
-    last_success_at: datetime | None
-    last_error_at: datetime | None
-    last_error: str  # the raw error: operators only
-    system: str = REGISTRY_SYSTEM
-    admin_url: str = ""  # where an operator configures the source
-
-    @property
-    def _status(self) -> SyncStatus:
-        return SyncStatus(
-            self.name, self.last_success_at, self.last_error_at, self.last_error, self.system
-        )
-
-    @property
-    def reason(self) -> str:
-        """Why the last sync failed, in a few words anyone can read."""
-        return self._status.reason
-
-    @property
-    def state(self) -> str:
-        status = self._status
-        if status.failing:
-            return "failing"
-        if self.last_success_at is None:
-            return "never"
-        return "stale" if status.stale else "ok"
-
-    @property
-    def age_seconds(self) -> float | None:
-        return self._status.age_seconds
-
-
-@dataclass(frozen=True)
-class Freshness:
-    sources: tuple[SourceFreshness, ...]
-
-    @property
-    def as_of(self) -> datetime | None:
-        """The mirror is as fresh as its least fresh source (None while one never synced)."""
-        times = [s.last_success_at for s in self.sources]
-        if not times or any(t is None for t in times):
-            return None
-        return min(times)
-
-    @property
-    def stale_after_seconds(self) -> int:
-        return settings.PORTAL_SYNC_STALE_AFTER_SECONDS
-
-    @property
-    def stale_after_text(self) -> str:
-        seconds = self.stale_after_seconds
-        for unit, size in (("hour", 3600), ("minute", 60)):
-            if seconds >= size and seconds % size == 0:
-                count = seconds // size
-                return f"{count} {unit}{'' if count == 1 else 's'}"
-        return f"{seconds} seconds"
-
-    @property
-    def healthy(self) -> tuple[SourceFreshness, ...]:
-        return tuple(s for s in self.sources if s.state == "ok")
-
-    @property
-    def worst_state(self) -> str:
-        states = {s.state for s in self.sources}
-        for state in ("failing", "never", "stale", "ok"):
-            if state in states:
-                return state
-        return "none"
-
-
-def registry_freshness() -> Freshness:
-    """The sync state of every enabled source, for the banner on every registry page."""
-    return Freshness(
-        tuple(
-            SourceFreshness(
-                s.name,
-                s.is_central,
-                s.last_sync_succeeded_at,
-                s.last_sync_error_at,
-                s.last_sync_error,
-                admin_url=_source_admin_url(s),
-            )
-            for s in RegistrySource.objects.filter(enabled=True)
-        )
-    )
-
-
-# --- Compare ---------------------------------------------------------------------------------
-
-COMPARE_MIN, COMPARE_MAX = 2, 4
-
-
-class CompareError(ValueError):
-    """Bad input to a comparison; the message is shown to the user as is.
-
-    ``api_hint`` says how to write the request, for API callers only: a person on the page
-    picks versions with checkboxes and never sees the query format."""
-
-    def __init__(self, message: str, *, api_hint: str = ""):
-        super().__init__(message)
-        self.api_hint = api_hint
-
-
-@dataclass(frozen=True)
-class VersionRef:
-    """``source:version`` or ``source:registered-model-name:version`` (names have no ':')."""
-
-    source: str
-    version: int
-    name: str | None = None
-
-    def __str__(self) -> str:
-        if self.name is None:
-            return f"{self.source}:{self.version}"
-        return f"{self.source}:{self.name}:{self.version}"
-
-
-def version_refs_parse(values: list[str]) -> list[VersionRef]:
-    """Parse the ``v`` parameters of a comparison; raise CompareError with a clear message."""
-    values = [v.strip() for v in values if v and v.strip()]
-    if len(values) < COMPARE_MIN:
-        raise CompareError(
-            f"Pick at least {COMPARE_MIN} versions to compare ({len(values)} picked).",
-            api_hint="pass them as v=source:version.",
-        )
-    if len(values) > COMPARE_MAX:
-        raise CompareError(f"Compare at most {COMPARE_MAX} versions at a time (got {len(values)}).")
-    refs = []
-    for raw in values:
-        parts = raw.split(":")
-        if len(parts) not in (2, 3) or not parts[0] or not parts[-1].isdigit():
-            raise CompareError(
-                f"“{raw}” is not a version reference: use source:version, e.g. central:3."
-            )
-        name = parts[1] if len(parts) == 3 else None
-        refs.append(VersionRef(parts[0], int(parts[-1]), name))
-    if len(set(refs)) != len(refs):
-        raise CompareError("The same version is listed twice; pick different versions.")
-    return refs
-
-
-def compare_versions_resolve(
-    *, catalog_model: CatalogModel, refs: list[VersionRef]
-) -> list[ModelVersion]:
-    """Find each referenced version among the catalog entry's registered models, in order."""
-    candidates = list(
-        ModelVersion.objects.select_related("registered_model__source").filter(
-            registered_model__catalog_model=catalog_model,
-            registered_model__source__name__in={r.source for r in refs},
-            version__in={r.version for r in refs},
-        )
-    )
-    found = []
-    for ref in refs:
-        matches = [
-            v
-            for v in candidates
-            if v.registered_model.source.name == ref.source
-            and v.version == ref.version
-            and (ref.name is None or v.registered_model.name == ref.name)
-        ]
-        if not matches:
-            raise CompareError(f"{catalog_model.name} has no version {ref} (source:version).")
-        if len(matches) > 1:
-            names = ", ".join(sorted(m.registered_model.name for m in matches))
-            raise CompareError(
-                f"{ref} is ambiguous: {ref.source} holds several models of {catalog_model.name} "
-                f"({names}); use source:model-name:version."
-            )
-        found.append(matches[0])
-    if len({v.pk for v in found}) != len(found):
-        raise CompareError("The same version is listed twice; pick different versions.")
-    return found
-
-
-def version_ref(version: ModelVersion, *, with_name: bool = False) -> str:
-    rm = version.registered_model
-    if with_name:
-        return str(VersionRef(rm.source.name, version.version, rm.name))
-    return str(VersionRef(rm.source.name, version.version))
-
-
-def lower_is_better(metric: str) -> bool:
-    """True when the metric name starts with or contains a REGISTRY_LOWER_IS_BETTER entry."""
-    name = metric.lower()
-    return any(
-        name.startswith(p.lower()) or p.lower() in name
-        for p in settings.REGISTRY_LOWER_IS_BETTER
-        if p
-    )
-
-
-def _number(value) -> float | None:
-    if isinstance(value, bool) or not isinstance(value, int | float):
-        return None
-    if math.isnan(value) or math.isinf(value):
-        return None
-    return float(value)
-
-
-@dataclass(frozen=True)
-class MetricCell:
-    value: object  # the stored value (a number, normally), None when the version lacks it
-    delta: float | None  # value - first column's value, when both are numbers
-    is_best: bool
-    better: bool | None  # compared with the first column: True better, False worse, None same
-
-
-@dataclass(frozen=True)
-class MetricRow:
-    name: str
-    lower_is_better: bool
-    cells: tuple[MetricCell, ...]
-
-
-@dataclass(frozen=True)
-class ParamRow:
-    name: str
-    values: tuple[object, ...]
-    differs: bool
-
-
-@dataclass(frozen=True)
-class Comparison:
-    versions: tuple[ModelVersion, ...]
-    metrics: tuple[MetricRow, ...]
-    params: tuple[ParamRow, ...]
-
-
-def version_comparison(versions: list[ModelVersion]) -> Comparison:
-    """Metrics (with deltas against the first version and the best marked), then params."""
-    metric_names = sorted({n for v in versions for n in (v.metrics or {})})
-    metric_rows = []
-    for name in metric_names:
-        lower = lower_is_better(name)
-        values = [(v.metrics or {}).get(name) for v in versions]
-        numbers = [_number(x) for x in values]
-        present = [n for n in numbers if n is not None]
-        best = None
-        if len(present) >= 2 and len(set(present)) > 1:
-            best = min(present) if lower else max(present)
-        base = numbers[0]
-        cells = []
-        for i, (value, number) in enumerate(zip(values, numbers, strict=True)):
-            delta = better = None
-            if i > 0 and base is not None and number is not None:
-                delta = number - base
-                if delta != 0:
-                    better = (delta < 0) if lower else (delta > 0)
-            cells.append(MetricCell(value, delta, best is not None and number == best, better))
-        metric_rows.append(MetricRow(name, lower, tuple(cells)))
-    param_names = sorted({n for v in versions for n in (v.params or {})})
-    param_rows = []
-    for name in param_names:
-        values = tuple((v.params or {}).get(name) for v in versions)
-        param_rows.append(ParamRow(name, values, len({json.dumps(x) for x in values}) > 1))
-    return Comparison(tuple(versions), tuple(metric_rows), tuple(param_rows))

@@ -1,0 +1,96 @@
+"""Read queries of the registry, by concern:
+
+- ``catalog``: the catalog list and one entry's registered models and versions;
+- ``compare``: version references and the comparison of 2 to 4 versions;
+- ``freshness``: each source's sync state (the banner, /readyz, /metrics).
+
+Callers use this package's names (``from registry import selectors``).
+"""
+
+from .catalog import (
+    ALIAS_ANY,
+    KEY_METRIC_TAG,
+    SORTS,
+    UNKNOWN,
+    CatalogFilters,
+    TeamModels,
+    alias_choices,
+    catalog_ids_owned_by,
+    catalog_model_annotated,
+    catalog_model_get,
+    catalog_model_list,
+    catalog_model_registrations,
+    catalog_model_versions,
+    catalog_team_choices,
+    key_metric_name,
+    mlflow_run_url,
+    model_version_get,
+    owner_names,
+    source_list,
+    team_models_for,
+    version_alias_names,
+)
+from .compare import (
+    COMPARE_MAX,
+    COMPARE_MIN,
+    CompareError,
+    Comparison,
+    MetricCell,
+    MetricRow,
+    ParamRow,
+    VersionRef,
+    compare_versions_resolve,
+    lower_is_better,
+    version_comparison,
+    version_ref,
+    version_refs_parse,
+)
+from .freshness import (
+    REGISTRY_SYSTEM,
+    Freshness,
+    SourceFreshness,
+    registry_freshness,
+    sync_status_list,
+)
+
+__all__ = [
+    "ALIAS_ANY",
+    "COMPARE_MAX",
+    "COMPARE_MIN",
+    "KEY_METRIC_TAG",
+    "REGISTRY_SYSTEM",
+    "SORTS",
+    "UNKNOWN",
+    "CatalogFilters",
+    "CompareError",
+    "Comparison",
+    "Freshness",
+    "MetricCell",
+    "MetricRow",
+    "ParamRow",
+    "SourceFreshness",
+    "TeamModels",
+    "VersionRef",
+    "alias_choices",
+    "catalog_ids_owned_by",
+    "catalog_model_annotated",
+    "catalog_model_get",
+    "catalog_model_list",
+    "catalog_model_registrations",
+    "catalog_model_versions",
+    "catalog_team_choices",
+    "compare_versions_resolve",
+    "key_metric_name",
+    "lower_is_better",
+    "mlflow_run_url",
+    "model_version_get",
+    "owner_names",
+    "registry_freshness",
+    "source_list",
+    "sync_status_list",
+    "team_models_for",
+    "version_alias_names",
+    "version_comparison",
+    "version_ref",
+    "version_refs_parse",
+]

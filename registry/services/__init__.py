@@ -1,0 +1,63 @@
+"""Everything that changes the registry mirror and the catalog, by concern:
+
+- ``sync``: reading a source and recording how each sync went (and queueing one);
+- ``apply``: writing an upstream snapshot to the mirror, differences only;
+- ``catalog``: the catalog entries the sync links and derives, and the edits people make;
+- ``schedules``: the source's beat entries.
+
+Callers use this package's names (``from registry import services``), never a module's
+private helper.
+"""
+
+from .apply import MODEL_FIELDS, RUN_FIELDS, VERSION_FIELDS, snapshot_apply
+from .catalog import (
+    EDITABLE_FIELDS,
+    FORBIDDEN_NAME_CHARACTERS,
+    KIND_VALUES,
+    SERVING_VALUES,
+    catalog_model_create,
+    catalog_model_update,
+    catalog_name_for,
+    catalog_name_validate,
+    category_from_tags,
+)
+from .common import Progress, SyncResult
+from .schedules import source_schedule_ensure, source_schedule_remove
+from .sync import (
+    BUSY,
+    CHECK_TIMEOUT_SECONDS,
+    LEASE_TTL_SECONDS,
+    registered_model_sync,
+    registered_model_sync_queue,
+    registry_connection_check,
+    registry_sync,
+    registry_sync_queue,
+)
+
+__all__ = [
+    "BUSY",
+    "CHECK_TIMEOUT_SECONDS",
+    "EDITABLE_FIELDS",
+    "FORBIDDEN_NAME_CHARACTERS",
+    "KIND_VALUES",
+    "LEASE_TTL_SECONDS",
+    "MODEL_FIELDS",
+    "RUN_FIELDS",
+    "SERVING_VALUES",
+    "VERSION_FIELDS",
+    "Progress",
+    "SyncResult",
+    "catalog_model_create",
+    "catalog_model_update",
+    "catalog_name_for",
+    "catalog_name_validate",
+    "category_from_tags",
+    "registered_model_sync",
+    "registered_model_sync_queue",
+    "registry_connection_check",
+    "registry_sync",
+    "registry_sync_queue",
+    "snapshot_apply",
+    "source_schedule_ensure",
+    "source_schedule_remove",
+]
