@@ -7,7 +7,7 @@ plays four weeks of history: weekly data cleansing, training triggered by it (or
 releases through QA and PROD approvals, a failed training, a rejected and a timed-out approval,
 and leaves a few runs waiting at QA or PROD approvals and one training running.
 
-The history is shaped so the maturity assessment (maturity/criteria.py) finds every level:
+The history is shaped so the maturity assessment (maturity/criteria/) finds every level:
 
 - ``fraud-detector`` reaches level 5: in week 2 its monitoring job queued the training through
   REST (ADO reason ``manual``) with the template parameter ``trigger: drift``, and that version
