@@ -198,3 +198,17 @@ def periodic_tasks_remove(*names: str) -> None:
     from django_celery_beat.models import PeriodicTask
 
     PeriodicTask.objects.filter(name__in=names).delete()
+
+
+# --- Applying what the source says ---------------------------------------------------------
+
+
+def values_assign(obj, values: dict) -> bool:
+    """Set each of ``values`` on ``obj``; True when one of them differed (a row to write), so
+    an unchanged upstream row costs no UPDATE and counts as unchanged."""
+    changed = False
+    for name, value in values.items():
+        if getattr(obj, name) != value:
+            setattr(obj, name, value)
+            changed = True
+    return changed

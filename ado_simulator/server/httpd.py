@@ -12,15 +12,18 @@ import threading
 import uuid
 from dataclasses import dataclass, field
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
-from typing import TYPE_CHECKING
+from typing import Protocol
 from urllib.parse import parse_qs, unquote, urlsplit
 
 from ..errors import bad_request
 
-if TYPE_CHECKING:
-    from .simulator import AdoSimulator
-
 MAX_BODY = 4 * 1024 * 1024
+
+
+class Handles(Protocol):
+    """What the HTTP server hands each request to (the AdoSimulator, which imports this)."""
+
+    def handle(self, request: Request) -> Response: ...
 
 
 @dataclass
@@ -66,7 +69,7 @@ class Server(ThreadingHTTPServer):
     daemon_threads = True
     allow_reuse_address = True
 
-    def __init__(self, address, handler, sim: AdoSimulator):
+    def __init__(self, address, handler, sim: Handles):
         self.sim = sim
         self.open_sockets: set[socket.socket] = set()
         self.sockets_lock = threading.Lock()

@@ -7,22 +7,39 @@ so an approval is read the same way whoever read it.
 
 from __future__ import annotations
 
+from dataclasses import dataclass, field
 from datetime import datetime, timedelta
-from typing import TYPE_CHECKING
 
 from django.conf import settings
 from django.db import IntegrityError, transaction
 from django.utils import timezone
 from django.utils.dateparse import parse_datetime
 
+from core.sync import SyncResultMixin
 from pipelines.models import AdoProject, PipelineRun
 from pipelines.services import run_refresh
 
 from ..models import OPEN_STATUSES, ApprovalRequest, ApprovalStatus, AuditAction, DecidedIn
 from .audit import PORTAL_MARK, SYSTEM_ACTOR, audit_record
 
-if TYPE_CHECKING:  # for the annotation only: sync imports this module
-    from .sync import SyncResult
+
+@dataclass
+class SyncResult(SyncResultMixin):
+    """What one approvals sync did (``as_dict``: the stats ``ApprovalSync`` keeps and
+    ``sync_approvals`` prints; ``new_ids`` is for the notifications only)."""
+
+    UNREPORTED = frozenset({"new_ids"})
+
+    project: str
+    mode: str  # poll | one
+    created: int = 0
+    updated: int = 0
+    unchanged: int = 0
+    closed_in_ado: int = 0
+    linked_runs_refreshed: int = 0
+    imported: int = 0  # decided in ADO before the project's first sync (its history)
+    error: str = ""
+    new_ids: list[int] = field(default_factory=list)
 
 
 # --- Reading ADO's JSON ----------------------------------------------------------------------

@@ -45,19 +45,12 @@ def outbox_requeue_after_sign_in(*, user) -> list[int]:
             .filter(state=OutboxState.NEEDS_SIGNIN, decision__user=user)
             .select_related("approval__catalog_model", "decision")
         )
-        now = timezone.now()
         for message in waiting:
-            message.state = OutboxState.QUEUED
-            message.next_attempt_at = now
-            message.claimed_until = None
-            message.save(update_fields=["state", "next_attempt_at", "claimed_until"])
-            audit_record(
-                action=AuditAction.DELIVERY_RETRY_REQUESTED,
-                actor=user,
-                approval=message.approval,
-                decision=message.decision,
-                message="Signed in again: the decision that waited for it is sent now.",
-                detail={"outbox_message": message.pk, "after": "sign_in"},
+            _requeue_audited(
+                message,
+                user,
+                "Signed in again: the decision that waited for it is sent now.",
+                {"outbox_message": message.pk, "after": "sign_in"},
             )
             requeued.append(message.pk)
     for message_id in requeued:
@@ -106,17 +99,28 @@ def outbox_retry(*, message_id: int, user) -> OutboxMessage:
                 f"{message.get_state_display().lower()}.",
                 http_status=409,
             )
-        message.state = OutboxState.QUEUED
-        message.next_attempt_at = timezone.now()
-        message.claimed_until = None
-        message.save(update_fields=["state", "next_attempt_at", "claimed_until"])
-        audit_record(
-            action=AuditAction.DELIVERY_RETRY_REQUESTED,
-            actor=user,
-            approval=message.approval,
-            decision=message.decision,
-            message=f"Retry of the failed delivery requested (last error: {message.last_error})",
-            detail={"outbox_message": message.pk},
+        _requeue_audited(
+            message,
+            user,
+            f"Retry of the failed delivery requested (last error: {message.last_error})",
+            {"outbox_message": message.pk},
         )
     outbox_enqueue_after_commit(message_id=message_id)
     return message
+
+
+def _requeue_audited(message: OutboxMessage, user, why: str, detail: dict) -> None:
+    """Put a held delivery back in the queue now (inside the caller's locking transaction),
+    with the audit row that says who asked and why."""
+    message.state = OutboxState.QUEUED
+    message.next_attempt_at = timezone.now()
+    message.claimed_until = None
+    message.save(update_fields=["state", "next_attempt_at", "claimed_until"])
+    audit_record(
+        action=AuditAction.DELIVERY_RETRY_REQUESTED,
+        actor=user,
+        approval=message.approval,
+        decision=message.decision,
+        message=why,
+        detail=detail,
+    )

@@ -5,14 +5,12 @@ through ``core.models.SyncBookkeepingMixin``). Each approval is applied by ``mir
 from __future__ import annotations
 
 import logging
-from dataclasses import dataclass, field
 from datetime import timedelta
 
 from django.conf import settings
 from django.db import transaction
 from django.utils import timezone
 
-from core.sync import SyncResultMixin
 from core.tasks import enqueue_after_commit
 from pipelines.models import AdoProject
 
@@ -26,28 +24,9 @@ from ..models import (
     DecidedIn,
 )
 from .audit import SYSTEM_ACTOR, audit_record
-from .mirror import ado_when, approval_apply
+from .mirror import SyncResult, ado_when, approval_apply
 
 logger = logging.getLogger(__name__)
-
-
-@dataclass
-class SyncResult(SyncResultMixin):
-    """What one approvals sync did (``as_dict``: the stats ``ApprovalSync`` keeps and
-    ``sync_approvals`` prints; ``new_ids`` is for the notifications only)."""
-
-    UNREPORTED = frozenset({"new_ids"})
-
-    project: str
-    mode: str  # poll | one
-    created: int = 0
-    updated: int = 0
-    unchanged: int = 0
-    closed_in_ado: int = 0
-    linked_runs_refreshed: int = 0
-    imported: int = 0  # decided in ADO before the project's first sync (its history)
-    error: str = ""
-    new_ids: list[int] = field(default_factory=list)
 
 
 def project_approvals_sync(

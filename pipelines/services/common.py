@@ -42,13 +42,3 @@ class SyncResult(SyncResultMixin):
 def ado_datetime(value: str | None) -> datetime | None:
     """An ADO timestamp (ISO 8601), None when ADO sent none."""
     return parse_datetime(value) if value else None
-
-
-def assign_changed(obj, values: dict) -> bool:
-    """Set ``values`` on ``obj``; True when any differed (the row needs an update)."""
-    changed = False
-    for name, value in values.items():
-        if getattr(obj, name) != value:
-            setattr(obj, name, value)
-            changed = True
-    return changed

@@ -7,11 +7,12 @@ import re
 
 from django.utils import timezone
 
+from core.sync import values_assign
 from registry.models import CatalogModel
 
 from ..client import AdoClient, AdoNotFound
 from ..models import Pipeline, PipelineKind
-from .common import SyncResult, assign_changed
+from .common import SyncResult
 
 KIND_SUFFIXES = [
     ("data-cleansing", PipelineKind.DATA_CLEANSING),
@@ -117,7 +118,7 @@ def _upsert_pipelines(project, upstream: list[dict], existing: dict[int, Pipelin
             values["catalog_model_id"] = (
                 catalog.get(model_name) if model_name else pipeline.catalog_model_id
             )
-        if assign_changed(pipeline, values):
+        if values_assign(pipeline, values):
             changed.append(pipeline)
             result.pipelines.updated += 1
         else:

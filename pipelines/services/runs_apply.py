@@ -9,11 +9,12 @@ from collections.abc import Iterable
 from django.db import transaction
 from django.utils import timezone
 
+from core.sync import values_assign
 from registry.models import CatalogModel, ModelVersion
 
 from ..client import AdoClient
 from ..models import Environment, Pipeline, PipelineKind, PipelineRun, RunStage
-from .common import Progress, SyncResult, ado_datetime, assign_changed, no_progress
+from .common import Progress, SyncResult, ado_datetime, no_progress
 
 RUN_FIELDS = [
     "name", "state", "result", "reason", "trigger", "requested_by", "requested_by_id",
@@ -166,7 +167,7 @@ def _runs_write(
             new.append(run)
             result.runs.created += 1
             need_timeline.append(run)
-        elif assign_changed(run, values):
+        elif values_assign(run, values):
             # Its timeline is stale until re-read (kept stale if that read fails), so a run
             # that completed is never left with the stages of its last running state.
             run.timeline_synced_at = None
@@ -208,7 +209,7 @@ def _timeline_apply(run: PipelineRun, timeline: dict, result: SyncResult) -> Non
         if stage is None:
             new.append(RunStage(run=run, record_id=record_id, **values))
             result.stages.created += 1
-        elif assign_changed(stage, values):
+        elif values_assign(stage, values):
             changed.append(stage)
             result.stages.updated += 1
         else:

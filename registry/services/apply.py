@@ -14,10 +14,12 @@ from datetime import UTC, datetime
 from django.db import transaction
 from django.utils import timezone
 
+from core.sync import values_assign
+
 from ..client import RegistryClient, UpstreamModel, UpstreamRun, UpstreamVersion
 from ..models import ModelVersion, RegisteredModel, RegistrySource
 from .catalog import catalog_categories_refresh, catalog_entries_assign
-from .common import Progress, SyncResult, noop_progress, values_assign
+from .common import Progress, SyncResult, noop_progress
 
 MODEL_FIELDS = [
     "description", "tags", "aliases", "created_upstream_at", "updated_upstream_at",

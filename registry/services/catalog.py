@@ -13,8 +13,9 @@ from django.conf import settings
 from django.core.exceptions import ValidationError
 from django.db import IntegrityError, transaction
 
+from core.sync import values_assign
+
 from ..models import CatalogModel, ModelKind, RegisteredModel, RegistrySource, Serving
-from .common import values_assign
 
 # Entries the sync links and derives ------------------------------------------------------
 

@@ -33,13 +33,3 @@ class SyncResult(SyncResultMixin):
     error: str = ""
     skipped: str = ""
     changed_model_names: set[str] = field(default_factory=set)
-
-
-def values_assign(obj, values: dict) -> bool:
-    """Set each of ``values`` on ``obj``; True when one of them differed (a row to write)."""
-    changed = False
-    for name, value in values.items():
-        if getattr(obj, name) != value:
-            setattr(obj, name, value)
-            changed = True
-    return changed
