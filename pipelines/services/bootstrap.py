@@ -83,13 +83,19 @@ def _wanted() -> tuple[dict | None, list[str]]:
     return wanted, environment.field_problems(AdoProject(name="x", **wanted), DECLARED_BY)
 
 
+def _declared_project() -> AdoProject | None:
+    """The project the environment declared earlier, if any (read in Python, not by a JSON
+    lookup, so SQLite and PostgreSQL agree; there are a handful of projects)."""
+    return next((p for p in AdoProject.objects.order_by("pk") if p.from_environment), None)
+
+
 def _name_for(project: str) -> str:
     return slugify(project)[:64].strip("-") or "ado"
 
 
 def _declare(wanted: dict) -> Outcome:
     what = f"ADO project '{wanted['project']}'"
-    project = AdoProject.objects.exclude(declared_by={}).order_by("pk").first()
+    project = _declared_project()
     if project is None:
         twin = AdoProject.objects.filter(**wanted).first()
         clash = AdoProject.objects.filter(name=_name_for(wanted["project"])).first()
@@ -135,7 +141,7 @@ def _declare(wanted: dict) -> Outcome:
 def _release() -> Outcome:
     """Both variables are unset now: the project they declared stays (pipelines hang on it)
     and becomes the admin's to edit, disable or delete."""
-    project = AdoProject.objects.exclude(declared_by={}).order_by("pk").first()
+    project = _declared_project()
     if project is None:
         return Outcome("ADO project", environment.NOT_DECLARED, f"{ORG_VARIABLE} unset")
     AdoProject.objects.filter(pk=project.pk).update(declared_by={})

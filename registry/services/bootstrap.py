@@ -124,8 +124,8 @@ def _release(declaration: Declaration) -> Outcome:
     """The variable is unset now: the row it declared stays (models hang on it) and becomes
     the admin's to edit, disable or delete."""
     what = f"registry source '{declaration.name}'"
-    source = RegistrySource.objects.filter(name=declaration.name).exclude(declared_by={}).first()
-    if source is None:
+    source = RegistrySource.objects.filter(name=declaration.name).first()
+    if source is None or not source.from_environment:
         return Outcome(what, environment.NOT_DECLARED, f"{declaration.tracking_variable} unset")
     source.declared_by = {}
     source.save(update_fields=["declared_by", "updated_at"])

@@ -56,6 +56,7 @@ def test_the_project_is_created_with_its_schedule(environment):
     ]
 
 
+@pytest.mark.sqlite
 def test_twice_gives_the_same_row_and_no_duplicate_schedule(environment):
     declare(environment)
     row, before = AdoProject.objects.values().get(), schedules()
@@ -97,6 +98,7 @@ def test_an_admin_project_of_the_same_project_or_name_is_left_as_it_is(environme
     assert AdoProject.objects.get().organization_url == "https://dev.azure.com/other"
 
 
+@pytest.mark.sqlite
 def test_unset_variables_hand_the_project_to_the_admin(environment):
     declare(environment)
     (outcome,) = declare(environment, org="", project="")

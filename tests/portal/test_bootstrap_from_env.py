@@ -110,6 +110,7 @@ def test_a_fresh_start_from_the_environment_mirrors_the_registry_and_the_ado_pro
     assert mirrored_run.state == "completed"
 
 
+@pytest.mark.sqlite
 def test_twice_gives_the_same_rows_and_no_duplicate_schedule(environment):
     environment.MLFLOW_TRACKING_URI = "http://mlflow:5000"
     environment.DATA_DISCOVERY_MLFLOW_TRACKING_URI = "databricks"
@@ -148,6 +149,7 @@ def test_rows_made_in_the_admin_are_left_alone_with_a_clear_message(environment)
     assert (list(RegistrySource.objects.values()), list(AdoProject.objects.values())) == before
 
 
+@pytest.mark.sqlite
 def test_bad_variables_of_both_apps_are_all_named_and_nothing_is_written(environment):
     environment.MLFLOW_TRACKING_URI = "http://mlflow:5000"  # valid: still not written
     environment.DATA_DISCOVERY_MLFLOW_TRACKING_URI = "mlflow.example.com"

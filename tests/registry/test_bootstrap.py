@@ -109,6 +109,7 @@ def test_an_admin_source_of_the_same_registry_is_not_mirrored_twice(environment)
     assert list(RegistrySource.objects.values_list("name", flat=True)) == ["by-hand"]
 
 
+@pytest.mark.sqlite
 def test_an_unset_variable_hands_its_source_to_the_admin(environment):
     environment.MLFLOW_TRACKING_URI = "http://mlflow:5000"
     services.registry_sources_bootstrap()
