@@ -1,12 +1,15 @@
 """The operator's "Sync now" and "Test connection" admin actions, shared by the registry
-sources and the ADO projects (each app passes its own service)."""
+sources and the ADO projects (each app passes its own service), and the read-only fields of
+the rows the environment declares (``core.models.EnvironmentDeclared``)."""
 
 from __future__ import annotations
 
+import copy
 from collections.abc import Callable
 from dataclasses import dataclass
 
 from django.contrib import admin, messages
+from django.utils.html import format_html, format_html_join
 
 
 @dataclass(frozen=True)
@@ -84,3 +87,41 @@ class SyncActions:
     @admin.action(description="Test connection", permissions=["view"])
     def test_connection(self, request, queryset):
         test_connection(request, queryset, self.check_connection)
+
+
+class EnvironmentDeclaredFields:
+    """For a ModelAdmin of an ``EnvironmentDeclared`` model: on a row the environment
+    declared, the fields it owns (and the name the bootstrap gave it) are read-only, and a
+    notice at the top names the variable behind each, since the next ``bootstrap_from_env``
+    would undo an edit made here. Rows made in the admin stay fully editable."""
+
+    @admin.display(description="from environment", boolean=True)
+    def from_environment(self, obj) -> bool:
+        return obj.from_environment
+
+    def get_readonly_fields(self, request, obj=None):
+        fields = [*super().get_readonly_fields(request, obj)]
+        if obj is not None and obj.from_environment:
+            fields += ["environment_declaration", "name", *obj.declared_by]
+        return list(dict.fromkeys(fields))
+
+    def get_fieldsets(self, request, obj=None):
+        fieldsets = copy.deepcopy(super().get_fieldsets(request, obj))
+        if obj is not None and obj.from_environment:
+            first = fieldsets[0][1]
+            first["fields"] = ["environment_declaration", *first["fields"]]
+        return fieldsets
+
+    @admin.display(description="declared by the environment")
+    def environment_declaration(self, obj):
+        labels = (
+            (str(obj._meta.get_field(field).verbose_name).capitalize(), variable)
+            for field, variable in obj.declared_by.items()
+        )
+        return format_html(
+            "<p>These fields come from environment variables and are read-only here: change "
+            "the variable and run <code>manage.py bootstrap_from_env</code> (the migrate step "
+            "runs it). The name is the bootstrap's; the other fields are yours to edit.</p>"
+            "<ul>{}</ul>",
+            format_html_join("", "<li>{}: <code>{}</code></li>", labels),
+        )

@@ -82,3 +82,29 @@ class SyncBookkeeping(SyncBookkeepingMixin, models.Model):
 
     class Meta:
         abstract = True
+
+
+# --- Rows the environment declares (manage.py bootstrap_from_env) ---------------------------
+
+
+class EnvironmentDeclared(models.Model):
+    """A row that ``manage.py bootstrap_from_env`` may create from environment variables.
+
+    ``declared_by`` maps each field the environment owns to the variable that sets it (empty:
+    the row was made in the admin, and the bootstrap never touches it). The admin shows those
+    fields read-only with their variable, since the next bootstrap would undo an edit."""
+
+    declared_by = models.JSONField(
+        default=dict,
+        blank=True,
+        editable=False,
+        help_text="Fields set from environment variables by manage.py bootstrap_from_env, "
+        "each with its variable; empty: made in the admin.",
+    )
+
+    class Meta:
+        abstract = True
+
+    @property
+    def from_environment(self) -> bool:
+        return bool(self.declared_by)

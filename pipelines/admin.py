@@ -50,12 +50,15 @@ SYNC_FIELDS = [
 
 
 @admin.register(AdoProject)
-class AdoProjectAdmin(admin_actions.SyncActions, admin.ModelAdmin):
+class AdoProjectAdmin(
+    admin_actions.EnvironmentDeclaredFields, admin_actions.SyncActions, admin.ModelAdmin
+):
     formfield_overrides = URL_FIELDS
     list_display = [
         "name",
         "organization_url",
         "project",
+        "from_environment",
         "enabled",
         "sync_state",
         "last_sync_succeeded_at",

@@ -7,7 +7,7 @@ trained or deployed, by configuration and by convention (see docs/pipelines.md).
 from django.conf import settings
 from django.db import models
 
-from core.models import SyncBookkeeping
+from core.models import EnvironmentDeclared, SyncBookkeeping
 
 
 class PipelineKind(models.TextChoices):
@@ -42,7 +42,7 @@ class Environment(models.TextChoices):
     PROD = "PROD", "PROD"
 
 
-class AdoProject(SyncBookkeeping):
+class AdoProject(SyncBookkeeping, EnvironmentDeclared):
     """One ADO organisation + project whose pipelines the portal mirrors.
 
     ``SyncBookkeeping`` gives the ``last_sync_*`` and lease columns and their writes

@@ -9,8 +9,11 @@ from django.contrib.auth import get_user_model
 from django.contrib.auth.models import Group, Permission
 from django.db import transaction
 
+from core.environment import EnvironmentInvalid, Outcome
 from core.roles import Role
 from core.signals import sign_in_denied
+from pipelines import services as pipelines_services
+from registry import services as registry_services
 
 
 def role_groups_ensure() -> dict[str, Group]:
@@ -98,3 +101,22 @@ def demo_users_ensure(*, passwords: dict[str, str] | None = None) -> list[DemoAc
         user.groups.add(*(groups[r] for r in role_names))
         accounts.append(DemoAccount(username, password, tuple(role_names), created))
     return accounts
+
+
+def environment_bootstrap() -> list[Outcome]:
+    """Declare the registry sources and the ADO project the environment names
+    (``manage.py bootstrap_from_env``), all or nothing: every app's variables are checked and
+    one ``EnvironmentInvalid`` names each bad one, and then nothing is written."""
+    outcomes, problems = [], []
+    with transaction.atomic():
+        for bootstrap in (
+            registry_services.registry_sources_bootstrap,
+            pipelines_services.ado_project_bootstrap,
+        ):
+            try:
+                outcomes += bootstrap()
+            except EnvironmentInvalid as error:
+                problems += error.problems
+        if problems:
+            raise EnvironmentInvalid(problems)
+    return outcomes

@@ -28,13 +28,16 @@ class ReadOnlyAdmin(admin.ModelAdmin):
 
 
 @admin.register(RegistrySource)
-class RegistrySourceAdmin(admin_actions.SyncActions, admin.ModelAdmin):
+class RegistrySourceAdmin(
+    admin_actions.EnvironmentDeclaredFields, admin_actions.SyncActions, admin.ModelAdmin
+):
     # Links to the MLflow UI: https when no scheme is typed (Django 6's default too).
     formfield_overrides = {models.URLField: {"assume_scheme": "https"}}
     list_display = [
         "name",
         "tracking_uri",
         "is_central",
+        "from_environment",
         "enabled",
         "last_sync_succeeded_at",
         "last_sync_error_at",

@@ -8,7 +8,7 @@ from django.db import models
 from django.db.models import Q
 from django.urls import reverse
 
-from core.models import SyncBookkeeping
+from core.models import EnvironmentDeclared, SyncBookkeeping
 
 
 class ModelKind(models.TextChoices):
@@ -64,7 +64,7 @@ def mlflow_uri_problem(value: str, *, registry: bool) -> str:
     )
 
 
-class RegistrySource(SyncBookkeeping):
+class RegistrySource(SyncBookkeeping, EnvironmentDeclared):
     """One MLflow registry the portal mirrors (the central workspace, Data Discovery...)."""
 
     name = models.SlugField(

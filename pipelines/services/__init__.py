@@ -4,9 +4,11 @@ Callers use ``from pipelines import services`` and the names below; the modules 
 concern: ``sync`` (a project's sync, one run's refresh, their bookkeeping), its steps
 ``pipelines_apply`` and ``runs_apply`` (with ``common``: the result and shared helpers),
 ``identity`` (whom the credentials are, "Test connection"), ``hooks`` (service-hook intake),
-``run_requests`` (runs the portal queues) and ``schedules`` (beat entries).
+``run_requests`` (runs the portal queues), ``schedules`` (beat entries) and ``bootstrap``
+(the project the environment declares, ``manage.py bootstrap_from_env``).
 """
 
+from .bootstrap import ado_project_bootstrap
 from .common import Progress, SyncResult
 from .hooks import HookOutcome, hook_deliveries_prune, hook_delivery_accept
 from .identity import CHECK_TIMEOUT, project_connection_check, project_service_identity_record
@@ -31,6 +33,7 @@ __all__ = [
     "HookOutcome",
     "Progress",
     "SyncResult",
+    "ado_project_bootstrap",
     "hook_deliveries_prune",
     "hook_delivery_accept",
     "pipeline_kind_and_model",

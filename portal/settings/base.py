@@ -298,10 +298,14 @@ MATURITY_DATA_TAGS = env.list(
 # Weekly snapshots for the trend are kept this long (at least 53 weeks whatever it says).
 MATURITY_SNAPSHOT_RETENTION_WEEKS = env.int("MATURITY_SNAPSHOT_RETENTION_WEEKS", default=104)
 
-# INTEGRATIONS (read by the clients of later features; unset means "not configured")
+# INTEGRATIONS (unset means "not configured")
 # ------------------------------------------------------------------------------
+# The registry sources and the ADO project `manage.py bootstrap_from_env` declares (the
+# migrate step runs it): the central registry, an optional Data Discovery one, the project.
 MLFLOW_TRACKING_URI = env("MLFLOW_TRACKING_URI", default="")
 MLFLOW_REGISTRY_URI = env("MLFLOW_REGISTRY_URI", default="")
+DATA_DISCOVERY_MLFLOW_TRACKING_URI = env("DATA_DISCOVERY_MLFLOW_TRACKING_URI", default="")
+DATA_DISCOVERY_MLFLOW_REGISTRY_URI = env("DATA_DISCOVERY_MLFLOW_REGISTRY_URI", default="")
 MLFLOW_WEBHOOK_SECRET = env("MLFLOW_WEBHOOK_SECRET", default="")
 AZURE_DEVOPS_ORG_URL = env("AZURE_DEVOPS_ORG_URL", default="")
 AZURE_DEVOPS_PROJECT = env("AZURE_DEVOPS_PROJECT", default="")

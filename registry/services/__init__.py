@@ -3,13 +3,15 @@
 - ``sync``: reading a source and recording how each sync went (and queueing one);
 - ``apply``: writing an upstream snapshot to the mirror, differences only;
 - ``catalog``: the catalog entries the sync links and derives, and the edits people make;
-- ``schedules``: the source's beat entries.
+- ``schedules``: the source's beat entries;
+- ``bootstrap``: the sources the environment declares (``manage.py bootstrap_from_env``).
 
 Callers use this package's names (``from registry import services``), never a module's
 private helper.
 """
 
 from .apply import MODEL_FIELDS, RUN_FIELDS, VERSION_FIELDS, snapshot_apply
+from .bootstrap import registry_sources_bootstrap
 from .catalog import (
     EDITABLE_FIELDS,
     FORBIDDEN_NAME_CHARACTERS,
@@ -55,6 +57,7 @@ __all__ = [
     "registered_model_sync",
     "registered_model_sync_queue",
     "registry_connection_check",
+    "registry_sources_bootstrap",
     "registry_sync",
     "registry_sync_queue",
     "snapshot_apply",
