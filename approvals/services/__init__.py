@@ -14,6 +14,7 @@ under), ``rules`` (who may decide; the refusals), ``mirror`` (ADO's JSON into th
 ``decisions``, ``signins`` (sign-in audit receivers), ``schedules``, ``notifications``.
 """
 
+from .api_access import api_access_audit
 from .audit import (
     DELIVERY_ACTOR,
     PORTAL_MARK,
@@ -23,7 +24,12 @@ from .audit import (
     user_display_name,
     user_identities,
 )
-from .decisions import approval_decide, decision_refusal_record, decision_role_check
+from .decisions import (
+    approval_decide,
+    decision_refusal_record,
+    decision_role_check,
+    decision_token_check,
+)
 from .delivery import DeliveryOutcome, delivery_backoff, outbox_deliver
 from .identity import decision_sent_as_portal, delivers_with_portal_identity
 from .mirror import approval_apply
@@ -58,6 +64,7 @@ __all__ = [
     "ReauthenticationRequired",
     "Rule",
     "SyncResult",
+    "api_access_audit",
     "approval_apply",
     "approval_decide",
     "approval_gone",
@@ -69,6 +76,7 @@ __all__ = [
     "decision_role_check",
     "decision_rules",
     "decision_sent_as_portal",
+    "decision_token_check",
     "delivers_with_portal_identity",
     "delivery_backoff",
     "hook_received",
