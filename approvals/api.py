@@ -161,14 +161,24 @@ class ApprovalDetailApi(APIView):
             "evidence": evidence_data(approval, evidence, qa_ok),
             "stages": selectors.approval_stages(approval),
             "decisions": selectors.approval_decisions(approval),
-            "rules": services.decision_rules(
-                approval=approval,
-                user=request.user,
-                authenticated_at=session_authenticated_at(request),
-            ),
+            "rules": _rules_for_caller(request, approval),
             "audit": selectors.approval_audit(approval),
         }
         return Response(ApprovalDetailSerializer(approval, context=context).data)
+
+
+def _rules_for_caller(request, approval) -> list:
+    """The decision rules for whoever asks; a token (either kind) is told first that it can
+    never decide, so ``can_decide`` is false for it whatever its roles."""
+    rules = services.decision_rules(
+        approval=approval, user=request.user, authenticated_at=session_authenticated_at(request)
+    )
+    if machine_credential(request) is not None:
+        rules = [
+            services.Rule("human_decision_required", False, services.HUMAN_DECISION_REQUIRED),
+            *rules,
+        ]
+    return rules
 
 
 class ApprovalDecisionApi(APIView):

@@ -49,6 +49,7 @@ class ApiTokenAdmin(admin.ModelAdmin):
     list_filter = ["scope", ("revoked_at", admin.EmptyFieldListFilter)]
     search_fields = ["name", "key_id", "user__username", "user__email"]
     list_select_related = ["user"]
+    raw_id_fields = ["user"]  # the add form: a user id, not a list of every user
     actions = ["revoke"]
     readonly_fields = [
         "user",

@@ -41,6 +41,7 @@ from .notifications import (
 from .outbox import outbox_enqueue, outbox_requeue_after_sign_in, outbox_retry, outbox_sweep
 from .rules import (
     CONFLICT_RULES,
+    HUMAN_DECISION_REQUIRED,
     NOT_AN_APPROVER,
     DecisionRefused,
     ReauthenticationRequired,
@@ -56,6 +57,7 @@ from .sync import SyncResult, approval_gone, approval_refresh, project_approvals
 __all__ = [
     "CONFLICT_RULES",
     "DELIVERY_ACTOR",
+    "HUMAN_DECISION_REQUIRED",
     "NOT_AN_APPROVER",
     "PORTAL_MARK",
     "SYSTEM_ACTOR",

@@ -88,3 +88,11 @@ def test_a_person_in_a_session_still_decides(make_user, approval):
         f"/api/v1/approvals/{approval.pk}/decision", {"status": "approved"}, format="json"
     )
     assert response.status_code == 201, response.content
+
+
+def test_the_detail_tells_a_token_it_cannot_decide(make_user, approval):
+    _token, raw = api_tokens.token_create(user=make_user(Role.APPROVER), name="bot", scope="write")
+    detail = bearer(raw).get(f"/api/v1/approvals/{approval.pk}/").json()
+    assert detail["can_decide"] is False
+    assert detail["rules"][0]["code"] == "human_decision_required"
+    assert detail["rules"][0]["ok"] is False
