@@ -41,7 +41,7 @@ from core.machine_access import ENTRA_APP, WRITE, CredentialRefused, MachineCred
 from core.signals import api_access_event
 
 from . import api_tokens, entra
-from .entra_users import _set_roles, roles_from_claims
+from .entra_users import role_groups_set, roles_from_claims
 from .models import ServicePrincipal
 
 logger = logging.getLogger(__name__)
@@ -140,7 +140,7 @@ def _signing_key(kid: str | None, metadata: dict):
                 response = entra.http_session().get(uri)
                 response.raise_for_status()
                 keys = jwt.PyJWKSet.from_dict(response.json())
-            except (requests.RequestException, ValueError, jwt.PyJWKError) as exc:
+            except (requests.RequestException, ValueError, jwt.PyJWTError) as exc:
                 logger.warning("Entra ID signing keys unavailable at %s: %s", uri, exc)
                 raise EntraUnreachable(
                     "Microsoft Entra ID's signing keys could not be read; try again shortly."
@@ -295,11 +295,11 @@ def service_principal_user(claims: dict, request) -> tuple[object, ServicePrinci
                     principal = ServicePrincipal.objects.create(
                         user=user, tenant_id=tid, object_id=oid, app_id=app_id
                     )
-                    _set_roles(user, roles)
+                    role_groups_set(user, roles)
                     principal.claimed_roles, principal.roles_from_entra = claimed, sorted(roles)
                     principal.save(update_fields=["claimed_roles", "roles_from_entra"])
                 elif principal.claimed_roles != claimed or principal.app_id != app_id:
-                    _set_roles(principal.user, roles)
+                    role_groups_set(principal.user, roles)
                     principal.claimed_roles, principal.roles_from_entra = claimed, sorted(roles)
                     principal.app_id = app_id
                     principal.save(update_fields=["claimed_roles", "roles_from_entra", "app_id"])
