@@ -19,6 +19,7 @@ from rest_framework.views import APIView
 
 from core.access import roles
 from core.api_support import PortalPagination, error_response, validated_filters
+from core.machine_access import machine_credential
 from core.roles import Role, user_has_role
 from core.sessions import session_authenticated_at
 from pipelines.models import Environment
@@ -57,7 +58,8 @@ ERRORS = {
     403: OpenApiResponse(
         ERROR,
         description="Not signed in, no CSRF token, or a rule refuses you (the message says "
-        "which: not an approver, not assigned, separation of duties, QA first...).",
+        "which: not an approver, not assigned, separation of duties, QA first...); a token "
+        "(either kind) is always refused here: human_decision_required.",
     ),
     404: OpenApiResponse(ERROR, description="No such approval."),
     409: OpenApiResponse(ERROR, description="Already decided, or expired."),
@@ -159,14 +161,24 @@ class ApprovalDetailApi(APIView):
             "evidence": evidence_data(approval, evidence, qa_ok),
             "stages": selectors.approval_stages(approval),
             "decisions": selectors.approval_decisions(approval),
-            "rules": services.decision_rules(
-                approval=approval,
-                user=request.user,
-                authenticated_at=session_authenticated_at(request),
-            ),
+            "rules": _rules_for_caller(request, approval),
             "audit": selectors.approval_audit(approval),
         }
         return Response(ApprovalDetailSerializer(approval, context=context).data)
+
+
+def _rules_for_caller(request, approval) -> list:
+    """The decision rules for whoever asks; a token (either kind) is told first that it can
+    never decide, so ``can_decide`` is false for it whatever its roles."""
+    rules = services.decision_rules(
+        approval=approval, user=request.user, authenticated_at=session_authenticated_at(request)
+    )
+    if machine_credential(request) is not None:
+        rules = [
+            services.Rule("human_decision_required", False, services.HUMAN_DECISION_REQUIRED),
+            *rules,
+        ]
+    return rules
 
 
 class ApprovalDecisionApi(APIView):
@@ -175,6 +187,16 @@ class ApprovalDecisionApi(APIView):
     to ADO by a worker; the answer shows its delivery state."""
 
     portal_access = DECIDERS
+
+    def check_permissions(self, request):
+        """A token of either kind is refused before anything else (audited): decisions stay
+        human, whatever roles the token carries."""
+        services.decision_token_check(
+            approval_id=self.kwargs.get("pk"),
+            user=request.user,
+            credential=machine_credential(request),
+        )
+        super().check_permissions(request)
 
     def permission_denied(self, request, message=None, code=None):
         """A signed-in non-approver is told why, in the service's words, and audited."""

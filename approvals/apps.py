@@ -10,7 +10,7 @@ class ApprovalsConfig(AppConfig):
         # once every app is registered (ready() is the first moment that is true).
         from django.contrib.auth.signals import user_logged_in, user_logged_out, user_login_failed
 
-        from core.signals import sign_in_denied
+        from core.signals import api_access_event, sign_in_denied
         from pipelines.signals import hook_received
 
         from . import services
@@ -29,4 +29,8 @@ class ApprovalsConfig(AppConfig):
         )
         sign_in_denied.connect(
             services.sign_in_denied_audit, weak=False, dispatch_uid="approvals-sign-in-denied"
+        )
+        # API tokens made, revoked, used (once a minute) and refused (docs/api-access.md).
+        api_access_event.connect(
+            services.api_access_audit, weak=False, dispatch_uid="approvals-api-access"
         )

@@ -259,6 +259,10 @@ class AuditAction(models.TextChoices):
     SIGN_IN = "auth.sign_in", "Signed in"
     SIGN_OUT = "auth.sign_out", "Signed out"
     SIGN_IN_DENIED = "auth.denied", "Sign-in denied"
+    API_TOKEN_CREATED = "api.token_created", "API token created"
+    API_TOKEN_REVOKED = "api.token_revoked", "API token revoked"
+    API_ACCESS = "api.access", "API called with a token"
+    API_ACCESS_REFUSED = "api.refused", "API token refused"
 
 
 class AuditEvent(AppendOnlyModel):

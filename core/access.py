@@ -12,8 +12,9 @@ import hmac
 from dataclasses import dataclass
 
 from django.conf import settings
-from rest_framework.permissions import BasePermission
+from rest_framework.permissions import SAFE_METHODS, BasePermission
 
+from .machine_access import READ_ONLY_MESSAGE, ScopeRefused, machine_credential
 from .roles import Role, user_roles
 
 
@@ -90,7 +91,8 @@ def is_api_view(view_func) -> bool:
 
 
 class HasPortalAccess(BasePermission):
-    """DRF permission: the view's ``portal_access`` rule, refusing views that declare none."""
+    """DRF permission: the view's ``portal_access`` rule, refusing views that declare none; a
+    read-only API token (core.machine_access) is refused every write, whatever its roles."""
 
     message = "You do not have a role that may use this endpoint."
 
@@ -98,4 +100,9 @@ class HasPortalAccess(BasePermission):
         rule = getattr(view, "portal_access", None)
         if rule is None:
             return False
-        return rule.allows_bearer(request) or rule.allows_user(request.user)
+        allowed = rule.allows_bearer(request) or rule.allows_user(request.user)
+        credential = machine_credential(request)
+        writes = request.method not in SAFE_METHODS
+        if allowed and writes and credential is not None and not credential.may_write:
+            raise ScopeRefused(READ_ONLY_MESSAGE)
+        return allowed

@@ -84,7 +84,10 @@ def exception_handler(exc, context):
     status and body, Django's ValidationError as 400, and the code and the request id in
     every error (the body Django's own error handlers answer too: portal.errors)."""
     if isinstance(exc, PortalError):
-        return error_response(exc.http_status, exc.message, exc.code, **exc.extra)
+        response = error_response(exc.http_status, exc.message, exc.code, **exc.extra)
+        if hasattr(exc, "www_authenticate"):  # a refused bearer token (core.machine_access)
+            response["WWW-Authenticate"] = exc.www_authenticate()
+        return response
     if isinstance(exc, DjangoValidationError):
         exc = exceptions.ValidationError(
             exc.message_dict if hasattr(exc, "error_dict") else {"detail": exc.messages}
@@ -97,4 +100,13 @@ def exception_handler(exc, context):
         if isinstance(codes, str):
             response.data.setdefault("code", codes)
         response.data.setdefault("request_id", get_request_id())
+        if isinstance(exc, exceptions.Throttled):
+            # DRF sets the Retry-After header (whole seconds); the body says it in words.
+            response.data["detail"] = _throttled_detail(exc.wait)
     return response
+
+
+def _throttled_detail(wait: int | None) -> str:
+    if not wait:
+        return "Too many requests: slow down and try again later."
+    return f"Too many requests: try again in {wait} second{'s' if wait != 1 else ''}."

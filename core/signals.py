@@ -24,3 +24,21 @@ the person asked for.
 from django.dispatch import Signal
 
 sign_in_denied = Signal()
+
+api_access_event = Signal()
+"""``api_access_event``: machine access to the API worth an audit row. Sent by the portal
+(portal/api_auth.py, portal/api_tokens.py), recorded by approvals (the audit trail).
+Keyword arguments:
+
+- ``request``: the HTTP request (may be None);
+- ``event``: ``"token_created"``, ``"token_revoked"``, ``"used"`` (at most once a minute per
+  token or service principal) or ``"refused"``;
+- ``user``: the portal user concerned (the token's owner, the service principal's user), or
+  None when the token said nobody the portal knows;
+- ``actor``: who did it when a person did (created or revoked), else None;
+- ``reason``: a short stable code for a refusal (``"expired"``, ``"revoked"``,
+  ``"bad_signature"``, ``"wrong_audience"``...), else "";
+- ``message``: a sentence for people;
+- ``facts``: what identifies the token (kind, key id or ``uti``, app id, scope), never the
+  token itself.
+"""

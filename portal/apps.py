@@ -34,6 +34,8 @@ class PortalConfig(AppConfig):
             services.sign_in_lockout_announce, weak=False, dispatch_uid="portal-sign-in-locked"
         )
 
+        from . import token_admin  # noqa: F401 - registers API tokens in the admin (its docstring)
+
 
 class PortalAdminConfig(AdminConfig):
     default_site = "portal.admin.PortalAdminSite"

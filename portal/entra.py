@@ -316,7 +316,9 @@ def signed_in_with_entra(request) -> bool:
 _metadata_cache: dict[str, tuple[float, dict]] = {}
 
 
-def _openid_configuration() -> dict:
+def openid_configuration() -> dict:
+    """The tenant's OIDC discovery document, cached an hour: sign-out's end-session endpoint,
+    and the issuer and signing keys (``jwks_uri``) the API checks access tokens against."""
     url = f"{authority()}/v2.0/.well-known/openid-configuration"
     cached = _metadata_cache.get(url)
     if cached and cached[0] > time.monotonic():
@@ -331,7 +333,7 @@ def _openid_configuration() -> dict:
 def end_session_url(post_logout_redirect_uri: str, logout_hint: str | None = None) -> str:
     """Entra's end-session endpoint, coming back to ``post_logout_redirect_uri``."""
     try:
-        endpoint = _openid_configuration().get("end_session_endpoint")
+        endpoint = openid_configuration().get("end_session_endpoint")
     except (requests.RequestException, ValueError) as exc:
         logger.warning("Entra ID metadata unavailable for sign-out: %s", exc)
         endpoint = None

@@ -113,7 +113,7 @@ def user_from_claims(
                 user.first_name, user.last_name, user.email = first, last, email
                 user.last_login = timezone.now()
                 user.save(update_fields=["first_name", "last_name", "email", "last_login"])
-                _set_roles(user, roles)
+                role_groups_set(user, roles)
                 account.preferred_username = (claims.get("preferred_username") or "")[:254]
                 account.home_account_id = home_account_id
                 account.token_cache = sealed_cache
@@ -137,8 +137,9 @@ def _free_username(tid: str, oid: str) -> str:
     return username
 
 
-def _set_roles(user, roles: frozenset[str]) -> None:
-    """The user's role groups become exactly ``roles``; other groups are left alone."""
+def role_groups_set(user, roles: frozenset[str]) -> None:
+    """The user's role groups become exactly ``roles``; other groups are left alone (the
+    Entra sign-in and an Entra access token of a service principal both apply them)."""
     groups = {g.name: g for g in Group.objects.filter(name__in=Role.values)}
     if len(groups) < len(Role.values):
         groups = role_groups_ensure()

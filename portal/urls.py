@@ -6,7 +6,7 @@ from maturity.urls import api_urlpatterns as maturity_api
 from pipelines.urls import api_urlpatterns as pipelines_api
 from registry.urls import api_urlpatterns as registry_api
 
-from . import api, views
+from . import api, token_views, views
 
 api_v1 = [
     path("me", api.MeApi.as_view(), name="me"),
@@ -27,6 +27,12 @@ urlpatterns = [
         "auth/front-channel-logout/",
         views.entra_front_channel_logout,
         name="entra-front-channel-logout",
+    ),
+    path("account/api-tokens/", token_views.api_tokens_page, name="api-tokens"),
+    path(
+        "account/api-tokens/<int:pk>/revoke/",
+        token_views.api_token_revoke,
+        name="api-token-revoke",
     ),
     path("healthz", views.healthz, name="healthz"),
     path("favicon.ico", views.favicon, name="favicon"),

@@ -14,6 +14,7 @@ under), ``rules`` (who may decide; the refusals), ``mirror`` (ADO's JSON into th
 ``decisions``, ``signins`` (sign-in audit receivers), ``schedules``, ``notifications``.
 """
 
+from .api_access import api_access_audit
 from .audit import (
     DELIVERY_ACTOR,
     PORTAL_MARK,
@@ -23,7 +24,12 @@ from .audit import (
     user_display_name,
     user_identities,
 )
-from .decisions import approval_decide, decision_refusal_record, decision_role_check
+from .decisions import (
+    approval_decide,
+    decision_refusal_record,
+    decision_role_check,
+    decision_token_check,
+)
 from .delivery import DeliveryOutcome, delivery_backoff, outbox_deliver
 from .identity import decision_sent_as_portal, delivers_with_portal_identity
 from .mirror import approval_apply
@@ -35,6 +41,7 @@ from .notifications import (
 from .outbox import outbox_enqueue, outbox_requeue_after_sign_in, outbox_retry, outbox_sweep
 from .rules import (
     CONFLICT_RULES,
+    HUMAN_DECISION_REQUIRED,
     NOT_AN_APPROVER,
     DecisionRefused,
     ReauthenticationRequired,
@@ -50,6 +57,7 @@ from .sync import SyncResult, approval_gone, approval_refresh, project_approvals
 __all__ = [
     "CONFLICT_RULES",
     "DELIVERY_ACTOR",
+    "HUMAN_DECISION_REQUIRED",
     "NOT_AN_APPROVER",
     "PORTAL_MARK",
     "SYSTEM_ACTOR",
@@ -58,6 +66,7 @@ __all__ = [
     "ReauthenticationRequired",
     "Rule",
     "SyncResult",
+    "api_access_audit",
     "approval_apply",
     "approval_decide",
     "approval_gone",
@@ -69,6 +78,7 @@ __all__ = [
     "decision_role_check",
     "decision_rules",
     "decision_sent_as_portal",
+    "decision_token_check",
     "delivers_with_portal_identity",
     "delivery_backoff",
     "hook_received",

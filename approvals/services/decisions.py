@@ -10,6 +10,7 @@ from django.conf import settings
 from django.db import transaction
 from django.utils import timezone
 
+from core.machine_access import MachineCredential
 from core.request_context import get_request_id
 from core.roles import Role, user_roles
 
@@ -23,7 +24,7 @@ from ..models import (
 )
 from .audit import PORTAL_MARK, audit_record, user_display_name
 from .outbox import outbox_enqueue_after_commit
-from .rules import NOT_AN_APPROVER, DecisionRefused, decision_rules
+from .rules import HUMAN_DECISION_REQUIRED, NOT_AN_APPROVER, DecisionRefused, decision_rules
 
 logger = logging.getLogger(__name__)
 
@@ -36,6 +37,28 @@ def decision_role_check(*, approval_id: int, user, status: str = "", via: str = 
     refusal = DecisionRefused("not_an_approver", NOT_AN_APPROVER)
     decision_refusal_record(
         approval_id=approval_id, user=user, status=status, refusal=refusal, via=via
+    )
+    raise refusal
+
+
+def decision_token_check(
+    *, approval_id: int, user, credential: MachineCredential | None, via: str = "api"
+) -> None:
+    """Refuse (audited) a decision attempted with a token of either kind, whatever its roles:
+    an approval is decided by a person in a signed-in session, never by a script."""
+    if credential is None:
+        return
+    refusal = DecisionRefused(
+        "human_decision_required",
+        f"{HUMAN_DECISION_REQUIRED} This call came with a {credential.describe()}.",
+    )
+    decision_refusal_record(
+        approval_id=approval_id,
+        user=user,
+        status="",
+        refusal=refusal,
+        via=via,
+        extra={"credential": credential.audit_facts()},
     )
     raise refusal
 
@@ -154,7 +177,7 @@ def _decision_write(approval, user, status, comment, via) -> Decision:
 
 
 def decision_refusal_record(
-    *, approval_id, user, status: str, refusal: DecisionRefused, via: str
+    *, approval_id, user, status: str, refusal: DecisionRefused, via: str, extra=None
 ) -> None:
     """The audit row of a refused decision attempt: the one way the page's and the API's
     refusals (bad input, a rule, a wrong role) are recorded."""
@@ -168,7 +191,7 @@ def decision_refusal_record(
             actor=user,
             approval=approval,
             message=f"{what}: {refusal.message}",
-            detail={"code": refusal.code, "status": status, "via": via},
+            detail={"code": refusal.code, "status": status, "via": via, **(extra or {})},
         )
     except Exception:  # the refusal stands even if its audit row cannot be written
         logger.exception("could not audit a refused decision on approval %s", approval_id)

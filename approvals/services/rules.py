@@ -71,6 +71,10 @@ class Rule:
 
 
 NOT_AN_APPROVER = "Only people with the approver role can decide."
+HUMAN_DECISION_REQUIRED = (
+    "Decisions on approvals stay human: no API token or Entra ID application token can "
+    "approve or reject. An approver decides in the portal, signed in."
+)
 
 # Rules that fail because of the request's state, not the person: HTTP 409.
 CONFLICT_RULES = frozenset({"already_decided", "already_decided_by_you", "one_identity", "expired"})

@@ -190,8 +190,17 @@ CONTENT_SECURITY_POLICY = {
 # REST API
 # ------------------------------------------------------------------------------
 REST_FRAMEWORK = {
+    # A bearer token first (a portal API token, else an Entra ID access token: docs/api-access.md),
+    # then the browser's session. Without a token nothing changes: anonymous calls stay 403.
     "DEFAULT_AUTHENTICATION_CLASSES": [
+        "portal.api_auth.PortalTokenAuthentication",
+        "portal.api_auth.EntraTokenAuthentication",
         "rest_framework.authentication.SessionAuthentication",
+    ],
+    # Writes only, per user and per token (core.throttling; rates below), on the shared cache.
+    "DEFAULT_THROTTLE_CLASSES": [
+        "core.throttling.WritesPerUserThrottle",
+        "core.throttling.WritesPerTokenThrottle",
     ],
     # Fail closed: an API view that declares no roles is refused to everyone.
     "DEFAULT_PERMISSION_CLASSES": ["core.access.HasPortalAccess"],
@@ -209,6 +218,11 @@ SPECTACULAR_SETTINGS = {
     "SWAGGER_UI_FAVICON_HREF": "SIDECAR",
     "REDOC_DIST": "SIDECAR",
     "SCHEMA_PATH_PREFIX": "/api/v1",
+    # What a bearer token can be answered on every operation (401, 503; 403 and 429 on writes).
+    "POSTPROCESSING_HOOKS": [
+        "drf_spectacular.hooks.postprocess_schema_enums",
+        "portal.api_auth.schema_machine_access_responses",
+    ],
     # Choice sets that share a field name ("status", "state") get their own names.
     "ENUM_NAME_OVERRIDES": {
         "ApprovalStatusEnum": "approvals.models.ApprovalStatus",
@@ -354,6 +368,35 @@ if ENTRA_ENABLED:
     CONTENT_SECURITY_POLICY["DIRECTIVES"]["form-action"].append(
         f"{_entra.scheme}://{_entra.netloc}"
     )
+
+# MACHINE ACCESS TO THE API (portal/api_auth.py, portal/api_tokens.py; docs/api-access.md)
+# ------------------------------------------------------------------------------
+# Audiences an Entra ID access token may carry (the portal API's application id URI, its
+# client id); empty: ENTRA_CLIENT_ID and api://ENTRA_CLIENT_ID.
+ENTRA_API_AUDIENCES: list[str] = env.list("ENTRA_API_AUDIENCES", default=[])
+# Portal API tokens: lifetime offered by default, and the longest one may ask for (days).
+PORTAL_API_TOKEN_DEFAULT_DAYS = env.int("PORTAL_API_TOKEN_DEFAULT_DAYS", default=30)
+PORTAL_API_TOKEN_MAX_DAYS = env.int("PORTAL_API_TOKEN_MAX_DAYS", default=365)
+# Writes through the API per user and per token (DRF rates: "<n>/minute"; empty: no limit).
+PORTAL_API_WRITE_RATE_PER_USER = env("PORTAL_API_WRITE_RATE_PER_USER", default="60/minute")
+PORTAL_API_WRITE_RATE_PER_TOKEN = env("PORTAL_API_WRITE_RATE_PER_TOKEN", default="30/minute")
+# The cache the rate limits (and the once-a-minute audit of refused tokens) share between
+# processes: Redis when REDIS_URL is set, else files under var/ (the embedded default).
+if REDIS_URL:
+    CACHES = {
+        "default": {
+            "BACKEND": "django.core.cache.backends.redis.RedisCache",
+            "LOCATION": REDIS_URL,
+            "KEY_PREFIX": "portal",
+        }
+    }
+else:
+    CACHES = {
+        "default": {
+            "BACKEND": "django.core.cache.backends.filebased.FileBasedCache",
+            "LOCATION": str(VAR_DIR / "cache"),
+        }
+    }
 
 # OPERATIONS
 # ------------------------------------------------------------------------------

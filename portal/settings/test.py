@@ -23,6 +23,14 @@ REDIS_URL = env("TEST_REDIS_URL", default="redis://127.0.0.1:6379/0")
 CELERY_BROKER_URL = REDIS_URL
 CELERY_RESULT_BACKEND = REDIS_URL
 CELERY_BROKER_TRANSPORT_OPTIONS = {"visibility_timeout": 3600}
+# The shared cache (API rate limits) on the test Redis, under a prefix of this session's own.
+CACHES = {
+    "default": {
+        "BACKEND": "django.core.cache.backends.redis.RedisCache",
+        "LOCATION": REDIS_URL,
+        "KEY_PREFIX": f"portal-test-{uuid.uuid4().hex[:12]}",
+    }
+}
 # Each test session gets its own queue on the shared Redis, so two runs never steal tasks.
 CELERY_TASK_DEFAULT_QUEUE = env("CELERY_QUEUE", default=f"portal-test-{uuid.uuid4().hex[:12]}")
 os.environ["CELERY_QUEUE"] = CELERY_TASK_DEFAULT_QUEUE

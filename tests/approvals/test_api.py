@@ -591,7 +591,7 @@ def test_the_schema_documents_the_approvals_api(api_as):
         "/api/v1/approvals/outbox/{id}/retry",
     }
     decision = paths["/api/v1/approvals/{id}/decision"]["post"]
-    assert set(decision["responses"]) == {"201", "400", "401", "403", "404", "409"}
+    assert set(decision["responses"]) == {"201", "400", "401", "403", "404", "409", "429", "503"}
     assert [p["name"] for p in decision["parameters"]] == ["id"]
     filters = {p["name"] for p in paths["/api/v1/approvals/"]["get"]["parameters"]}
     assert filters >= {"tab", "environment", "model", "team", "overdue", "older_than", "q"}

@@ -11,7 +11,8 @@ It serves, over HTTPS on 127.0.0.1 (port 0, a certificate signed by a throw-away
   ``session_state`` and, when asked with ``client_info=1``, ``client_info``; ``response_mode=
   form_post`` answers an auto-submitting HTML form instead)
 - ``POST /{tenant}/oauth2/v2.0/token`` (``authorization_code`` and ``refresh_token`` grants,
-  client secret by HTTP Basic or in the body)
+  client secret by HTTP Basic or in the body; ``client_credentials`` for the applications
+  registered with ``register_app``: a service principal or managed identity calling an API)
 - ``GET /{tenant}/oauth2/v2.0/logout`` (ends the single-sign-on session, answers 200)
 
 Sign-in model: ``sign_in_as`` says who is at the keyboard; the first authorize after it is a
@@ -29,6 +30,16 @@ GUID, ``iss`` = ``https://sts.windows.net/{tid}/``, ``oid``, ``tid``, ``upn``, `
 The ``scope`` of a token response echoes the requested scopes (so msal's cache finds an
 ``{ADO_RESOURCE}/.default`` token again). Refresh tokens are opaque and reflect the user's
 current claims (the last ``sign_in_as`` for that oid), as Entra reflects the directory.
+
+Client credentials: ``register_app(client_id=..., client_secret=..., object_id=...,
+roles=[...])`` adds a service principal; a ``client_credentials`` grant with ``scope`` =
+``{resource}/.default`` issues an app-only access token for that resource, as Entra does for
+an API whose ``accessTokenAcceptedVersion`` is 2: ``ver`` 2.0, ``iss`` = the metadata's issuer,
+``aud`` = the API's client id (``api://{client id}`` resolves to it; another resource is kept
+as given), ``azp`` = the caller's client id, ``azpacr`` 1, ``oid`` = ``sub`` = the service
+principal's object id, ``tid``, ``idtyp`` app, ``roles`` = the app roles assigned to it
+(absent when none), ``uti``, ``iat``/``nbf``/``exp``. ``access_token_version = 1`` issues v1.0
+tokens instead (``iss`` ``https://sts.windows.net/{tid}/``, ``appid``, ``aud`` as requested).
 
 Every request is appended to ``requests`` (secrets masked); ``authorizations`` and ``issued``
 record what the authorize and token endpoints decided, ``logouts`` the sign-outs, and
@@ -229,6 +240,9 @@ class EntraStandIn:
         self._auth_time_override: int | None = None
         self._codes: dict[str, dict] = {}
         self._refresh_tokens: dict[str, dict] = {}
+        self._apps: dict[str, dict] = {}  # client id -> service principal (register_app)
+        # Version of app-only access tokens (the API's accessTokenAcceptedVersion): 2 or 1.
+        self.access_token_version = 2
         self._server: ThreadingHTTPServer | None = None
         self._thread: threading.Thread | None = None
         self.port: int | None = None
@@ -353,6 +367,29 @@ class EntraStandIn:
             self._directory[oid] = claims
             self._at_keyboard = oid
             self._sso = None
+
+    def register_app(
+        self,
+        *,
+        client_id: str,
+        client_secret: str,
+        object_id: str,
+        display_name: str = "",
+        roles: list[str] | None = None,
+        tid: str | None = None,
+    ) -> None:
+        """A service principal (an app registration's, or a managed identity's) that may use
+        the ``client_credentials`` grant; ``roles`` are the app roles assigned to it on the
+        API. Registering the same client id again replaces it (e.g. a role removed)."""
+        with self._lock:
+            self._apps[client_id] = {
+                "client_id": client_id,
+                "client_secret": client_secret,
+                "oid": object_id,
+                "name": display_name or client_id,
+                "roles": list(roles or []),
+                "tid": tid or self.tenant_id,
+            }
 
     def sign_out_everyone(self) -> None:
         """Ends the single-sign-on session, as the logout endpoint does."""
@@ -735,6 +772,8 @@ class EntraStandIn:
             return self._token_error(
                 400, "invalid_request", "AADSTS90101: client_id in body and header differ.", [0]
             )
+        if form.get("grant_type") == "client_credentials":
+            return self._client_credentials(form, client_id, secret)
         if client_id != self.client_id:
             return self._token_error(
                 400,
@@ -760,6 +799,81 @@ class EntraStandIn:
             f"AADSTS70003: The app requested an unsupported grant type '{grant_type}'.",
             [70003],
         )
+
+    def _client_credentials(self, form, client_id, secret) -> tuple[int, dict]:
+        app = self._apps.get(client_id or "")
+        if app is None:
+            return self._token_error(
+                400,
+                "unauthorized_client",
+                f"AADSTS700016: Application with identifier '{client_id}' was not found in "
+                f"the directory '{self.tenant_id}'.",
+                [700016],
+            )
+        if secret != app["client_secret"]:
+            return self._token_error(
+                401, "invalid_client", "AADSTS7000215: Invalid client secret provided.", [7000215]
+            )
+        scopes = (form.get("scope") or "").split()
+        if len(scopes) != 1 or not scopes[0].endswith("/.default"):
+            return self._token_error(
+                400,
+                "invalid_scope",
+                "AADSTS1002012: The provided value for scope is not valid. Client credential "
+                "flows must have a scope value with /.default suffixed to the resource "
+                "identifier (application ID URI).",
+                [1002012],
+            )
+        resource = scopes[0].removesuffix("/.default")
+        now = int(time.time())
+        lifetime = self.access_token_lifetime
+        payload = {
+            "iat": now,
+            "nbf": now - CLOCK_SKEW_NBF,
+            "exp": now + lifetime if lifetime > 0 else now - 60,
+            "oid": app["oid"],
+            "sub": app["oid"],
+            "tid": app["tid"],
+            "idtyp": "app",
+            "uti": _b64url(secrets.token_bytes(16)),
+        }
+        if app["roles"]:
+            payload["roles"] = list(app["roles"])
+        if self.access_token_version == 1:
+            payload.update(
+                ver="1.0",
+                iss=f"https://sts.windows.net/{app['tid']}/",
+                aud=resource,
+                appid=client_id,
+                appidacr="1",
+            )
+        else:
+            audience = self.client_id if resource == f"api://{self.client_id}" else resource
+            payload.update(
+                ver="2.0",
+                iss=f"{self.base_url}/{app['tid']}/v2.0",
+                aud=audience,
+                azp=client_id,
+                azpacr="1",
+            )
+        token = self._sign(payload)
+        self.issued.append(
+            {
+                "grant_type": "client_credentials",
+                "oid": app["oid"],
+                "aud": payload["aud"],
+                "scope": scopes[0],
+                "expires_in": max(lifetime, 0),
+                "auth_time": None,
+                "access_token": token,
+            }
+        )
+        return 200, {
+            "token_type": "Bearer",
+            "expires_in": max(lifetime, 0),
+            "ext_expires_in": max(lifetime, 0),
+            "access_token": token,
+        }
 
     def _target_resource(self, scopes: list[str], consented: set[str]):
         resources = {r for r in map(_resource_of, scopes) if r}

@@ -488,3 +488,51 @@ def test_a_user_of_another_tenant_carries_that_tid(entra):
     assert entra.decode(result["access_token"], audience=ADO_RESOURCE)["tid"] == other
     [account] = app.get_accounts()
     assert account["home_account_id"] == f"{ANN['oid']}.{other}"
+
+
+# --- Client credentials (a service principal calling an API) ---------------------------------
+
+PIPELINE_APP = {
+    "client_id": "33333333-3333-3333-3333-333333333333",
+    "client_secret": "pipeline-secret",
+    "object_id": "44444444-4444-4444-4444-444444444444",
+}
+
+
+def _app_client(entra: EntraStandIn, secret: str = PIPELINE_APP["client_secret"]):
+    return msal.ConfidentialClientApplication(
+        PIPELINE_APP["client_id"],
+        client_credential=secret,
+        authority=entra.authority,
+        http_client=entra.http_session(),
+        instance_discovery=False,
+    )
+
+
+def test_client_credentials_issue_an_app_only_v2_token_verifiable_with_the_jwks(entra):
+    entra.register_app(**PIPELINE_APP, roles=["Portal.DataScientist"])
+    result = _app_client(entra).acquire_token_for_client([f"api://{entra.client_id}/.default"])
+    token = result["access_token"]
+    keys = jwt.PyJWKSet.from_dict(entra.http_session().get(entra.jwks_uri, timeout=10).json())
+    key = next(k for k in keys.keys if k.key_id == jwt.get_unverified_header(token)["kid"])
+    claims = jwt.decode(
+        token, key, algorithms=["RS256"], audience=entra.client_id, issuer=entra.issuer
+    )
+    assert claims["azp"] == PIPELINE_APP["client_id"] and claims["idtyp"] == "app"
+    assert claims["oid"] == claims["sub"] == PIPELINE_APP["object_id"]
+    assert claims["roles"] == ["Portal.DataScientist"] and "scp" not in claims
+    assert entra.issued[-1]["grant_type"] == "client_credentials"
+
+
+def test_client_credentials_v1_tokens_and_refusals(entra):
+    entra.register_app(**PIPELINE_APP)
+    entra.access_token_version = 1
+    token = _app_client(entra).acquire_token_for_client(["api://portal/.default"])
+    claims = jwt.decode(token["access_token"], options={"verify_signature": False})
+    assert claims["iss"] == f"https://sts.windows.net/{entra.tenant_id}/"
+    assert claims["aud"] == "api://portal" and claims["appid"] == PIPELINE_APP["client_id"]
+    assert "roles" not in claims
+    wrong = _app_client(entra, secret="nope").acquire_token_for_client(["api://portal/.default"])
+    assert wrong["error"] == "invalid_client"
+    bad_scope = _app_client(entra).acquire_token_for_client(["api://portal/read"])
+    assert bad_scope["error"] == "invalid_scope"

@@ -401,7 +401,7 @@ def test_the_schema_documents_the_maturity_api(api_as):
         "/api/v1/maturity/models/{name}/declaration/",
     }
     declaration = paths["/api/v1/maturity/models/{name}/declaration/"]["post"]
-    assert set(declaration["responses"]) == {"201", "400", "403", "404", "409"}
+    assert set(declaration["responses"]) == {"201", "400", "401", "403", "404", "409", "429", "503"}
     listed = {p["name"] for p in paths["/api/v1/maturity/models/"]["get"]["parameters"]}
     assert listed >= {"team", "kind", "serving", "level", "disagreement", "q", "page"}
     summary = {p["name"] for p in paths["/api/v1/maturity/summary/"]["get"]["parameters"]}

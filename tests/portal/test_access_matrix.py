@@ -74,6 +74,9 @@ EXPECTED: dict[str, tuple] = {
     "api:me": ("get", EVERY_ROLE),
     "api-schema": ("get", EVERY_ROLE),
     "api-docs": ("get", EVERY_ROLE),
+    # API tokens: any role makes and revokes its own (someone else's token is a 404)
+    "api-tokens": ("get", EVERY_ROLE),
+    "api-token-revoke": ("post", EVERY_ROLE, Target({"pk": 999999}, let_in=frozenset({404}))),
     # registry pages
     "registry:model-list": ("get", EVERY_ROLE),
     "registry:model-create": ("get", EDITORS),
