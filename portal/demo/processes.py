@@ -16,6 +16,7 @@ from pathlib import Path
 from django.conf import settings
 
 from pipelines import demo_data as pipelines_demo
+from portal.queues import all_queues
 
 from .servers import ADO_PAT, STOP_GRACE_SECONDS, DemoAdoSimulator, DemoMlflowServer
 
@@ -156,7 +157,7 @@ def demo_commands(addr: str, var_dir: Path) -> dict[str, list[str]]:
             "--concurrency",
             "2",
             "--queues",
-            settings.CELERY_TASK_DEFAULT_QUEUE,
+            ",".join(all_queues()),  # one worker for all of them: deliveries, syncs, maintenance
             "--hostname",
             "demo-worker@%h",
         ],

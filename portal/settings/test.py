@@ -4,6 +4,8 @@ import os
 import tempfile
 import uuid
 
+from portal.queues import prefixed_routes
+
 from .base import *  # noqa: F403
 from .base import env
 
@@ -26,6 +28,8 @@ CELERY_BROKER_TRANSPORT_OPTIONS = {"visibility_timeout": 3600}
 # Each test session gets its own queue on the shared Redis, so two runs never steal tasks.
 CELERY_TASK_DEFAULT_QUEUE = env("CELERY_QUEUE", default=f"portal-test-{uuid.uuid4().hex[:12]}")
 os.environ["CELERY_QUEUE"] = CELERY_TASK_DEFAULT_QUEUE
+# ...and its own deliveries, syncs and maintenance queues, named after it.
+CELERY_TASK_ROUTES = prefixed_routes(CELERY_TASK_ROUTES, CELERY_TASK_DEFAULT_QUEUE)  # noqa: F405
 
 PASSWORD_HASHERS = ["django.contrib.auth.hashers.MD5PasswordHasher"]
 STORAGES = {

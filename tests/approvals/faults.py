@@ -114,13 +114,28 @@ class Worker:
     """A real ``celery worker`` (prefork, one child) in its own process group, on a private
     broker and queue, with settings from its environment (shorter claims, say)."""
 
-    def __init__(self, *, broker_url: str, queue: str, log_dir: Path, env: dict | None = None):
+    def __init__(
+        self,
+        *,
+        broker_url: str,
+        queue: str,
+        log_dir: Path,
+        env: dict | None = None,
+        only: tuple[str, ...] = (),
+    ):
         self.broker_url = broker_url
         self.queue = queue
+        self.only = only  # queue groups ("deliveries"...) to consume; all of them when empty
         self.number = next(_worker_numbers)
         self.log_path = log_dir / f"worker-{self.number}.log"
         self.extra_env = {k: str(v) for k, v in (env or {}).items()}
         self.process: subprocess.Popen | None = None
+
+    @property
+    def queues(self) -> list[str]:
+        """Every queue it consumes: its default one and the routed ones named after it (the
+        worker's settings prefix them with its CELERY_QUEUE), or just the ``only`` ones."""
+        return worker_queues(self.queue, self.only)
 
     def start(self) -> Worker:
         env = {
@@ -149,7 +164,7 @@ class Worker:
                     "--without-mingle",
                     "--without-heartbeat",
                     "--queues",
-                    self.queue,
+                    ",".join(self.queues),
                     "--hostname",
                     f"faults-{self.number}-{os.getpid()}@%h",
                 ],
@@ -206,6 +221,24 @@ class Worker:
             return ""
 
 
+def session_routes(queue: str) -> dict[str, dict]:
+    """The routing a process whose default queue is ``queue`` uses (its settings name the
+    deliveries, syncs and maintenance queues after it)."""
+    from portal.queues import prefixed_routes
+    from portal.settings import base
+
+    return prefixed_routes(base.CELERY_TASK_ROUTES, queue)
+
+
+def worker_queues(queue: str, groups: tuple[str, ...] = ()) -> list[str]:
+    """The queues of a worker whose default queue is ``queue``: all of them, or ``groups``."""
+    from portal.queues import queue_names
+
+    if groups:
+        return [f"{queue}.{group}" for group in groups]
+    return queue_names(default_queue=queue, routes=session_routes(queue))
+
+
 def _forget_connections(app, *, close: bool) -> None:
     """Make the app connect afresh from its configuration. ``close``: also close the pools
     it had and drop them from kombu's registry (kombu shares one pool per broker URL, so the
@@ -242,6 +275,7 @@ def celery_app_on(broker_url: str, queue: str, **conf) -> Iterator:
         "broker_url": broker_url,
         "result_backend": broker_url,
         "task_default_queue": queue,
+        "task_routes": session_routes(queue),
         **conf,
     }
     saved = {key: app.conf.get(key) for key in changes}
