@@ -31,6 +31,13 @@ os.environ["CELERY_QUEUE"] = CELERY_TASK_DEFAULT_QUEUE
 # ...and its own deliveries, syncs and maintenance queues, named after it.
 CELERY_TASK_ROUTES = prefixed_routes(CELERY_TASK_ROUTES, CELERY_TASK_DEFAULT_QUEUE)  # noqa: F405
 
+# This session's workers beat in a file of their own, not the machine's /tmp default.
+CELERY_WORKER_HEARTBEAT_FILE = env(
+    "CELERY_WORKER_HEARTBEAT_FILE",
+    default=os.path.join(tempfile.mkdtemp(prefix="portal-heartbeat-"), "worker"),
+)
+os.environ["CELERY_WORKER_HEARTBEAT_FILE"] = CELERY_WORKER_HEARTBEAT_FILE
+
 PASSWORD_HASHERS = ["django.contrib.auth.hashers.MD5PasswordHasher"]
 STORAGES = {
     "default": {"BACKEND": "django.core.files.storage.FileSystemStorage"},

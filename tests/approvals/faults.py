@@ -128,6 +128,7 @@ class Worker:
         self.only = only  # queue groups ("deliveries"...) to consume; all of them when empty
         self.number = next(_worker_numbers)
         self.log_path = log_dir / f"worker-{self.number}.log"
+        self.heartbeat_path = log_dir / f"worker-{self.number}.heartbeat"
         self.extra_env = {k: str(v) for k, v in (env or {}).items()}
         self.process: subprocess.Popen | None = None
 
@@ -145,6 +146,7 @@ class Worker:
             "TEST_REDIS_URL": self.broker_url,
             "TEST_DATABASE_URL": test_database_url(),
             "PROMETHEUS_MULTIPROC_DIR": settings.PROMETHEUS_MULTIPROC_DIR,
+            "CELERY_WORKER_HEARTBEAT_FILE": str(self.heartbeat_path),
             **self.extra_env,
         }
         with open(self.log_path, "ab") as log:
