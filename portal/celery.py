@@ -11,7 +11,11 @@ from core.request_context import (
     reset_request_id,
     set_request_id,
 )
+from portal import kombu_fixes
 from portal.worker_liveness import HeartbeatFile
+
+# Survive Redis restarting under a held delivery (docs/decisions/0002).
+kombu_fixes.install()
 
 os.environ.setdefault("DJANGO_SETTINGS_MODULE", "portal.settings.local")
 

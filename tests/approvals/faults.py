@@ -97,6 +97,13 @@ class RedisServer:
         except redis.RedisError:
             return False
 
+    def kill(self) -> None:
+        """SIGKILL by pid: Redis crashes, its clients' sockets reset mid-command."""
+        process, self.process = self.process, None
+        if process is not None and process.poll() is None:
+            process.kill()
+            process.wait(timeout=10)
+
     def stop(self) -> None:
         """SIGTERM by pid, then wait (SIGKILL if it lingers)."""
         process, self.process = self.process, None
