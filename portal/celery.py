@@ -12,7 +12,7 @@ from core.request_context import (
     set_request_id,
 )
 from portal import kombu_fixes
-from portal.worker_liveness import HeartbeatFile
+from portal.worker_heartbeat import HeartbeatFile
 
 # Survive Redis restarting under a held delivery (docs/decisions/0002).
 kombu_fixes.install()

@@ -2,7 +2,7 @@
 it is, 1 with a message when not: the healthcheck of each worker service (docker-compose.yml)
 and a Kubernetes liveness probe.
 
-How it knows: the worker's ``HeartbeatFile`` bootstep writes its pid to
+How it knows: the worker's ``HeartbeatFile`` bootstep (portal/worker_heartbeat.py) writes its pid to
 ``CELERY_WORKER_HEARTBEAT_FILE`` (default /tmp/celery-worker-heartbeat) when it starts, then
 again every ``HEARTBEAT_SECONDS`` from the worker's own event-loop timer, and removes it at
 shutdown. Alive means: the file is there, written within ``--max-age`` seconds (60), and its
@@ -18,62 +18,14 @@ in milliseconds and never needs the database or the broker.
 from __future__ import annotations
 
 import argparse
-import contextlib
-import logging
 import os
 import sys
 import time
 from pathlib import Path
 
-from celery import bootsteps
+from portal.worker_heartbeat import heartbeat_path
 
-DEFAULT_FILE = "/tmp/celery-worker-heartbeat"  # noqa: S108 - one per container, the worker's own
-HEARTBEAT_SECONDS = float(os.environ.get("CELERY_WORKER_HEARTBEAT_SECONDS") or 10.0)
 MAX_AGE_SECONDS = 60.0
-
-logger = logging.getLogger(__name__)
-
-
-def heartbeat_path() -> Path:
-    return Path(os.environ.get("CELERY_WORKER_HEARTBEAT_FILE") or DEFAULT_FILE)
-
-
-def write_heartbeat(path: Path, pid: int | None = None) -> None:
-    """Write ``pid`` to ``path`` by a rename, so the probe never reads half a file."""
-    path.parent.mkdir(parents=True, exist_ok=True)
-    partial = path.with_name(f".{path.name}.{os.getpid()}")
-    partial.write_text(f"{pid or os.getpid()}\n")
-    partial.replace(path)
-
-
-class HeartbeatFile(bootsteps.StartStopStep):
-    """A worker bootstep: the heartbeat file while the worker runs, gone once it stops."""
-
-    requires = ("celery.worker.components:Timer",)
-
-    def __init__(self, parent, **kwargs):
-        super().__init__(parent, **kwargs)
-        self.path = heartbeat_path()
-        self.tref = None
-
-    def beat(self) -> None:
-        try:
-            write_heartbeat(self.path)
-        except OSError as exc:  # a full or read-only disk: the probe will say so
-            logger.warning("could not write the worker heartbeat %s: %s", self.path, exc)
-
-    def start(self, parent) -> None:
-        self.beat()
-        self.tref = parent.timer.call_repeatedly(HEARTBEAT_SECONDS, self.beat)
-
-    def stop(self, parent) -> None:
-        if self.tref is not None:
-            self.tref.cancel()
-            self.tref = None
-        with contextlib.suppress(FileNotFoundError):
-            self.path.unlink()
-
-    terminate = stop
 
 
 def check(path: Path, *, max_age: float = MAX_AGE_SECONDS, now: float | None = None) -> str | None:

@@ -12,7 +12,8 @@ import uuid
 import pytest
 from django.conf import settings
 
-from portal.worker_liveness import check, main, write_heartbeat
+from portal.worker_heartbeat import write_heartbeat
+from portal.worker_liveness import check, main
 from tests.approvals.faults import Worker, celery_app_on, wait_until
 
 
