@@ -190,6 +190,9 @@ class Worker:
         worker's broker: ``celery_app_on``)."""
         from portal.tasks import ping
 
+        if self.only:  # it does not read the default queue: its log says when it consumes
+            wait_until(lambda: " ready." in self.log(), timeout, f"worker {self.number} ready")
+            return self
         try:
             ping.apply_async(queue=self.queue).get(timeout=timeout)
         except Exception as exc:
