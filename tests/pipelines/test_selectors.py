@@ -329,7 +329,7 @@ def test_trigger_choices_name_each_reason_once(runs):
 
 
 def test_sync_status_list_has_one_entry_per_enabled_project():
-    AdoProjectFactory(name="mlops", last_sync_error_at=NOW, last_sync_error="boom")
+    AdoProjectFactory(name="mlops", last_sync_error_at=timezone.now(), last_sync_error="boom")
     AdoProjectFactory(name="off", enabled=False)
     (status,) = selectors.sync_status_list()
     assert status.name == "pipelines:mlops" and status.failing
