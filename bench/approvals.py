@@ -265,15 +265,16 @@ def seed_portal() -> dict:
 
 
 class Worker:
-    """One `celery worker` process on the bench's private Redis queue, stopped by its pid."""
+    """One `celery worker` process on the bench's private Redis queues (the default one and
+    the deliveries, syncs and maintenance queues named after it), stopped by its pid."""
 
     def __init__(self, concurrency: int, log_path: Path):
         self.concurrency, self.log_path = concurrency, log_path
         self.process: subprocess.Popen | None = None
 
     def start(self, timeout: float = 90) -> Worker:
-        from django.conf import settings
 
+        from portal.queues import all_queues
         from portal.tasks import ping
 
         command = [
@@ -281,7 +282,7 @@ class Worker:
             "--loglevel", "WARNING",
             "--concurrency", str(self.concurrency),
             "--without-gossip", "--without-mingle",
-            "--queues", settings.CELERY_TASK_DEFAULT_QUEUE,
+            "--queues", ",".join(all_queues()),
             "--hostname", f"bench-approvals-{os.getpid()}@%h",
         ]  # fmt: skip
         with open(self.log_path, "ab") as log:
@@ -493,6 +494,7 @@ def main(argv=None) -> int:
     from pipelines import services as pipelines_services
     from pipelines.client import AdoClient, AdoCredentials
     from pipelines.models import AdoProject
+    from portal.queues import all_queues
     from registry.devserver import free_port
 
     name = settings.DATABASES["default"]["NAME"]
@@ -662,7 +664,8 @@ def main(argv=None) -> int:
             gunicorn.stop()
         if worker is not None:
             worker.stop()
-        queue_delete(settings.CELERY_BROKER_URL, queue)
+        for name in all_queues():
+            queue_delete(settings.CELERY_BROKER_URL, name)
         if client is not None:
             client.close()
         if sim is not None:

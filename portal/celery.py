@@ -11,12 +11,19 @@ from core.request_context import (
     reset_request_id,
     set_request_id,
 )
+from portal import kombu_fixes
+from portal.worker_heartbeat import HeartbeatFile
+
+# Survive Redis restarting under a held delivery (docs/decisions/0002).
+kombu_fixes.install()
 
 os.environ.setdefault("DJANGO_SETTINGS_MODULE", "portal.settings.local")
 
 app = Celery("portal")
 app.config_from_object("django.conf:settings", namespace="CELERY")
 app.autodiscover_tasks()
+# The heartbeat file `python -m portal.worker_liveness` checks (a worker's liveness probe).
+app.steps["worker"].add(HeartbeatFile)
 
 REQUEST_ID_HEADER = "portal_request_id"
 _started: dict[str, float] = {}

@@ -46,13 +46,15 @@ def pytest_sessionstart(session):
 
 
 def pytest_sessionfinish(session, exitstatus):
-    """Drop this session's private Celery queue from the shared Redis."""
+    """Drop this session's private Celery queues from the shared Redis."""
     import redis
+
+    from portal.queues import all_queues
 
     try:
         client = redis.Redis.from_url(settings.CELERY_BROKER_URL, socket_connect_timeout=3)
-        queue = settings.CELERY_TASK_DEFAULT_QUEUE
-        client.delete(queue, *[f"{queue}\x06\x16{p}" for p in range(10)])
+        for queue in all_queues():
+            client.delete(queue, *[f"{queue}\x06\x16{p}" for p in range(10)])
     except Exception:  # noqa: S110 - best-effort cleanup; the run's result stands
         pass
 
@@ -79,7 +81,8 @@ def role_client(client, make_user):
 
 @pytest.fixture(scope="session")
 def celery_worker_process(django_db_setup, tmp_path_factory):
-    """A real `celery worker` process on the session's Redis queue, stopped by its pid."""
+    """A real `celery worker` process on the session's Redis queues (all of them, as the
+    embedded default runs one), stopped by its pid."""
     import os
     import signal
     import subprocess
@@ -87,6 +90,7 @@ def celery_worker_process(django_db_setup, tmp_path_factory):
 
     from django.db import connection
 
+    from portal.queues import all_queues
     from portal.tasks import ping
 
     log_path = tmp_path_factory.mktemp("worker") / "worker.log"
@@ -119,7 +123,7 @@ def celery_worker_process(django_db_setup, tmp_path_factory):
                 "--without-gossip",
                 "--without-mingle",
                 "--queues",
-                settings.CELERY_TASK_DEFAULT_QUEUE,
+                ",".join(all_queues()),  # the session's default, deliveries, syncs, maintenance
                 "--hostname",
                 f"test-worker-{os.getpid()}@%h",
             ],

@@ -11,15 +11,20 @@ import sys
 import time
 import urllib.error
 import urllib.request
+from collections.abc import Callable
 from pathlib import Path
 
 from django.conf import settings
 
 from pipelines import demo_data as pipelines_demo
+from portal.queues import all_queues
 
 from .servers import ADO_PAT, STOP_GRACE_SECONDS, DemoAdoSimulator, DemoMlflowServer
 
 WEB_START_TIMEOUT = 120
+# The processes the demo restarts when they die (web and beat dying stop the demo).
+RESTARTED = ("worker",)
+MAX_RESTARTS_PER_MINUTE = 5
 
 
 def run_processes(
@@ -41,7 +46,8 @@ def run_processes(
 
     signal.signal(signal.SIGINT, stop)
     signal.signal(signal.SIGTERM, stop)
-    processes = _start(addr, var_dir, mlflow, ado)
+    processes, launch = _start(addr, var_dir, mlflow, ado)
+    restarts: list[float] = []
     exit_code = 0
     problem = wait_until_portal_answers(addr, processes, should_stop=lambda: stopping)
     if problem:
@@ -58,7 +64,7 @@ def run_processes(
             )
         )
     while not stopping:
-        exited = _first_exited(processes)
+        exited = supervise(command, processes, launch, restarts)
         if exited:
             command.stderr.write(f"{exited}; stopping the rest.")
             exit_code = 1
@@ -74,18 +80,50 @@ def run_processes(
 
 def _start(
     addr: str, var_dir: Path, mlflow: DemoMlflowServer | None, ado: DemoAdoSimulator | None
-) -> dict[str, subprocess.Popen]:
-    """Start web, worker and beat, with fresh Prometheus counters (an earlier run's are stale)."""
+) -> tuple[dict[str, subprocess.Popen], Callable[[str], subprocess.Popen]]:
+    """Start web, worker and beat, with fresh Prometheus counters (an earlier run's are stale);
+    also returns how to start one of them again (the supervisor restarts the worker)."""
     metrics_dir = Path(settings.PROMETHEUS_MULTIPROC_DIR)
     shutil.rmtree(metrics_dir, ignore_errors=True)
     metrics_dir.mkdir(parents=True, exist_ok=True)
     env = demo_process_env(
         dict(os.environ), addr=addr, metrics_dir=metrics_dir, mlflow=mlflow, ado=ado
     )
-    return {
-        name: subprocess.Popen(argv, env=env, cwd=settings.BASE_DIR)  # noqa: S603
-        for name, argv in demo_commands(addr, var_dir).items()
-    }
+    commands = demo_commands(addr, var_dir)
+
+    def launch(name: str) -> subprocess.Popen:
+        return subprocess.Popen(commands[name], env=env, cwd=settings.BASE_DIR)  # noqa: S603
+
+    return {name: launch(name) for name in commands}, launch
+
+
+def supervise(
+    command,
+    processes: dict[str, subprocess.Popen],
+    launch: Callable[[str], subprocess.Popen],
+    restarts: list[float],
+) -> str | None:
+    """Restart the worker when it died (saying so), up to ``MAX_RESTARTS_PER_MINUTE``: what it
+    held is not lost (late acks; the outbox sweep re-queues a delivery a dead worker held).
+    Returns what exited for good instead: another process, or a worker that keeps dying."""
+    for name, process in list(processes.items()):
+        if process.poll() is None:
+            continue
+        if name not in RESTARTED:
+            return f"{name} exited with code {process.returncode}"
+        now = time.monotonic()
+        restarts[:] = [at for at in restarts if now - at < 60]
+        if len(restarts) >= MAX_RESTARTS_PER_MINUTE:
+            return (
+                f"{name} exited with code {process.returncode}, {len(restarts)} times in a minute"
+            )
+        restarts.append(now)
+        command.stderr.write(
+            f"{name} exited with code {process.returncode}; restarting it "
+            "(the outbox sweep delivers what it held)"
+        )
+        processes[name] = launch(name)
+    return None
 
 
 def _first_exited(processes: dict[str, subprocess.Popen]) -> str | None:
@@ -156,7 +194,7 @@ def demo_commands(addr: str, var_dir: Path) -> dict[str, list[str]]:
             "--concurrency",
             "2",
             "--queues",
-            settings.CELERY_TASK_DEFAULT_QUEUE,
+            ",".join(all_queues()),  # one worker for all of them: deliveries, syncs, maintenance
             "--hostname",
             "demo-worker@%h",
         ],

@@ -251,6 +251,34 @@ else:
     }
     CELERY_RESULT_BACKEND = f"file://{CELERY_BROKER_DIR / 'results'}"
 CELERY_TASK_DEFAULT_QUEUE = env("CELERY_QUEUE", default="portal")
+# Queues (README "Workers"): every task by name, the one place that says where it waits.
+# deliveries: someone waits on these (a decision's PATCH, a run request), one at a time per
+#   worker process (prefetch 1) so a held retry never sits in front of a fresh decision.
+# syncs: long and convergent (a rerun is safe): acks_late, and the broker's visibility
+#   timeout (above) is longer than the hard time limit, so no sync is handed out twice.
+# maintenance: short periodic work (maturity, notices, the outbox sweep).
+# portal.ping (the liveness ping) and anything not listed use the default queue.
+CELERY_TASK_ROUTES = {
+    "approvals.deliver_decision": {"queue": "deliveries"},
+    "pipelines.send_run_request": {"queue": "deliveries"},
+    "registry.sync_source": {"queue": "syncs"},
+    "registry.sync_model": {"queue": "syncs"},
+    "pipelines.sync_project": {"queue": "syncs"},
+    "pipelines.refresh_run": {"queue": "syncs"},
+    "approvals.sync_all_projects": {"queue": "syncs"},
+    "approvals.sync_project": {"queue": "syncs"},
+    "approvals.refresh_approval": {"queue": "syncs"},
+    "approvals.sweep_outbox": {"queue": "maintenance"},
+    "approvals.notify_new": {"queue": "maintenance"},
+    "approvals.notify_expiring": {"queue": "maintenance"},
+    "maturity.nightly": {"queue": "maintenance"},
+    "maturity.assess_changed": {"queue": "maintenance"},
+}
+# Touched by each worker while it runs, read by `python -m portal.worker_liveness`.
+CELERY_WORKER_HEARTBEAT_FILE = env(
+    "CELERY_WORKER_HEARTBEAT_FILE",
+    default="/tmp/celery-worker-heartbeat",  # noqa: S108
+)
 CELERY_ACCEPT_CONTENT = ["json"]
 CELERY_TASK_SERIALIZER = "json"
 CELERY_RESULT_SERIALIZER = "json"

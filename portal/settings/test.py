@@ -4,6 +4,8 @@ import os
 import tempfile
 import uuid
 
+from portal.queues import prefixed_routes
+
 from .base import *  # noqa: F403
 from .base import env
 
@@ -34,6 +36,15 @@ CACHES = {
 # Each test session gets its own queue on the shared Redis, so two runs never steal tasks.
 CELERY_TASK_DEFAULT_QUEUE = env("CELERY_QUEUE", default=f"portal-test-{uuid.uuid4().hex[:12]}")
 os.environ["CELERY_QUEUE"] = CELERY_TASK_DEFAULT_QUEUE
+# ...and its own deliveries, syncs and maintenance queues, named after it.
+CELERY_TASK_ROUTES = prefixed_routes(CELERY_TASK_ROUTES, CELERY_TASK_DEFAULT_QUEUE)  # noqa: F405
+
+# This session's workers beat in a file of their own, not the machine's /tmp default.
+CELERY_WORKER_HEARTBEAT_FILE = env(
+    "CELERY_WORKER_HEARTBEAT_FILE",
+    default=os.path.join(tempfile.mkdtemp(prefix="portal-heartbeat-"), "worker"),
+)
+os.environ["CELERY_WORKER_HEARTBEAT_FILE"] = CELERY_WORKER_HEARTBEAT_FILE
 
 PASSWORD_HASHERS = ["django.contrib.auth.hashers.MD5PasswordHasher"]
 STORAGES = {

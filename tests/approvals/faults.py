@@ -97,6 +97,13 @@ class RedisServer:
         except redis.RedisError:
             return False
 
+    def kill(self) -> None:
+        """SIGKILL by pid: Redis crashes, its clients' sockets reset mid-command."""
+        process, self.process = self.process, None
+        if process is not None and process.poll() is None:
+            process.kill()
+            process.wait(timeout=10)
+
     def stop(self) -> None:
         """SIGTERM by pid, then wait (SIGKILL if it lingers)."""
         process, self.process = self.process, None
@@ -114,13 +121,29 @@ class Worker:
     """A real ``celery worker`` (prefork, one child) in its own process group, on a private
     broker and queue, with settings from its environment (shorter claims, say)."""
 
-    def __init__(self, *, broker_url: str, queue: str, log_dir: Path, env: dict | None = None):
+    def __init__(
+        self,
+        *,
+        broker_url: str,
+        queue: str,
+        log_dir: Path,
+        env: dict | None = None,
+        only: tuple[str, ...] = (),
+    ):
         self.broker_url = broker_url
         self.queue = queue
+        self.only = only  # queue groups ("deliveries"...) to consume; all of them when empty
         self.number = next(_worker_numbers)
         self.log_path = log_dir / f"worker-{self.number}.log"
+        self.heartbeat_path = log_dir / f"worker-{self.number}.heartbeat"
         self.extra_env = {k: str(v) for k, v in (env or {}).items()}
         self.process: subprocess.Popen | None = None
+
+    @property
+    def queues(self) -> list[str]:
+        """Every queue it consumes: its default one and the routed ones named after it (the
+        worker's settings prefix them with its CELERY_QUEUE), or just the ``only`` ones."""
+        return worker_queues(self.queue, self.only)
 
     def start(self) -> Worker:
         env = {
@@ -130,6 +153,7 @@ class Worker:
             "TEST_REDIS_URL": self.broker_url,
             "TEST_DATABASE_URL": test_database_url(),
             "PROMETHEUS_MULTIPROC_DIR": settings.PROMETHEUS_MULTIPROC_DIR,
+            "CELERY_WORKER_HEARTBEAT_FILE": str(self.heartbeat_path),
             **self.extra_env,
         }
         with open(self.log_path, "ab") as log:
@@ -149,7 +173,7 @@ class Worker:
                     "--without-mingle",
                     "--without-heartbeat",
                     "--queues",
-                    self.queue,
+                    ",".join(self.queues),
                     "--hostname",
                     f"faults-{self.number}-{os.getpid()}@%h",
                 ],
@@ -166,6 +190,9 @@ class Worker:
         worker's broker: ``celery_app_on``)."""
         from portal.tasks import ping
 
+        if self.only:  # it does not read the default queue: its log says when it consumes
+            wait_until(lambda: " ready." in self.log(), timeout, f"worker {self.number} ready")
+            return self
         try:
             ping.apply_async(queue=self.queue).get(timeout=timeout)
         except Exception as exc:
@@ -206,6 +233,24 @@ class Worker:
             return ""
 
 
+def session_routes(queue: str) -> dict[str, dict]:
+    """The routing a process whose default queue is ``queue`` uses (its settings name the
+    deliveries, syncs and maintenance queues after it)."""
+    from portal.queues import prefixed_routes
+    from portal.settings import base
+
+    return prefixed_routes(base.CELERY_TASK_ROUTES, queue)
+
+
+def worker_queues(queue: str, groups: tuple[str, ...] = ()) -> list[str]:
+    """The queues of a worker whose default queue is ``queue``: all of them, or ``groups``."""
+    from portal.queues import queue_names
+
+    if groups:
+        return [f"{queue}.{group}" for group in groups]
+    return queue_names(default_queue=queue, routes=session_routes(queue))
+
+
 def _forget_connections(app, *, close: bool) -> None:
     """Make the app connect afresh from its configuration. ``close``: also close the pools
     it had and drop them from kombu's registry (kombu shares one pool per broker URL, so the
@@ -242,6 +287,7 @@ def celery_app_on(broker_url: str, queue: str, **conf) -> Iterator:
         "broker_url": broker_url,
         "result_backend": broker_url,
         "task_default_queue": queue,
+        "task_routes": session_routes(queue),
         **conf,
     }
     saved = {key: app.conf.get(key) for key in changes}

@@ -274,6 +274,42 @@ def test_redis_down_decisions_are_kept_and_delivered_after_it_returns(
     assert len(patches(sim)) == 3
 
 
+def test_redis_restarted_while_a_worker_holds_a_delivery_waiting_on_its_retry(
+    sim, project, ado_client, release, fraud, approver, start_worker, broker
+):
+    """The crash of docs/decisions/0002: Redis goes away while the worker holds a delivery's
+    retry (unacknowledged, waiting on its countdown), then comes back empty. The worker rides
+    it out (no hand restart); the outbox sweep re-queues what Redis lost; ADO gets one PATCH."""
+    [approval] = waiting_approvals(sim, project, ado_client, release, 1)
+    worker = start_worker()
+    sim.fail_next(1, 500, path=approval.ado_id, method="GET")
+    sim.throttle_next(1, retry_after=8, path=approval.ado_id)
+    decision = approve(approval, approver)
+    wait_until(lambda: outbox_of(decision).attempts == 2, 20, "a 500, then a 429 (Retry-After 8)")
+    assert outbox_of(decision).state == OutboxState.QUEUED  # its retry is held by the worker
+
+    broker.redis.kill()  # a crash: sockets reset, nothing saved
+    wait_until(lambda: "onnection" in worker.log(), 15, "the worker to see the broker go")
+    broker.redis.start()  # the same port, empty
+
+    def swept_and_delivered() -> bool:
+        services.outbox_sweep()  # what beat does every 30 s
+        return delivered(decision)
+
+    try:
+        wait_until(swept_and_delivered, 60, "the delivery after Redis returned", every=1)
+    except AssertionError as exc:
+        raise AssertionError(f"{exc}\n{worker.log()}") from None
+    assert worker.process.poll() is None, worker.log()
+    assert "Unrecoverable error" not in worker.log(), worker.log()
+    # portal/kombu_fixes.py at work (the whole log: worker.log() is only its tail)
+    assert "left to Redis's visibility timeout" in worker.log_path.read_text(errors="replace")
+    assert_delivered_once(sim, decision)
+    assert len(patches(sim)) == 1
+    # And the same worker still takes new work.
+    worker.wait_ready(timeout=30)
+
+
 # ---- ADO answering 500, then 429 -------------------------------------------------------------
 
 

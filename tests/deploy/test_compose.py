@@ -18,9 +18,10 @@ ROOT = Path(__file__).resolve().parents[2]
 COMPOSE_FILE = ROOT / "docker-compose.yml"
 README = ROOT / "README.md"
 DEBIAN_SCHEMA = Path("/usr/lib/python3/dist-packages/compose/config/compose_spec.json")
-PORTAL_SERVICES = ("web", "worker", "beat", "migrate")
+WORKERS = ("worker-deliveries", "worker-syncs", "worker-maintenance")
+PORTAL_SERVICES = ("web", *WORKERS, "beat", "migrate")
 # Services that run until stopped; `migrate` is one-shot.
-LONG_RUNNING = ("web", "worker", "beat", "postgres", "redis", "mlflow")
+LONG_RUNNING = ("web", *WORKERS, "beat", "postgres", "redis", "mlflow")
 TABLE_HEADER = "| service | command | environment |"
 # Values for the variables compose requires with ${VAR:?message}.
 REQUIRED_ENV = {
@@ -178,7 +179,7 @@ def test_readme_documents_every_service_and_no_other(services):
 
 
 @pytest.mark.parametrize(
-    "name", ["migrate", "web", "worker", "beat", "postgres", "redis", "mlflow"]
+    "name", ["migrate", "web", *WORKERS, "beat", "postgres", "redis", "mlflow"]
 )
 def test_readme_row_matches_the_compose_service(services, name):
     assert name in services, f"docker-compose.yml has no service {name!r}"
@@ -208,7 +209,7 @@ def test_portal_services_share_one_image_and_environment(services):
 
 def test_portal_services_wait_for_migrate(services):
     assert services["migrate"].get("restart") == "no"
-    for name in ("web", "worker", "beat"):
+    for name in ("web", *WORKERS, "beat"):
         depends = services[name]["depends_on"]
         assert depends["migrate"] == {"condition": "service_completed_successfully"}, name
 
@@ -224,12 +225,38 @@ def test_every_long_running_service_has_a_healthcheck_or_a_reason(services):
             assert len(reason.split()) >= 5, f"{name} has no healthcheck and no reason why"
 
 
-def test_worker_healthcheck_pings_the_worker_by_its_hostname(services):
-    worker = services["worker"]
-    assert "worker@%h" in command_string(worker)
-    assert "celery -A portal inspect ping -d worker@$$HOSTNAME" in " ".join(
-        worker["healthcheck"]["test"]
-    )
+@pytest.mark.parametrize(
+    ("name", "queues", "prefetch"),
+    [
+        ("worker-deliveries", "deliveries", "1"),
+        ("worker-syncs", "syncs", "1"),
+        ("worker-maintenance", "maintenance,portal", "4"),
+    ],
+)
+def test_each_worker_consumes_its_queue_group_and_probes_its_heartbeat(
+    services, name, queues, prefetch
+):
+    command = services[name]["command"]
+    assert command[:4] == ["celery", "-A", "portal", "worker"]
+    assert command[command.index("-Q") + 1] == queues
+    assert command[command.index("--prefetch-multiplier") + 1] == prefetch
+    assert services[name]["healthcheck"]["test"] == [
+        "CMD",
+        "python",
+        "-m",
+        "portal.worker_liveness",
+    ]
+
+
+def test_the_worker_queues_cover_every_routed_queue_and_the_default_one(services):
+    from portal.settings import base
+
+    consumed = set()
+    for name in WORKERS:
+        command = services[name]["command"]
+        consumed.update(command[command.index("-Q") + 1].split(","))
+    routed = {route["queue"] for route in base.CELERY_TASK_ROUTES.values()}
+    assert consumed == routed | {"portal"}  # portal: the default queue (portal.ping)
 
 
 def test_volumes_are_declared_named_volumes(compose, services):
@@ -247,4 +274,4 @@ def test_volumes_are_declared_named_volumes(compose, services):
         for name, service in services.items()
         if "portal-metrics:/var/run/portal-metrics" in service.get("volumes", [])
     }
-    assert {"web", "worker"} <= metrics_mounts
+    assert {"web", *WORKERS} <= metrics_mounts

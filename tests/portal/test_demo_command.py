@@ -307,3 +307,56 @@ def test_the_demo_tells_which_process_exited_before_the_portal_answered(tmp_path
     failing.wait(timeout=30)
     problem = demo.wait_until_portal_answers(addr, {"web": failing}, timeout=30)
     assert problem == "web exited with code 3 before the portal answered"
+
+
+class _Output:
+    """The management command's stderr, as the supervisor writes to it."""
+
+    def __init__(self):
+        self.lines: list[str] = []
+
+    def write(self, text: str) -> None:
+        self.lines.append(text)
+
+
+def test_the_demo_supervisor_restarts_a_dead_worker_and_says_so():
+    import subprocess
+    import sys
+    from types import SimpleNamespace
+
+    from portal.demo.processes import MAX_RESTARTS_PER_MINUTE, supervise
+
+    started: list[subprocess.Popen] = []
+
+    def launch(name):
+        code = "import time; time.sleep(60)" if name != "dies" else "raise SystemExit(3)"
+        process = subprocess.Popen([sys.executable, "-c", code])
+        started.append(process)
+        return process
+
+    command = SimpleNamespace(stderr=_Output())
+    try:
+        worker = launch("dies")
+        worker.wait(timeout=10)
+        processes = {"web": launch("web"), "worker": worker}
+        restarts: list[float] = []
+        assert supervise(command, processes, launch, restarts) is None
+        assert processes["worker"] is not worker and processes["worker"].poll() is None
+        assert command.stderr.lines == [
+            "worker exited with code 3; restarting it (the outbox sweep delivers what it held)"
+        ]
+        # A worker that keeps dying stops the demo instead of looping.
+        restarts[:] = [restarts[0]] * MAX_RESTARTS_PER_MINUTE
+        processes["worker"].kill()
+        processes["worker"].wait(timeout=10)
+        assert "times in a minute" in supervise(command, processes, launch, restarts)
+        # web (or beat) exiting is not restarted.
+        processes["worker"] = launch("worker")
+        processes["web"].kill()
+        processes["web"].wait(timeout=10)
+        assert supervise(command, processes, launch, []) == "web exited with code -9"
+    finally:
+        for process in started:
+            if process.poll() is None:
+                process.kill()
+                process.wait()
