@@ -12,7 +12,7 @@ export TEST_DATABASE_URL TEST_REDIS_URL
 # uv reads the system CA store (a TLS-inspecting proxy may sign with a local CA).
 export UV_NATIVE_TLS ?= 1
 
-.PHONY: help install demo test test-fast lint format lock vendor browser-deps check-deploy clean
+.PHONY: help install demo test test-fast lint format lock vendor browser-deps deploy-deps check-deploy clean
 
 help:
 	@echo "make demo    - set up and run the portal on the embedded default (http://127.0.0.1:8000)"
@@ -48,10 +48,20 @@ browser-deps:
 		|| { echo "Could not install docker-compose: run 'sudo apt-get install docker-compose'"; exit 1; }; \
 	fi
 
+# kubectl renders deploy/ (`kubectl kustomize`) for tests/deploy/test_kubernetes.py. Debian's
+# package is kubernetes-client (kubectl 1.20, kustomize v2.0.3, which the manifests are written
+# for too); a kubectl already on PATH (e.g. the Kubernetes project's `kubectl` package) is used.
+deploy-deps:
+	@if ! command -v kubectl >/dev/null; then \
+		echo "Installing Debian's kubectl (kubernetes-client; used only to render deploy/)..."; \
+		(apt-get update -qq && DEBIAN_FRONTEND=noninteractive apt-get install -y -qq kubernetes-client) \
+		|| { echo "Could not install kubectl: run 'sudo apt-get install kubernetes-client' and retry"; exit 1; }; \
+	fi
+
 # The PostgreSQL suite, then its SQLite leg: the tests marked `sqlite` (queries whose SQL
 # differs between the engines) against the embedded default's database. Exit code 5 is
 # "no test selected" (PYTEST_ARGS naming a folder without any): not a failure.
-test: install browser-deps
+test: install browser-deps deploy-deps
 	$(PY) -m pytest $(PYTEST_ARGS)
 	DJANGO_SETTINGS_MODULE=portal.settings.test_sqlite $(PY) -m pytest -m sqlite $(PYTEST_ARGS) \
 		|| [ $$? -eq 5 ]
