@@ -27,7 +27,7 @@ class ApiTokenForm(forms.Form):
     scope = forms.ChoiceField(
         choices=ApiTokenScope.choices,
         initial=ApiTokenScope.READ,
-        widget=forms.RadioSelect,
+        widget=forms.RadioSelect(attrs={"class": "form-check-input"}),
         help_text="Write: also the changes your role allows (never approving or rejecting).",
     )
     days = forms.IntegerField(label="Lifetime (days)", min_value=1)
