@@ -27,6 +27,25 @@ def bench_database_url(db_name: str) -> str:
     return urllib.parse.urlunsplit(parts)
 
 
+def django_setup_on_bench_database(db_url: str, **env: str) -> str:
+    """Point the test settings at the bench database (plus ``env``, e.g. a private queue) before
+    Django reads them, set Django up, and refuse a database that is not the bench's own (the
+    bench drops it at the end). Returns the database name."""
+    os.environ["DJANGO_SETTINGS_MODULE"] = "portal.settings.test"
+    os.environ["TEST_DATABASE_URL"] = db_url
+    os.environ.update(env)
+    os.environ.setdefault("LOG_LEVEL", "WARNING")
+    import django
+
+    django.setup()
+    from django.conf import settings
+
+    name = settings.DATABASES["default"]["NAME"]
+    check(name == urllib.parse.urlsplit(db_url).path.lstrip("/"), f"database is {name}")
+    check(name not in PROTECTED_NAMES and "bench" in name, f"database is {name}")
+    return name
+
+
 def admin_connection(url: str):
     import psycopg
 

@@ -43,7 +43,6 @@ import os
 import sys
 import tempfile
 import time
-import urllib.parse
 import uuid
 from collections import Counter
 from pathlib import Path
@@ -55,11 +54,11 @@ sys.path[:] = [p for p in sys.path if Path(p or ".").resolve() != Path(__file__)
 sys.path.insert(0, str(BASE_DIR))
 
 from bench.common import (  # noqa: E402 (after the path fix above)
-    PROTECTED_NAMES,
     bench_database_url,
     check,
     database_drop,
     database_recreate,
+    django_setup_on_bench_database,
     load_average,
     machine_facts,
     report_write,
@@ -410,16 +409,13 @@ def main(argv=None) -> int:
     args = parse_args(argv)
     check(args.models >= 6, "--models must be at least 6")
     db_url = bench_database_url(args.db_name)
-    os.environ["DJANGO_SETTINGS_MODULE"] = "portal.settings.test"
-    os.environ["TEST_DATABASE_URL"] = db_url
-    os.environ["CELERY_QUEUE"] = f"bench-maturity-{uuid.uuid4().hex[:12]}"  # not used
-    os.environ.setdefault("LOG_LEVEL", "WARNING")
     command = " ".join([".venv/bin/python bench/maturity.py", *(argv or sys.argv[1:])])
     results: dict = {"args": vars(args), "command": command}
 
-    import django
-
-    django.setup()
+    name = django_setup_on_bench_database(
+        db_url,
+        CELERY_QUEUE=f"bench-maturity-{uuid.uuid4().hex[:12]}",  # the queue is not used
+    )
     from django.conf import settings
     from django.core.management import call_command
     from django.db import connection
@@ -428,9 +424,6 @@ def main(argv=None) -> int:
     from maturity import services
     from maturity.models import MaturityRecord, ModelMaturity
 
-    name = settings.DATABASES["default"]["NAME"]
-    check(name == urllib.parse.urlsplit(db_url).path.lstrip("/"), f"database is {name}")
-    check(name not in PROTECTED_NAMES and "bench" in name, f"database is {name}")
     print(f"Bench database: {name} (recreated)")
     pg_version = database_recreate(db_url)
     gunicorn = None

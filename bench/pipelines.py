@@ -48,11 +48,11 @@ sys.path[:] = [p for p in sys.path if Path(p or ".").resolve() != Path(__file__)
 sys.path.insert(0, str(BASE_DIR))
 
 from bench.common import (  # noqa: E402 (after the path fix above)
-    PROTECTED_NAMES,
     bench_database_url,
     check,
     database_drop,
     database_recreate,
+    django_setup_on_bench_database,
     load_average,
     machine_facts,
     report_write,
@@ -412,25 +412,16 @@ def main(argv=None) -> int:
     check(args.pipelines >= 1 and args.runs >= 1, "--pipelines and --runs must be positive")
     db_url = bench_database_url(args.db_name)
     # Before Django reads its settings: the test settings on the bench database, nothing else.
-    os.environ["DJANGO_SETTINGS_MODULE"] = "portal.settings.test"
-    os.environ["TEST_DATABASE_URL"] = db_url
-    os.environ.setdefault("LOG_LEVEL", "WARNING")
     command = " ".join([".venv/bin/python bench/pipelines.py", *(argv or sys.argv[1:])])
     results: dict = {"args": vars(args), "command": command}
 
-    import django
-
-    django.setup()
-    from django.conf import settings
+    name = django_setup_on_bench_database(db_url)
     from django.core.management import call_command
 
     from ado_simulator import AdoSimulator
     from pipelines.client import AdoClient, AdoCredentials
     from pipelines.models import AdoProject, Pipeline, PipelineRun, RunStage
 
-    name = settings.DATABASES["default"]["NAME"]
-    check(name == urllib.parse.urlsplit(db_url).path.lstrip("/"), f"database is {name}")
-    check(name not in PROTECTED_NAMES and "bench" in name, f"database is {name}")
     print(f"Bench database: {name} (recreated)")
     pg_version = database_recreate(db_url)
     sim = client = None

@@ -33,7 +33,6 @@ import subprocess
 import sys
 import tempfile
 import time
-import urllib.parse
 import uuid
 from pathlib import Path
 
@@ -54,12 +53,12 @@ from bench.approvals import (  # noqa: E402 (after the path fix above)
     wait_delivered,
     waiting_plan,
 )
-from bench.common import (  # noqa: E402
-    PROTECTED_NAMES,
+from bench.common import (  # noqa: E402 (after the path fix above)
     bench_database_url,
     check,
     database_drop,
     database_recreate,
+    django_setup_on_bench_database,
     load_average,
     machine_facts,
     report_write,
@@ -211,18 +210,12 @@ def main(argv=None) -> int:
     args = parse_args(argv)
     db_url = bench_database_url(args.db_name)
     queue = f"bench-queues-{uuid.uuid4().hex[:12]}"
-    os.environ["DJANGO_SETTINGS_MODULE"] = "portal.settings.test"
-    os.environ["TEST_DATABASE_URL"] = db_url
-    os.environ["CELERY_QUEUE"] = queue
-    os.environ["AZURE_DEVOPS_PAT"] = PAT
-    os.environ["APPROVALS_NOTIFY"] = "false"
-    os.environ.setdefault("LOG_LEVEL", "WARNING")
     command = " ".join([".venv/bin/python bench/queues.py", *(argv or sys.argv[1:])])
     results: dict = {"args": vars(args), "command": command}
 
-    import django
-
-    django.setup()
+    django_setup_on_bench_database(
+        db_url, CELERY_QUEUE=queue, AZURE_DEVOPS_PAT=PAT, APPROVALS_NOTIFY="false"
+    )
     from django.conf import settings
     from django.core.management import call_command
 
@@ -235,9 +228,6 @@ def main(argv=None) -> int:
     from portal.queues import all_queues
     from registry.devserver import MlflowServer
 
-    name = settings.DATABASES["default"]["NAME"]
-    check(name == urllib.parse.urlsplit(db_url).path.lstrip("/"), f"database is {name}")
-    check(name not in PROTECTED_NAMES and "bench" in name, f"database is {name}")
     pg_version = database_recreate(db_url)
     tmp = Path(tempfile.mkdtemp(prefix="bench-queues-"))
     sim = server = None
