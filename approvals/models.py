@@ -366,3 +366,55 @@ class ApprovalSync(SyncBookkeepingMixin, models.Model):
 
     def __str__(self) -> str:
         return f"approvals sync of {self.project}"
+
+
+class PromotionPolicy(models.Model):
+    """When a challenger is better than the champion: one metric, its direction, and the
+    smallest change that counts, as MLflow's ``MetricThreshold`` has them (threshold,
+    min_absolute_change, min_relative_change, greater_is_better). One row per model, or a
+    team's default (blank team: every model without its own)."""
+
+    catalog_model = models.OneToOneField(
+        "registry.CatalogModel",
+        null=True,
+        blank=True,
+        on_delete=models.CASCADE,
+        related_name="promotion_policy",
+        help_text="Blank: the default for the team below (blank team: for every model).",
+    )
+    team = models.CharField(max_length=100, blank=True)
+    metric = models.CharField(max_length=255, help_text="A metric of the training run, e.g. auc.")
+    greater_is_better = models.BooleanField(
+        null=True,
+        blank=True,
+        help_text="Blank: guessed from the name (REGISTRY_LOWER_IS_BETTER: rmse, loss… are "
+        "lower-is-better).",
+    )
+    threshold = models.FloatField(
+        null=True, blank=True, help_text="The challenger must reach at least (at most) this."
+    )
+    min_absolute_change = models.FloatField(
+        default=0, help_text="Better than the champion by at least this much."
+    )
+    min_relative_change = models.FloatField(
+        default=0, help_text="…and by at least this fraction of the champion's value (0.01 = 1%)."
+    )
+    updated_at = models.DateTimeField(auto_now=True)
+    updated_by = models.ForeignKey(
+        settings.AUTH_USER_MODEL, null=True, blank=True, on_delete=models.SET_NULL, related_name="+"
+    )
+
+    class Meta:
+        verbose_name_plural = "promotion policies"
+        ordering = ["catalog_model__name", "team"]
+        constraints = [
+            models.UniqueConstraint(
+                fields=["team"],
+                condition=models.Q(catalog_model__isnull=True),
+                name="approvals_promotion_default_unique",
+            )
+        ]
+
+    def __str__(self) -> str:
+        who = self.catalog_model or f"team {self.team or 'any'}"
+        return f"Promotion on {self.metric} for {who}"

@@ -254,12 +254,25 @@ class RunRequest(models.Model):
     status = models.CharField(max_length=10, choices=Status.choices, default=Status.QUEUED)
     error = models.TextField(blank=True)
     sent_at = models.DateTimeField(null=True, blank=True)
+    # The outbox columns: sent at least once, and exactly once in effect, because a retry
+    # first looks in ADO for a run carrying this key (templateParameter portalRequestId).
+    key = models.CharField(
+        max_length=40, blank=True, db_index=True, help_text="portalRequestId, unique per request."
+    )
+    attempts = models.PositiveIntegerField(default=0)
+    next_attempt_at = models.DateTimeField(
+        null=True, blank=True, help_text="Not before this; the sweep uses it."
+    )
+    claimed_until = models.DateTimeField(
+        null=True, blank=True, help_text="A worker is sending it until then."
+    )
     run = models.ForeignKey(
         PipelineRun, null=True, blank=True, on_delete=models.SET_NULL, related_name="requests"
     )
 
     class Meta:
         ordering = ["-requested_at"]
+        indexes = [models.Index(fields=["status", "next_attempt_at"])]
 
     def __str__(self) -> str:
         return f"{self.pipeline} ({self.reason}) by {self.requested_by or 'automation'}"

@@ -65,12 +65,13 @@ INSTALLED_APPS = [
     "csp",
     "axes",
     # The project's own apps, lowest layer first: core <- registry <- pipelines <- approvals
-    # <- maturity <- portal (docs/architecture.md; lint-imports checks the order).
+    # <- operations <- maturity <- portal (docs/architecture.md; lint-imports checks the order).
     "core.apps.CoreConfig",
     "portal.apps.PortalConfig",
     "registry",
     "pipelines",
     "approvals",
+    "operations",
     "maturity",
 ]
 

@@ -4,7 +4,16 @@ checks every module against every other, inside an app too)."""
 
 import grimp
 
-PACKAGES = ("core", "registry", "pipelines", "approvals", "maturity", "portal", "ado_simulator")
+PACKAGES = (
+    "core",
+    "registry",
+    "pipelines",
+    "approvals",
+    "operations",
+    "maturity",
+    "portal",
+    "ado_simulator",
+)
 
 
 def _cycles(graph) -> list[list[str]]:

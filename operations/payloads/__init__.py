@@ -1,0 +1,1 @@
+"""The payload shapes the signal endpoints accept, each parsed into ``NormalisedSignal``s."""
