@@ -3,6 +3,7 @@ from django.urls import include, path
 
 from approvals.urls import api_urlpatterns as approvals_api
 from maturity.urls import api_urlpatterns as maturity_api
+from operations.urls import api_urlpatterns as operations_api
 from pipelines.urls import api_urlpatterns as pipelines_api
 from registry.urls import api_urlpatterns as registry_api
 
@@ -13,6 +14,7 @@ api_v1 = [
     path("registry/", include((registry_api, "registry"))),
     path("pipelines/", include((pipelines_api, "pipelines"))),
     path("approvals/", include((approvals_api, "approvals"))),
+    path("operations/", include((operations_api, "operations"))),
     path("maturity/", include((maturity_api, "maturity"))),
 ]
 
@@ -45,6 +47,7 @@ urlpatterns = [
     path("registry/", include("registry.urls")),
     path("pipelines/", include("pipelines.urls")),
     path("approvals/", include("approvals.urls")),
+    path("operations/", include("operations.urls")),
     path("maturity/", include("maturity.urls")),
 ]
 

@@ -6,32 +6,91 @@ from django.db import migrations, models
 
 
 class Migration(migrations.Migration):
-
     dependencies = [
-        ('approvals', '0004_api_access_audit_actions'),
-        ('registry', '0003_declared_by'),
+        ("approvals", "0004_api_access_audit_actions"),
+        ("registry", "0003_declared_by"),
         migrations.swappable_dependency(settings.AUTH_USER_MODEL),
     ]
 
     operations = [
         migrations.CreateModel(
-            name='PromotionPolicy',
+            name="PromotionPolicy",
             fields=[
-                ('id', models.BigAutoField(auto_created=True, primary_key=True, serialize=False, verbose_name='ID')),
-                ('team', models.CharField(blank=True, max_length=100)),
-                ('metric', models.CharField(help_text='A metric of the training run, e.g. auc.', max_length=255)),
-                ('greater_is_better', models.BooleanField(blank=True, help_text='Blank: guessed from the name (REGISTRY_LOWER_IS_BETTER: rmse, loss… are lower-is-better).', null=True)),
-                ('threshold', models.FloatField(blank=True, help_text='The challenger must reach at least (at most) this.', null=True)),
-                ('min_absolute_change', models.FloatField(default=0, help_text='Better than the champion by at least this much.')),
-                ('min_relative_change', models.FloatField(default=0, help_text="…and by at least this fraction of the champion's value (0.01 = 1%).")),
-                ('updated_at', models.DateTimeField(auto_now=True)),
-                ('catalog_model', models.OneToOneField(blank=True, help_text='Blank: the default for the team below (blank team: for every model).', null=True, on_delete=django.db.models.deletion.CASCADE, related_name='promotion_policy', to='registry.catalogmodel')),
-                ('updated_by', models.ForeignKey(blank=True, null=True, on_delete=django.db.models.deletion.SET_NULL, related_name='+', to=settings.AUTH_USER_MODEL)),
+                (
+                    "id",
+                    models.BigAutoField(
+                        auto_created=True, primary_key=True, serialize=False, verbose_name="ID"
+                    ),
+                ),
+                ("team", models.CharField(blank=True, max_length=100)),
+                (
+                    "metric",
+                    models.CharField(
+                        help_text="A metric of the training run, e.g. auc.", max_length=255
+                    ),
+                ),
+                (
+                    "greater_is_better",
+                    models.BooleanField(
+                        blank=True,
+                        help_text="Blank: guessed from the name (REGISTRY_LOWER_IS_BETTER: rmse, loss… are lower-is-better).",
+                        null=True,
+                    ),
+                ),
+                (
+                    "threshold",
+                    models.FloatField(
+                        blank=True,
+                        help_text="The challenger must reach at least (at most) this.",
+                        null=True,
+                    ),
+                ),
+                (
+                    "min_absolute_change",
+                    models.FloatField(
+                        default=0, help_text="Better than the champion by at least this much."
+                    ),
+                ),
+                (
+                    "min_relative_change",
+                    models.FloatField(
+                        default=0,
+                        help_text="…and by at least this fraction of the champion's value (0.01 = 1%).",
+                    ),
+                ),
+                ("updated_at", models.DateTimeField(auto_now=True)),
+                (
+                    "catalog_model",
+                    models.OneToOneField(
+                        blank=True,
+                        help_text="Blank: the default for the team below (blank team: for every model).",
+                        null=True,
+                        on_delete=django.db.models.deletion.CASCADE,
+                        related_name="promotion_policy",
+                        to="registry.catalogmodel",
+                    ),
+                ),
+                (
+                    "updated_by",
+                    models.ForeignKey(
+                        blank=True,
+                        null=True,
+                        on_delete=django.db.models.deletion.SET_NULL,
+                        related_name="+",
+                        to=settings.AUTH_USER_MODEL,
+                    ),
+                ),
             ],
             options={
-                'verbose_name_plural': 'promotion policies',
-                'ordering': ['catalog_model__name', 'team'],
-                'constraints': [models.UniqueConstraint(condition=models.Q(('catalog_model__isnull', True)), fields=('team',), name='approvals_promotion_default_unique')],
+                "verbose_name_plural": "promotion policies",
+                "ordering": ["catalog_model__name", "team"],
+                "constraints": [
+                    models.UniqueConstraint(
+                        condition=models.Q(("catalog_model__isnull", True)),
+                        fields=("team",),
+                        name="approvals_promotion_default_unique",
+                    )
+                ],
             },
         ),
     ]

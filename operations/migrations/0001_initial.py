@@ -8,218 +8,834 @@ from django.db import migrations, models
 
 
 class Migration(migrations.Migration):
-
     initial = True
 
     dependencies = [
-        ('approvals', '0005_promotionpolicy'),
-        ('pipelines', '0005_runrequest_attempts_runrequest_claimed_until_and_more'),
-        ('registry', '0003_declared_by'),
+        ("approvals", "0005_promotionpolicy"),
+        ("pipelines", "0005_runrequest_attempts_runrequest_claimed_until_and_more"),
+        ("registry", "0003_declared_by"),
         migrations.swappable_dependency(settings.AUTH_USER_MODEL),
     ]
 
     operations = [
         migrations.CreateModel(
-            name='ModelOperations',
+            name="ModelOperations",
             fields=[
-                ('catalog_model', models.OneToOneField(on_delete=django.db.models.deletion.CASCADE, primary_key=True, related_name='operations_state', serialize=False, to='registry.catalogmodel')),
-                ('last_signal_at', models.DateTimeField(blank=True, null=True)),
-                ('last_monitoring_signal_at', models.DateTimeField(blank=True, null=True)),
-                ('last_run_requested_at', models.DateTimeField(blank=True, null=True)),
+                (
+                    "catalog_model",
+                    models.OneToOneField(
+                        on_delete=django.db.models.deletion.CASCADE,
+                        primary_key=True,
+                        related_name="operations_state",
+                        serialize=False,
+                        to="registry.catalogmodel",
+                    ),
+                ),
+                ("last_signal_at", models.DateTimeField(blank=True, null=True)),
+                ("last_monitoring_signal_at", models.DateTimeField(blank=True, null=True)),
+                ("last_run_requested_at", models.DateTimeField(blank=True, null=True)),
             ],
             options={
-                'verbose_name': 'model operations state',
+                "verbose_name": "model operations state",
             },
         ),
         migrations.CreateModel(
-            name='Episode',
+            name="Episode",
             fields=[
-                ('id', models.BigAutoField(auto_created=True, primary_key=True, serialize=False, verbose_name='ID')),
-                ('kind', models.CharField(choices=[('retrain', 'Retraining'), ('rescore', 'Rescoring')], max_length=10)),
-                ('trigger_kind', models.CharField(choices=[('data_arrival', 'Data arrival'), ('drift', 'Drift'), ('threshold_breach', 'Threshold breach'), ('performance_drop', 'Performance drop'), ('resolved', 'Resolved')], max_length=20)),
-                ('mode', models.CharField(choices=[('automatic', 'Automatic: start the run'), ('confirm', 'Needs a confirmation'), ('dry_run', 'Dry run: record what it would do')], max_length=10)),
-                ('state', models.CharField(choices=[('proposed', 'Waiting for a confirmation'), ('deferred', 'Waiting for business hours'), ('requested', 'Run requested'), ('running', 'Run in progress'), ('evaluating', 'Waiting for the new version'), ('releasing', 'Release requested'), ('in_qa', 'Waiting for the QA approval'), ('in_prod', 'Waiting for the PROD approval'), ('closed', 'Closed')], max_length=12)),
-                ('outcome', models.CharField(blank=True, choices=[('', '—'), ('reached_prod', 'Promoted to PROD'), ('held', 'Held: not better than the champion'), ('scored', 'Scored'), ('run_failed', 'Run failed'), ('no_version', 'No version registered'), ('rejected', 'Rejected at an approval'), ('declined', 'Proposal declined'), ('expired', 'Proposal expired'), ('dry_run', 'Dry run'), ('request_failed', 'ADO did not queue the run'), ('canceled', 'Canceled')], default='', max_length=20)),
-                ('outcome_note', models.TextField(blank=True)),
-                ('policy', models.JSONField(blank=True, default=dict, help_text='The policy as it applied.')),
-                ('parameters', models.JSONField(blank=True, default=dict)),
-                ('signal_at', models.DateTimeField(help_text='When the first signal was observed.')),
-                ('opened_at', models.DateTimeField(db_index=True)),
-                ('not_before', models.DateTimeField(blank=True, help_text='Deferred until then.', null=True)),
-                ('decided_at', models.DateTimeField(blank=True, help_text='Confirmed or declined.', null=True)),
-                ('run_requested_at', models.DateTimeField(blank=True, null=True)),
-                ('run_started_at', models.DateTimeField(blank=True, null=True)),
-                ('run_finished_at', models.DateTimeField(blank=True, null=True)),
-                ('version_registered_at', models.DateTimeField(blank=True, null=True)),
-                ('evaluation', models.JSONField(blank=True, default=dict, help_text='The comparison, in numbers.')),
-                ('evaluated_at', models.DateTimeField(blank=True, null=True)),
-                ('release_requested_at', models.DateTimeField(blank=True, null=True)),
-                ('qa_requested_at', models.DateTimeField(blank=True, null=True)),
-                ('qa_decided_at', models.DateTimeField(blank=True, null=True)),
-                ('prod_requested_at', models.DateTimeField(blank=True, null=True)),
-                ('prod_decided_at', models.DateTimeField(blank=True, null=True)),
-                ('closed_at', models.DateTimeField(blank=True, null=True)),
-                ('stalled_reason', models.CharField(blank=True, max_length=300)),
-                ('stalled_since', models.DateTimeField(blank=True, null=True)),
-                ('followed_at', models.DateTimeField(blank=True, null=True)),
-                ('updated_at', models.DateTimeField(auto_now=True)),
-                ('catalog_model', models.ForeignKey(on_delete=django.db.models.deletion.PROTECT, related_name='episodes', to='registry.catalogmodel')),
-                ('challenger', models.ForeignKey(blank=True, null=True, on_delete=django.db.models.deletion.SET_NULL, related_name='+', to='registry.modelversion')),
-                ('champion', models.ForeignKey(blank=True, null=True, on_delete=django.db.models.deletion.SET_NULL, related_name='+', to='registry.modelversion')),
-                ('decided_by', models.ForeignKey(blank=True, null=True, on_delete=django.db.models.deletion.SET_NULL, related_name='+', to=settings.AUTH_USER_MODEL)),
-                ('pipeline', models.ForeignKey(blank=True, null=True, on_delete=django.db.models.deletion.SET_NULL, related_name='+', to='pipelines.pipeline')),
-                ('prod_approval', models.ForeignKey(blank=True, null=True, on_delete=django.db.models.deletion.SET_NULL, related_name='+', to='approvals.approvalrequest')),
-                ('qa_approval', models.ForeignKey(blank=True, null=True, on_delete=django.db.models.deletion.SET_NULL, related_name='+', to='approvals.approvalrequest')),
-                ('release_request', models.ForeignKey(blank=True, null=True, on_delete=django.db.models.deletion.SET_NULL, related_name='+', to='pipelines.runrequest')),
-                ('release_run', models.ForeignKey(blank=True, null=True, on_delete=django.db.models.deletion.SET_NULL, related_name='+', to='pipelines.pipelinerun')),
-                ('run', models.ForeignKey(blank=True, null=True, on_delete=django.db.models.deletion.SET_NULL, related_name='+', to='pipelines.pipelinerun')),
-                ('run_request', models.ForeignKey(blank=True, null=True, on_delete=django.db.models.deletion.SET_NULL, related_name='+', to='pipelines.runrequest')),
+                (
+                    "id",
+                    models.BigAutoField(
+                        auto_created=True, primary_key=True, serialize=False, verbose_name="ID"
+                    ),
+                ),
+                (
+                    "kind",
+                    models.CharField(
+                        choices=[("retrain", "Retraining"), ("rescore", "Rescoring")], max_length=10
+                    ),
+                ),
+                (
+                    "trigger_kind",
+                    models.CharField(
+                        choices=[
+                            ("data_arrival", "Data arrival"),
+                            ("drift", "Drift"),
+                            ("threshold_breach", "Threshold breach"),
+                            ("performance_drop", "Performance drop"),
+                            ("resolved", "Resolved"),
+                        ],
+                        max_length=20,
+                    ),
+                ),
+                (
+                    "mode",
+                    models.CharField(
+                        choices=[
+                            ("automatic", "Automatic: start the run"),
+                            ("confirm", "Needs a confirmation"),
+                            ("dry_run", "Dry run: record what it would do"),
+                        ],
+                        max_length=10,
+                    ),
+                ),
+                (
+                    "state",
+                    models.CharField(
+                        choices=[
+                            ("proposed", "Waiting for a confirmation"),
+                            ("deferred", "Waiting for business hours"),
+                            ("requested", "Run requested"),
+                            ("running", "Run in progress"),
+                            ("evaluating", "Waiting for the new version"),
+                            ("releasing", "Release requested"),
+                            ("in_qa", "Waiting for the QA approval"),
+                            ("in_prod", "Waiting for the PROD approval"),
+                            ("closed", "Closed"),
+                        ],
+                        max_length=12,
+                    ),
+                ),
+                (
+                    "outcome",
+                    models.CharField(
+                        blank=True,
+                        choices=[
+                            ("", "—"),
+                            ("reached_prod", "Promoted to PROD"),
+                            ("held", "Held: not better than the champion"),
+                            ("scored", "Scored"),
+                            ("run_failed", "Run failed"),
+                            ("no_version", "No version registered"),
+                            ("rejected", "Rejected at an approval"),
+                            ("declined", "Proposal declined"),
+                            ("expired", "Proposal expired"),
+                            ("dry_run", "Dry run"),
+                            ("request_failed", "ADO did not queue the run"),
+                            ("canceled", "Canceled"),
+                        ],
+                        default="",
+                        max_length=20,
+                    ),
+                ),
+                ("outcome_note", models.TextField(blank=True)),
+                (
+                    "policy",
+                    models.JSONField(
+                        blank=True, default=dict, help_text="The policy as it applied."
+                    ),
+                ),
+                ("parameters", models.JSONField(blank=True, default=dict)),
+                (
+                    "signal_at",
+                    models.DateTimeField(help_text="When the first signal was observed."),
+                ),
+                ("opened_at", models.DateTimeField(db_index=True)),
+                (
+                    "not_before",
+                    models.DateTimeField(blank=True, help_text="Deferred until then.", null=True),
+                ),
+                (
+                    "decided_at",
+                    models.DateTimeField(blank=True, help_text="Confirmed or declined.", null=True),
+                ),
+                ("run_requested_at", models.DateTimeField(blank=True, null=True)),
+                ("run_started_at", models.DateTimeField(blank=True, null=True)),
+                ("run_finished_at", models.DateTimeField(blank=True, null=True)),
+                ("version_registered_at", models.DateTimeField(blank=True, null=True)),
+                (
+                    "evaluation",
+                    models.JSONField(
+                        blank=True, default=dict, help_text="The comparison, in numbers."
+                    ),
+                ),
+                ("evaluated_at", models.DateTimeField(blank=True, null=True)),
+                ("release_requested_at", models.DateTimeField(blank=True, null=True)),
+                ("qa_requested_at", models.DateTimeField(blank=True, null=True)),
+                ("qa_decided_at", models.DateTimeField(blank=True, null=True)),
+                ("prod_requested_at", models.DateTimeField(blank=True, null=True)),
+                ("prod_decided_at", models.DateTimeField(blank=True, null=True)),
+                ("closed_at", models.DateTimeField(blank=True, null=True)),
+                ("stalled_reason", models.CharField(blank=True, max_length=300)),
+                ("stalled_since", models.DateTimeField(blank=True, null=True)),
+                ("followed_at", models.DateTimeField(blank=True, null=True)),
+                ("updated_at", models.DateTimeField(auto_now=True)),
+                (
+                    "catalog_model",
+                    models.ForeignKey(
+                        on_delete=django.db.models.deletion.PROTECT,
+                        related_name="episodes",
+                        to="registry.catalogmodel",
+                    ),
+                ),
+                (
+                    "challenger",
+                    models.ForeignKey(
+                        blank=True,
+                        null=True,
+                        on_delete=django.db.models.deletion.SET_NULL,
+                        related_name="+",
+                        to="registry.modelversion",
+                    ),
+                ),
+                (
+                    "champion",
+                    models.ForeignKey(
+                        blank=True,
+                        null=True,
+                        on_delete=django.db.models.deletion.SET_NULL,
+                        related_name="+",
+                        to="registry.modelversion",
+                    ),
+                ),
+                (
+                    "decided_by",
+                    models.ForeignKey(
+                        blank=True,
+                        null=True,
+                        on_delete=django.db.models.deletion.SET_NULL,
+                        related_name="+",
+                        to=settings.AUTH_USER_MODEL,
+                    ),
+                ),
+                (
+                    "pipeline",
+                    models.ForeignKey(
+                        blank=True,
+                        null=True,
+                        on_delete=django.db.models.deletion.SET_NULL,
+                        related_name="+",
+                        to="pipelines.pipeline",
+                    ),
+                ),
+                (
+                    "prod_approval",
+                    models.ForeignKey(
+                        blank=True,
+                        null=True,
+                        on_delete=django.db.models.deletion.SET_NULL,
+                        related_name="+",
+                        to="approvals.approvalrequest",
+                    ),
+                ),
+                (
+                    "qa_approval",
+                    models.ForeignKey(
+                        blank=True,
+                        null=True,
+                        on_delete=django.db.models.deletion.SET_NULL,
+                        related_name="+",
+                        to="approvals.approvalrequest",
+                    ),
+                ),
+                (
+                    "release_request",
+                    models.ForeignKey(
+                        blank=True,
+                        null=True,
+                        on_delete=django.db.models.deletion.SET_NULL,
+                        related_name="+",
+                        to="pipelines.runrequest",
+                    ),
+                ),
+                (
+                    "release_run",
+                    models.ForeignKey(
+                        blank=True,
+                        null=True,
+                        on_delete=django.db.models.deletion.SET_NULL,
+                        related_name="+",
+                        to="pipelines.pipelinerun",
+                    ),
+                ),
+                (
+                    "run",
+                    models.ForeignKey(
+                        blank=True,
+                        null=True,
+                        on_delete=django.db.models.deletion.SET_NULL,
+                        related_name="+",
+                        to="pipelines.pipelinerun",
+                    ),
+                ),
+                (
+                    "run_request",
+                    models.ForeignKey(
+                        blank=True,
+                        null=True,
+                        on_delete=django.db.models.deletion.SET_NULL,
+                        related_name="+",
+                        to="pipelines.runrequest",
+                    ),
+                ),
             ],
             options={
-                'ordering': ['-opened_at', '-pk'],
+                "ordering": ["-opened_at", "-pk"],
             },
         ),
         migrations.CreateModel(
-            name='EpisodeEvent',
+            name="EpisodeEvent",
             fields=[
-                ('id', models.BigAutoField(auto_created=True, primary_key=True, serialize=False, verbose_name='ID')),
-                ('at', models.DateTimeField(db_index=True)),
-                ('step', models.CharField(choices=[('signal', 'Signal'), ('proposed', 'Proposed'), ('deferred', 'Deferred'), ('confirmed', 'Confirmed'), ('declined', 'Declined'), ('run_requested', 'Run requested'), ('run_queued', 'Run queued in ADO'), ('run_started', 'Run started'), ('run_finished', 'Run finished'), ('version', 'Version registered'), ('evaluated', 'Challenger against champion'), ('release_requested', 'Release requested'), ('qa_requested', 'QA approval requested'), ('qa_decided', 'QA decided'), ('prod_requested', 'PROD approval requested'), ('prod_decided', 'PROD decided'), ('stalled', 'Stalled'), ('closed', 'Closed')], max_length=20)),
-                ('message', models.TextField()),
-                ('actor_name', models.CharField(blank=True, max_length=300)),
-                ('detail', models.JSONField(blank=True, default=dict)),
-                ('episode', models.ForeignKey(on_delete=django.db.models.deletion.CASCADE, related_name='events', to='operations.episode')),
+                (
+                    "id",
+                    models.BigAutoField(
+                        auto_created=True, primary_key=True, serialize=False, verbose_name="ID"
+                    ),
+                ),
+                ("at", models.DateTimeField(db_index=True)),
+                (
+                    "step",
+                    models.CharField(
+                        choices=[
+                            ("signal", "Signal"),
+                            ("proposed", "Proposed"),
+                            ("deferred", "Deferred"),
+                            ("confirmed", "Confirmed"),
+                            ("declined", "Declined"),
+                            ("run_requested", "Run requested"),
+                            ("run_queued", "Run queued in ADO"),
+                            ("run_started", "Run started"),
+                            ("run_finished", "Run finished"),
+                            ("version", "Version registered"),
+                            ("evaluated", "Challenger against champion"),
+                            ("release_requested", "Release requested"),
+                            ("qa_requested", "QA approval requested"),
+                            ("qa_decided", "QA decided"),
+                            ("prod_requested", "PROD approval requested"),
+                            ("prod_decided", "PROD decided"),
+                            ("stalled", "Stalled"),
+                            ("closed", "Closed"),
+                        ],
+                        max_length=20,
+                    ),
+                ),
+                ("message", models.TextField()),
+                ("actor_name", models.CharField(blank=True, max_length=300)),
+                ("detail", models.JSONField(blank=True, default=dict)),
+                (
+                    "episode",
+                    models.ForeignKey(
+                        on_delete=django.db.models.deletion.CASCADE,
+                        related_name="events",
+                        to="operations.episode",
+                    ),
+                ),
             ],
             options={
-                'ordering': ['at', 'pk'],
+                "ordering": ["at", "pk"],
             },
         ),
         migrations.CreateModel(
-            name='MatchRule',
+            name="MatchRule",
             fields=[
-                ('id', models.BigAutoField(auto_created=True, primary_key=True, serialize=False, verbose_name='ID')),
-                ('field', models.CharField(choices=[('model_field', 'Model name in the payload'), ('alert_rule', 'Alert rule name'), ('tag', 'Tag (key=value)'), ('resource_id', 'Azure resource id'), ('blob_prefix', 'Blob path prefix (container/path)'), ('job_id', 'Databricks job id')], max_length=20)),
-                ('value', models.CharField(help_text='Compared case-insensitively; a blob prefix matches the start of container/path; a tag is key=value.', max_length=1000)),
-                ('kind', models.CharField(blank=True, choices=[('data_arrival', 'Data arrival'), ('drift', 'Drift'), ('threshold_breach', 'Threshold breach'), ('performance_drop', 'Performance drop'), ('resolved', 'Resolved')], help_text="The kind a matched signal becomes (e.g. a Databricks monitoring job's failure is drift); blank keeps the kind the payload says.", max_length=20)),
-                ('enabled', models.BooleanField(default=True)),
-                ('note', models.CharField(blank=True, max_length=300)),
-                ('created_at', models.DateTimeField(auto_now_add=True)),
-                ('catalog_model', models.ForeignKey(on_delete=django.db.models.deletion.CASCADE, related_name='signal_rules', to='registry.catalogmodel')),
-                ('created_by', models.ForeignKey(blank=True, null=True, on_delete=django.db.models.deletion.SET_NULL, related_name='+', to=settings.AUTH_USER_MODEL)),
+                (
+                    "id",
+                    models.BigAutoField(
+                        auto_created=True, primary_key=True, serialize=False, verbose_name="ID"
+                    ),
+                ),
+                (
+                    "field",
+                    models.CharField(
+                        choices=[
+                            ("model_field", "Model name in the payload"),
+                            ("alert_rule", "Alert rule name"),
+                            ("tag", "Tag (key=value)"),
+                            ("resource_id", "Azure resource id"),
+                            ("blob_prefix", "Blob path prefix (container/path)"),
+                            ("job_id", "Databricks job id"),
+                        ],
+                        max_length=20,
+                    ),
+                ),
+                (
+                    "value",
+                    models.CharField(
+                        help_text="Compared case-insensitively; a blob prefix matches the start of container/path; a tag is key=value.",
+                        max_length=1000,
+                    ),
+                ),
+                (
+                    "kind",
+                    models.CharField(
+                        blank=True,
+                        choices=[
+                            ("data_arrival", "Data arrival"),
+                            ("drift", "Drift"),
+                            ("threshold_breach", "Threshold breach"),
+                            ("performance_drop", "Performance drop"),
+                            ("resolved", "Resolved"),
+                        ],
+                        help_text="The kind a matched signal becomes (e.g. a Databricks monitoring job's failure is drift); blank keeps the kind the payload says.",
+                        max_length=20,
+                    ),
+                ),
+                ("enabled", models.BooleanField(default=True)),
+                ("note", models.CharField(blank=True, max_length=300)),
+                ("created_at", models.DateTimeField(auto_now_add=True)),
+                (
+                    "catalog_model",
+                    models.ForeignKey(
+                        on_delete=django.db.models.deletion.CASCADE,
+                        related_name="signal_rules",
+                        to="registry.catalogmodel",
+                    ),
+                ),
+                (
+                    "created_by",
+                    models.ForeignKey(
+                        blank=True,
+                        null=True,
+                        on_delete=django.db.models.deletion.SET_NULL,
+                        related_name="+",
+                        to=settings.AUTH_USER_MODEL,
+                    ),
+                ),
             ],
             options={
-                'ordering': ['field', 'value'],
+                "ordering": ["field", "value"],
             },
         ),
         migrations.CreateModel(
-            name='RawSignal',
+            name="RawSignal",
             fields=[
-                ('id', models.BigAutoField(auto_created=True, primary_key=True, serialize=False, verbose_name='ID')),
-                ('received_at', models.DateTimeField(db_index=True)),
-                ('format', models.CharField(choices=[('azure_monitor', 'Azure Monitor alert (common alert schema)'), ('event_grid', 'Azure Event Grid (Event Grid schema)'), ('cloudevents', 'Azure Event Grid (CloudEvents 1.0)'), ('databricks', 'Databricks job notification'), ('evidently', 'Evidently report'), ('generic', 'Plain JSON signal')], max_length=20)),
-                ('sender', models.CharField(blank=True, help_text="Who sent it: the sender key's name or the user.", max_length=300)),
-                ('content_type', models.CharField(blank=True, max_length=200)),
-                ('headers', models.JSONField(blank=True, default=dict, help_text='The headers that matter.')),
-                ('body', models.TextField(blank=True, help_text='The body as received (UTF-8, truncated).')),
-                ('body_truncated', models.BooleanField(default=False)),
-                ('outcome', models.CharField(choices=[('accepted', 'Accepted'), ('duplicate', 'Duplicate (already received)'), ('handshake', 'Subscription validation'), ('ignored', 'Nothing to act on'), ('rejected', 'Rejected (bad payload)'), ('refused', 'Refused (not authenticated)')], max_length=20)),
-                ('error', models.TextField(blank=True, help_text='What was wrong, as the sender was told.')),
-                ('signal_count', models.PositiveIntegerField(default=0)),
-                ('remote_addr', models.CharField(blank=True, max_length=100)),
-                ('request_id', models.CharField(blank=True, max_length=100)),
+                (
+                    "id",
+                    models.BigAutoField(
+                        auto_created=True, primary_key=True, serialize=False, verbose_name="ID"
+                    ),
+                ),
+                ("received_at", models.DateTimeField(db_index=True)),
+                (
+                    "format",
+                    models.CharField(
+                        choices=[
+                            ("azure_monitor", "Azure Monitor alert (common alert schema)"),
+                            ("event_grid", "Azure Event Grid (Event Grid schema)"),
+                            ("cloudevents", "Azure Event Grid (CloudEvents 1.0)"),
+                            ("databricks", "Databricks job notification"),
+                            ("evidently", "Evidently report"),
+                            ("generic", "Plain JSON signal"),
+                        ],
+                        max_length=20,
+                    ),
+                ),
+                (
+                    "sender",
+                    models.CharField(
+                        blank=True,
+                        help_text="Who sent it: the sender key's name or the user.",
+                        max_length=300,
+                    ),
+                ),
+                ("content_type", models.CharField(blank=True, max_length=200)),
+                (
+                    "headers",
+                    models.JSONField(
+                        blank=True, default=dict, help_text="The headers that matter."
+                    ),
+                ),
+                (
+                    "body",
+                    models.TextField(
+                        blank=True, help_text="The body as received (UTF-8, truncated)."
+                    ),
+                ),
+                ("body_truncated", models.BooleanField(default=False)),
+                (
+                    "outcome",
+                    models.CharField(
+                        choices=[
+                            ("accepted", "Accepted"),
+                            ("duplicate", "Duplicate (already received)"),
+                            ("handshake", "Subscription validation"),
+                            ("ignored", "Nothing to act on"),
+                            ("rejected", "Rejected (bad payload)"),
+                            ("refused", "Refused (not authenticated)"),
+                        ],
+                        max_length=20,
+                    ),
+                ),
+                (
+                    "error",
+                    models.TextField(
+                        blank=True, help_text="What was wrong, as the sender was told."
+                    ),
+                ),
+                ("signal_count", models.PositiveIntegerField(default=0)),
+                ("remote_addr", models.CharField(blank=True, max_length=100)),
+                ("request_id", models.CharField(blank=True, max_length=100)),
             ],
             options={
-                'ordering': ['-received_at', '-pk'],
-                'indexes': [models.Index(fields=['outcome', '-received_at'], name='operations__outcome_b6fa8e_idx')],
+                "ordering": ["-received_at", "-pk"],
+                "indexes": [
+                    models.Index(
+                        fields=["outcome", "-received_at"], name="operations__outcome_b6fa8e_idx"
+                    )
+                ],
             },
         ),
         migrations.CreateModel(
-            name='Signal',
+            name="Signal",
             fields=[
-                ('id', models.BigAutoField(auto_created=True, primary_key=True, serialize=False, verbose_name='ID')),
-                ('format', models.CharField(choices=[('azure_monitor', 'Azure Monitor alert (common alert schema)'), ('event_grid', 'Azure Event Grid (Event Grid schema)'), ('cloudevents', 'Azure Event Grid (CloudEvents 1.0)'), ('databricks', 'Databricks job notification'), ('evidently', 'Evidently report'), ('generic', 'Plain JSON signal')], max_length=20)),
-                ('kind', models.CharField(choices=[('data_arrival', 'Data arrival'), ('drift', 'Drift'), ('threshold_breach', 'Threshold breach'), ('performance_drop', 'Performance drop'), ('resolved', 'Resolved')], max_length=20)),
-                ('severity', models.CharField(choices=[('critical', 'Critical'), ('error', 'Error'), ('warning', 'Warning'), ('info', 'Informational')], default='warning', max_length=10)),
-                ('observed_at', models.DateTimeField(help_text='When the sender says it happened.')),
-                ('received_at', models.DateTimeField(db_index=True)),
-                ('dedupe_key', models.CharField(max_length=500, unique=True)),
-                ('title', models.CharField(blank=True, max_length=500)),
-                ('source_ref', models.CharField(blank=True, help_text='Alert rule, blob path, job id, report…', max_length=1000)),
-                ('attributes', models.JSONField(blank=True, default=dict, help_text='What the match rules look at (normalised).')),
-                ('details', models.JSONField(blank=True, default=dict, help_text='Metric values, tests, ids.')),
-                ('matched_by', models.CharField(blank=True, max_length=300)),
-                ('disposition', models.CharField(blank=True, choices=[('', 'Not decided yet'), ('unmatched', 'Unmatched: no model'), ('started', 'Started an episode'), ('proposed', 'Proposed a run (needs a confirmation)'), ('joined', 'Joined the open episode'), ('suppressed', 'Suppressed by the policy'), ('deferred', 'Deferred to business hours'), ('dry_run', 'Dry run: recorded only'), ('ignored', 'Not a kind the policy acts on'), ('resolves', 'Resolved an alert')], default='', max_length=20)),
-                ('disposition_note', models.TextField(blank=True)),
-                ('resolved_at', models.DateTimeField(blank=True, null=True)),
-                ('catalog_model', models.ForeignKey(blank=True, null=True, on_delete=django.db.models.deletion.SET_NULL, related_name='signals', to='registry.catalogmodel')),
-                ('episode', models.ForeignKey(blank=True, null=True, on_delete=django.db.models.deletion.SET_NULL, related_name='signals', to='operations.episode')),
-                ('raw', models.ForeignKey(on_delete=django.db.models.deletion.PROTECT, related_name='signals', to='operations.rawsignal')),
-                ('resolves', models.ForeignKey(blank=True, help_text='For a Resolved signal: the Fired one it closes.', null=True, on_delete=django.db.models.deletion.SET_NULL, related_name='resolved_by', to='operations.signal')),
-                ('rule', models.ForeignKey(blank=True, null=True, on_delete=django.db.models.deletion.SET_NULL, related_name='signals', to='operations.matchrule')),
+                (
+                    "id",
+                    models.BigAutoField(
+                        auto_created=True, primary_key=True, serialize=False, verbose_name="ID"
+                    ),
+                ),
+                (
+                    "format",
+                    models.CharField(
+                        choices=[
+                            ("azure_monitor", "Azure Monitor alert (common alert schema)"),
+                            ("event_grid", "Azure Event Grid (Event Grid schema)"),
+                            ("cloudevents", "Azure Event Grid (CloudEvents 1.0)"),
+                            ("databricks", "Databricks job notification"),
+                            ("evidently", "Evidently report"),
+                            ("generic", "Plain JSON signal"),
+                        ],
+                        max_length=20,
+                    ),
+                ),
+                (
+                    "kind",
+                    models.CharField(
+                        choices=[
+                            ("data_arrival", "Data arrival"),
+                            ("drift", "Drift"),
+                            ("threshold_breach", "Threshold breach"),
+                            ("performance_drop", "Performance drop"),
+                            ("resolved", "Resolved"),
+                        ],
+                        max_length=20,
+                    ),
+                ),
+                (
+                    "severity",
+                    models.CharField(
+                        choices=[
+                            ("critical", "Critical"),
+                            ("error", "Error"),
+                            ("warning", "Warning"),
+                            ("info", "Informational"),
+                        ],
+                        default="warning",
+                        max_length=10,
+                    ),
+                ),
+                (
+                    "observed_at",
+                    models.DateTimeField(help_text="When the sender says it happened."),
+                ),
+                ("received_at", models.DateTimeField(db_index=True)),
+                ("dedupe_key", models.CharField(max_length=500, unique=True)),
+                ("title", models.CharField(blank=True, max_length=500)),
+                (
+                    "source_ref",
+                    models.CharField(
+                        blank=True,
+                        help_text="Alert rule, blob path, job id, report…",
+                        max_length=1000,
+                    ),
+                ),
+                (
+                    "attributes",
+                    models.JSONField(
+                        blank=True,
+                        default=dict,
+                        help_text="What the match rules look at (normalised).",
+                    ),
+                ),
+                (
+                    "details",
+                    models.JSONField(
+                        blank=True, default=dict, help_text="Metric values, tests, ids."
+                    ),
+                ),
+                ("matched_by", models.CharField(blank=True, max_length=300)),
+                (
+                    "disposition",
+                    models.CharField(
+                        blank=True,
+                        choices=[
+                            ("", "Not decided yet"),
+                            ("unmatched", "Unmatched: no model"),
+                            ("started", "Started an episode"),
+                            ("proposed", "Proposed a run (needs a confirmation)"),
+                            ("joined", "Joined the open episode"),
+                            ("suppressed", "Suppressed by the policy"),
+                            ("deferred", "Deferred to business hours"),
+                            ("dry_run", "Dry run: recorded only"),
+                            ("ignored", "Not a kind the policy acts on"),
+                            ("resolves", "Resolved an alert"),
+                        ],
+                        default="",
+                        max_length=20,
+                    ),
+                ),
+                ("disposition_note", models.TextField(blank=True)),
+                ("resolved_at", models.DateTimeField(blank=True, null=True)),
+                (
+                    "catalog_model",
+                    models.ForeignKey(
+                        blank=True,
+                        null=True,
+                        on_delete=django.db.models.deletion.SET_NULL,
+                        related_name="signals",
+                        to="registry.catalogmodel",
+                    ),
+                ),
+                (
+                    "episode",
+                    models.ForeignKey(
+                        blank=True,
+                        null=True,
+                        on_delete=django.db.models.deletion.SET_NULL,
+                        related_name="signals",
+                        to="operations.episode",
+                    ),
+                ),
+                (
+                    "raw",
+                    models.ForeignKey(
+                        on_delete=django.db.models.deletion.PROTECT,
+                        related_name="signals",
+                        to="operations.rawsignal",
+                    ),
+                ),
+                (
+                    "resolves",
+                    models.ForeignKey(
+                        blank=True,
+                        help_text="For a Resolved signal: the Fired one it closes.",
+                        null=True,
+                        on_delete=django.db.models.deletion.SET_NULL,
+                        related_name="resolved_by",
+                        to="operations.signal",
+                    ),
+                ),
+                (
+                    "rule",
+                    models.ForeignKey(
+                        blank=True,
+                        null=True,
+                        on_delete=django.db.models.deletion.SET_NULL,
+                        related_name="signals",
+                        to="operations.matchrule",
+                    ),
+                ),
             ],
             options={
-                'ordering': ['-received_at', '-pk'],
+                "ordering": ["-received_at", "-pk"],
             },
         ),
         migrations.AddField(
-            model_name='episode',
-            name='first_signal',
-            field=models.ForeignKey(blank=True, null=True, on_delete=django.db.models.deletion.SET_NULL, related_name='+', to='operations.signal'),
+            model_name="episode",
+            name="first_signal",
+            field=models.ForeignKey(
+                blank=True,
+                null=True,
+                on_delete=django.db.models.deletion.SET_NULL,
+                related_name="+",
+                to="operations.signal",
+            ),
         ),
         migrations.CreateModel(
-            name='TriggerPolicy',
+            name="TriggerPolicy",
             fields=[
-                ('id', models.BigAutoField(auto_created=True, primary_key=True, serialize=False, verbose_name='ID')),
-                ('team', models.CharField(blank=True, help_text='Defaults only; blank: any.', max_length=100)),
-                ('model_kind', models.CharField(blank=True, choices=[('ml', 'ML model'), ('rule_based', 'Rule-based model')], help_text='Defaults only; blank: any.', max_length=16)),
-                ('enabled', models.BooleanField(default=True)),
-                ('mode', models.CharField(choices=[('automatic', 'Automatic: start the run'), ('confirm', 'Needs a confirmation'), ('dry_run', 'Dry run: record what it would do')], default='confirm', max_length=10)),
-                ('signal_kinds', models.JSONField(blank=True, default=operations.models.default_trigger_kinds, help_text='The kinds that start a run.')),
-                ('min_severity', models.CharField(blank=True, choices=[('critical', 'Critical'), ('error', 'Error'), ('warning', 'Warning'), ('info', 'Informational')], help_text='Blank: any severity.', max_length=10)),
-                ('cooldown_minutes', models.PositiveIntegerField(default=60, help_text='After a run was requested, no other for this long.')),
-                ('dedupe_window_minutes', models.PositiveIntegerField(default=15, help_text="Signals this close to the episode's first one join it rather than start another, even after it closed.")),
-                ('max_runs_per_day', models.PositiveIntegerField(default=3)),
-                ('business_hours_only', models.BooleanField(default=False, help_text='Outside them, a run waits for the next business hour.')),
-                ('business_hours_start', models.TimeField(default=datetime.time(8, 0))),
-                ('business_hours_end', models.TimeField(default=datetime.time(18, 0))),
-                ('business_days', models.JSONField(blank=True, default=operations.models.default_business_days, help_text='0 = Monday … 6 = Sunday.')),
-                ('timezone', models.CharField(default='UTC', max_length=64)),
-                ('proposal_expiry_hours', models.PositiveIntegerField(default=24, help_text='A proposal nobody confirmed closes as expired after this.')),
-                ('release_on_promote', models.BooleanField(default=True, help_text='When the challenger beats the champion, queue the release pipeline for it (the QA approval follows).')),
-                ('release_after_scoring', models.BooleanField(default=False, help_text='Rule-based models: queue the release after a successful scoring run.')),
-                ('updated_at', models.DateTimeField(auto_now=True)),
-                ('catalog_model', models.OneToOneField(blank=True, help_text='Blank: a default for the team and kind below.', null=True, on_delete=django.db.models.deletion.CASCADE, related_name='trigger_policy', to='registry.catalogmodel')),
-                ('pipeline', models.ForeignKey(blank=True, help_text="Blank: the model's training pipeline (scoring for a rule-based model).", null=True, on_delete=django.db.models.deletion.SET_NULL, related_name='+', to='pipelines.pipeline')),
-                ('release_pipeline', models.ForeignKey(blank=True, help_text="Blank: the model's release pipeline.", null=True, on_delete=django.db.models.deletion.SET_NULL, related_name='+', to='pipelines.pipeline')),
-                ('updated_by', models.ForeignKey(blank=True, null=True, on_delete=django.db.models.deletion.SET_NULL, related_name='+', to=settings.AUTH_USER_MODEL)),
+                (
+                    "id",
+                    models.BigAutoField(
+                        auto_created=True, primary_key=True, serialize=False, verbose_name="ID"
+                    ),
+                ),
+                (
+                    "team",
+                    models.CharField(
+                        blank=True, help_text="Defaults only; blank: any.", max_length=100
+                    ),
+                ),
+                (
+                    "model_kind",
+                    models.CharField(
+                        blank=True,
+                        choices=[("ml", "ML model"), ("rule_based", "Rule-based model")],
+                        help_text="Defaults only; blank: any.",
+                        max_length=16,
+                    ),
+                ),
+                ("enabled", models.BooleanField(default=True)),
+                (
+                    "mode",
+                    models.CharField(
+                        choices=[
+                            ("automatic", "Automatic: start the run"),
+                            ("confirm", "Needs a confirmation"),
+                            ("dry_run", "Dry run: record what it would do"),
+                        ],
+                        default="confirm",
+                        max_length=10,
+                    ),
+                ),
+                (
+                    "signal_kinds",
+                    models.JSONField(
+                        blank=True,
+                        default=operations.models.default_trigger_kinds,
+                        help_text="The kinds that start a run.",
+                    ),
+                ),
+                (
+                    "min_severity",
+                    models.CharField(
+                        blank=True,
+                        choices=[
+                            ("critical", "Critical"),
+                            ("error", "Error"),
+                            ("warning", "Warning"),
+                            ("info", "Informational"),
+                        ],
+                        help_text="Blank: any severity.",
+                        max_length=10,
+                    ),
+                ),
+                (
+                    "cooldown_minutes",
+                    models.PositiveIntegerField(
+                        default=60, help_text="After a run was requested, no other for this long."
+                    ),
+                ),
+                (
+                    "dedupe_window_minutes",
+                    models.PositiveIntegerField(
+                        default=15,
+                        help_text="Signals this close to the episode's first one join it rather than start another, even after it closed.",
+                    ),
+                ),
+                ("max_runs_per_day", models.PositiveIntegerField(default=3)),
+                (
+                    "business_hours_only",
+                    models.BooleanField(
+                        default=False,
+                        help_text="Outside them, a run waits for the next business hour.",
+                    ),
+                ),
+                ("business_hours_start", models.TimeField(default=datetime.time(8, 0))),
+                ("business_hours_end", models.TimeField(default=datetime.time(18, 0))),
+                (
+                    "business_days",
+                    models.JSONField(
+                        blank=True,
+                        default=operations.models.default_business_days,
+                        help_text="0 = Monday … 6 = Sunday.",
+                    ),
+                ),
+                ("timezone", models.CharField(default="UTC", max_length=64)),
+                (
+                    "proposal_expiry_hours",
+                    models.PositiveIntegerField(
+                        default=24,
+                        help_text="A proposal nobody confirmed closes as expired after this.",
+                    ),
+                ),
+                (
+                    "release_on_promote",
+                    models.BooleanField(
+                        default=True,
+                        help_text="When the challenger beats the champion, queue the release pipeline for it (the QA approval follows).",
+                    ),
+                ),
+                (
+                    "release_after_scoring",
+                    models.BooleanField(
+                        default=False,
+                        help_text="Rule-based models: queue the release after a successful scoring run.",
+                    ),
+                ),
+                ("updated_at", models.DateTimeField(auto_now=True)),
+                (
+                    "catalog_model",
+                    models.OneToOneField(
+                        blank=True,
+                        help_text="Blank: a default for the team and kind below.",
+                        null=True,
+                        on_delete=django.db.models.deletion.CASCADE,
+                        related_name="trigger_policy",
+                        to="registry.catalogmodel",
+                    ),
+                ),
+                (
+                    "pipeline",
+                    models.ForeignKey(
+                        blank=True,
+                        help_text="Blank: the model's training pipeline (scoring for a rule-based model).",
+                        null=True,
+                        on_delete=django.db.models.deletion.SET_NULL,
+                        related_name="+",
+                        to="pipelines.pipeline",
+                    ),
+                ),
+                (
+                    "release_pipeline",
+                    models.ForeignKey(
+                        blank=True,
+                        help_text="Blank: the model's release pipeline.",
+                        null=True,
+                        on_delete=django.db.models.deletion.SET_NULL,
+                        related_name="+",
+                        to="pipelines.pipeline",
+                    ),
+                ),
+                (
+                    "updated_by",
+                    models.ForeignKey(
+                        blank=True,
+                        null=True,
+                        on_delete=django.db.models.deletion.SET_NULL,
+                        related_name="+",
+                        to=settings.AUTH_USER_MODEL,
+                    ),
+                ),
             ],
             options={
-                'verbose_name_plural': 'trigger policies',
-                'ordering': ['catalog_model__name', 'team', 'model_kind'],
+                "verbose_name_plural": "trigger policies",
+                "ordering": ["catalog_model__name", "team", "model_kind"],
             },
         ),
         migrations.AddConstraint(
-            model_name='matchrule',
-            constraint=models.UniqueConstraint(fields=('field', 'value'), name='operations_rule_unique'),
+            model_name="matchrule",
+            constraint=models.UniqueConstraint(
+                fields=("field", "value"), name="operations_rule_unique"
+            ),
         ),
         migrations.AddIndex(
-            model_name='signal',
-            index=models.Index(fields=['catalog_model', '-received_at'], name='operations__catalog_b042c0_idx'),
+            model_name="signal",
+            index=models.Index(
+                fields=["catalog_model", "-received_at"], name="operations__catalog_b042c0_idx"
+            ),
         ),
         migrations.AddIndex(
-            model_name='signal',
-            index=models.Index(fields=['disposition', '-received_at'], name='operations__disposi_c0e7fc_idx'),
+            model_name="signal",
+            index=models.Index(
+                fields=["disposition", "-received_at"], name="operations__disposi_c0e7fc_idx"
+            ),
         ),
         migrations.AddIndex(
-            model_name='episode',
-            index=models.Index(fields=['catalog_model', '-opened_at'], name='operations__catalog_29c45e_idx'),
+            model_name="episode",
+            index=models.Index(
+                fields=["catalog_model", "-opened_at"], name="operations__catalog_29c45e_idx"
+            ),
         ),
         migrations.AddIndex(
-            model_name='episode',
-            index=models.Index(fields=['state', '-opened_at'], name='operations__state_916b54_idx'),
+            model_name="episode",
+            index=models.Index(fields=["state", "-opened_at"], name="operations__state_916b54_idx"),
         ),
         migrations.AddConstraint(
-            model_name='triggerpolicy',
-            constraint=models.UniqueConstraint(condition=models.Q(('catalog_model__isnull', True)), fields=('team', 'model_kind'), name='operations_policy_default_unique'),
+            model_name="triggerpolicy",
+            constraint=models.UniqueConstraint(
+                condition=models.Q(("catalog_model__isnull", True)),
+                fields=("team", "model_kind"),
+                name="operations_policy_default_unique",
+            ),
         ),
     ]

@@ -5,35 +5,45 @@ from django.db import migrations, models
 
 
 class Migration(migrations.Migration):
-
     dependencies = [
-        ('pipelines', '0004_declared_by'),
+        ("pipelines", "0004_declared_by"),
         migrations.swappable_dependency(settings.AUTH_USER_MODEL),
     ]
 
     operations = [
         migrations.AddField(
-            model_name='runrequest',
-            name='attempts',
+            model_name="runrequest",
+            name="attempts",
             field=models.PositiveIntegerField(default=0),
         ),
         migrations.AddField(
-            model_name='runrequest',
-            name='claimed_until',
-            field=models.DateTimeField(blank=True, help_text='A worker is sending it until then.', null=True),
+            model_name="runrequest",
+            name="claimed_until",
+            field=models.DateTimeField(
+                blank=True, help_text="A worker is sending it until then.", null=True
+            ),
         ),
         migrations.AddField(
-            model_name='runrequest',
-            name='key',
-            field=models.CharField(blank=True, db_index=True, help_text='portalRequestId, unique per request.', max_length=40),
+            model_name="runrequest",
+            name="key",
+            field=models.CharField(
+                blank=True,
+                db_index=True,
+                help_text="portalRequestId, unique per request.",
+                max_length=40,
+            ),
         ),
         migrations.AddField(
-            model_name='runrequest',
-            name='next_attempt_at',
-            field=models.DateTimeField(blank=True, help_text='Not before this; the sweep uses it.', null=True),
+            model_name="runrequest",
+            name="next_attempt_at",
+            field=models.DateTimeField(
+                blank=True, help_text="Not before this; the sweep uses it.", null=True
+            ),
         ),
         migrations.AddIndex(
-            model_name='runrequest',
-            index=models.Index(fields=['status', 'next_attempt_at'], name='pipelines_r_status_7a1656_idx'),
+            model_name="runrequest",
+            index=models.Index(
+                fields=["status", "next_attempt_at"], name="pipelines_r_status_7a1656_idx"
+            ),
         ),
     ]
