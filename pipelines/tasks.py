@@ -33,11 +33,17 @@ def refresh_run(self, project_id: int, build_id: int) -> dict:
     return result.as_dict()
 
 
-# At most once: a run queued twice costs a training; a lost request is visible and can be redone.
-@shared_task(name="pipelines.send_run_request", acks_late=False)
+# Exactly once in effect: each attempt claims the request and a retry first looks in ADO for
+# the run it may have queued (pipelines/services/run_requests.py), so a redelivery is safe.
+@shared_task(name="pipelines.send_run_request", acks_late=True)
 def send_run_request(request_id: int) -> dict:
     request = RunRequest.objects.filter(pk=request_id).select_related("pipeline__project").first()
     if request is None:
         return {"skipped": "request missing"}
     request = services.run_request_send(request=request)
     return {"status": request.status, "error": request.error, "run": request.run_id}
+
+
+@shared_task(name="pipelines.sweep_run_requests")
+def sweep_run_requests() -> dict:
+    return {"queued": services.run_requests_sweep()}

@@ -13,7 +13,12 @@ from .common import Progress, SyncResult
 from .hooks import HookOutcome, hook_deliveries_prune, hook_delivery_accept
 from .identity import CHECK_TIMEOUT, project_connection_check, project_service_identity_record
 from .pipelines_apply import KIND_SUFFIXES, pipeline_kind_and_model
-from .run_requests import run_request_send, trigger_run
+from .run_requests import (
+    REQUEST_KEY_PARAMETER,
+    run_request_send,
+    run_requests_sweep,
+    trigger_run,
+)
 from .schedules import project_schedule_ensure, project_schedule_remove
 from .sync import (
     BUSY,
@@ -30,6 +35,7 @@ __all__ = [
     "CURSOR_OVERLAP",
     "KIND_SUFFIXES",
     "LEASE_TTL_SECONDS",
+    "REQUEST_KEY_PARAMETER",
     "HookOutcome",
     "Progress",
     "SyncResult",
@@ -45,5 +51,6 @@ __all__ = [
     "project_sync_queue",
     "run_refresh",
     "run_request_send",
+    "run_requests_sweep",
     "trigger_run",
 ]

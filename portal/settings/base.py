@@ -272,6 +272,9 @@ CELERY_TASK_ROUTES = {
     "approvals.sweep_outbox": {"queue": "maintenance"},
     "approvals.notify_new": {"queue": "maintenance"},
     "approvals.notify_expiring": {"queue": "maintenance"},
+    "pipelines.sweep_run_requests": {"queue": "maintenance"},
+    "operations.follow_episodes": {"queue": "maintenance"},
+    "operations.tick": {"queue": "maintenance"},
     "maturity.nightly": {"queue": "maintenance"},
     "maturity.assess_changed": {"queue": "maintenance"},
 }
@@ -312,6 +315,14 @@ CELERY_BEAT_SCHEDULE = {
         "task": "approvals.notify_expiring",
         "schedule": 15 * 60,
     },
+    "pipelines: send run requests that are due (retries, lost tasks)": {
+        "task": "pipelines.sweep_run_requests",
+        "schedule": 30,
+    },
+    "operations: start deferred runs, expire proposals, follow open episodes": {
+        "task": "operations.tick",
+        "schedule": env.int("OPERATIONS_TICK_SECONDS", default=30),
+    },
     "maturity: assess models whose runs, approvals or versions changed": {
         "task": "maturity.assess_changed",
         "schedule": 60,
@@ -324,6 +335,27 @@ CELERY_BEAT_SCHEDULE = {
         ),
     },
 }
+
+# PIPELINES run requests (pipelines/services/run_requests.py): a worker holds a request for
+# one attempt for CLAIM seconds; retries back off from BACKOFF to BACKOFF_MAX, at most
+# MAX_ATTEMPTS times, each first looking in ADO for the run the request may have queued.
+PIPELINES_RUN_REQUEST_CLAIM_SECONDS = env.int("PIPELINES_RUN_REQUEST_CLAIM_SECONDS", default=60)
+PIPELINES_RUN_REQUEST_BACKOFF_SECONDS = env.float(
+    "PIPELINES_RUN_REQUEST_BACKOFF_SECONDS", default=5.0
+)
+PIPELINES_RUN_REQUEST_BACKOFF_MAX_SECONDS = env.float(
+    "PIPELINES_RUN_REQUEST_BACKOFF_MAX_SECONDS", default=600.0
+)
+PIPELINES_RUN_REQUEST_MAX_ATTEMPTS = env.int("PIPELINES_RUN_REQUEST_MAX_ATTEMPTS", default=8)
+
+# OPERATIONS (operations/; docs/operations.md)
+# ------------------------------------------------------------------------------
+# A signal matched more than this long after it came in is recorded, not acted on.
+OPERATIONS_LATE_MATCH_MINUTES = env.int("OPERATIONS_LATE_MATCH_MINUTES", default=60)
+# Stall flags: a run with no version this long after it succeeded; an approval waiting longer.
+OPERATIONS_NO_VERSION_STALL_MINUTES = env.int("OPERATIONS_NO_VERSION_STALL_MINUTES", default=60)
+OPERATIONS_APPROVAL_STALL_HOURS = env.int("OPERATIONS_APPROVAL_STALL_HOURS", default=24)
+OPERATIONS_RELEASE_STALL_MINUTES = env.int("OPERATIONS_RELEASE_STALL_MINUTES", default=60)
 
 # MATURITY (maturity/criteria.py; docs/maturity.md)
 # ------------------------------------------------------------------------------
