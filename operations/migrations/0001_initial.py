@@ -14,7 +14,7 @@ class Migration(migrations.Migration):
 
     dependencies = [
         ("approvals", "0005_promotionpolicy"),
-        ("pipelines", "0005_runrequest_attempts_runrequest_claimed_until_and_more"),
+        ("pipelines", "0005_runrequest_outbox"),
         ("registry", "0003_declared_by"),
         migrations.swappable_dependency(settings.AUTH_USER_MODEL),
     ]
