@@ -13,7 +13,9 @@ from tests.ado_simulator.conftest import receiver  # noqa: F401 - pytest fixture
 
 
 def test_a_training_run_queued_over_rest_in_the_demo_registers_a_version(
-    tmp_path, mlflow_server, receiver  # noqa: F811 - the service hooks' stand-in portal
+    tmp_path,
+    mlflow_server,
+    receiver,  # noqa: F811 - the service hooks' stand-in portal
 ):
     portal_addr = receiver.url.split("/")[2]
     ado = DemoAdoSimulator(tmp_path, free_port(), portal_addr, mlflow_url=mlflow_server.url)
