@@ -60,6 +60,12 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
         default="sparse",
         help="approval events as the ADO docs sample (sparse: run/stage null) or filled in (full)",
     )
+    parser.add_argument(
+        "--mlflow-tracking-uri",
+        default=None,
+        help="register a model version in this MLflow server (REST API) when a training run "
+        "queued live succeeds (default: none; the seeded history never registers)",
+    )
 
 
 def build(options: dict) -> AdoSimulator:
@@ -75,6 +81,7 @@ def build(options: dict) -> AdoSimulator:
         pats=pats,
         seed=options.get("seed") or None,
         public_url=options.get("public_url"),
+        mlflow_tracking_uri=options.get("mlflow_tracking_uri") or None,
     )
     if options.get("seed"):
         result = run_seed(sim, options["seed"])
@@ -110,6 +117,11 @@ def serve(sim: AdoSimulator, speed: float = 0.0) -> None:
             ", ".join(p.name for p in sim.projects.values()),
             speed or "manual (advance through /_simulator/clock/advance)",
         )
+        if sim.mlflow is not None:
+            log(
+                "succeeded training runs register model versions in MLflow %s",
+                sim.mlflow.tracking_uri,
+            )
         while not stop.wait(0.5):
             pass
     finally:

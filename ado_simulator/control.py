@@ -177,5 +177,12 @@ class RemoteSimulator:
     def redeliver(self, notification_id: int) -> dict:
         return self._call("POST", f"/deliveries/{notification_id}/redeliver", {})
 
+    # MLflow target (--mlflow-tracking-uri)
+    def mlflow_registrations(self) -> list[dict]:
+        return self._call("GET", "/mlflow")["registrations"]
+
+    def wait_for_mlflow(self, timeout: float = 30) -> bool:
+        return self._call("POST", "/mlflow/wait", {"timeout": timeout})["idle"]
+
     def requests(self, since: int = 0) -> dict:
         return self._call("GET", "/requests", since=since)

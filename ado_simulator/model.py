@@ -9,6 +9,17 @@ from .auth import Identity
 
 PIPELINE_KINDS = ("ci", "data-cleansing", "training", "scoring", "release")
 DEFAULT_APPROVAL_TIMEOUT_MINUTES = 43200  # 30 days, the example of the check configuration
+# Template parameters the operations loop sends to a training (scoring) pipeline: a pipeline of
+# that kind that declares its parameters always accepts these too (docs/ado-simulator.md).
+TRAINING_PARAMETERS = (
+    "modelName",
+    "modelVersion",
+    "trigger",
+    "signalId",
+    "signalKind",
+    "portalRequestId",
+    "simulateMetrics",
+)
 
 
 @dataclass(frozen=True)
@@ -213,6 +224,7 @@ class Run:
     change_id: int = 1
     last_changed: datetime | None = None
     trigger_info: dict = field(default_factory=dict)
+    live: bool = True  # False for the history seeded quietly: it registers no model version
 
     @property
     def project(self) -> Project:

@@ -80,6 +80,24 @@ def role_client(client, make_user):
 
 
 @pytest.fixture(scope="session")
+def mlflow_server(tmp_path_factory):
+    """A real `mlflow server` (SQLite, loopback, free port) shared by the session's tests
+    (registry, the ADO simulator's MLflow target). Tests add models with unique names."""
+    from registry.devserver import MlflowServer
+
+    server = MlflowServer(tmp_path_factory.mktemp("mlflow")).start()
+    yield server
+    server.stop()
+
+
+@pytest.fixture
+def mlflow_client(mlflow_server):
+    from mlflow import MlflowClient
+
+    return MlflowClient(tracking_uri=mlflow_server.url)
+
+
+@pytest.fixture(scope="session")
 def celery_worker_process(django_db_setup, tmp_path_factory):
     """A real `celery worker` process on the session's Redis queues (all of them, as the
     embedded default runs one), stopped by its pid."""

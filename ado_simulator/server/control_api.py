@@ -70,7 +70,7 @@ the portal uses, so the demo runs offline and the tests exercise the real HTTP c
         if body is None:
             body = {}
         try:
-            if path == "/deliveries/wait":  # must not hold the lock while it waits
+            if path in ("/deliveries/wait", "/mlflow/wait"):  # must not hold the lock to wait
                 result = self._control_dispatch(method, path, request, body)
             else:
                 with self.lock:
@@ -92,6 +92,7 @@ the portal uses, so the demo runs offline and the tests exercise the real HTTP c
             self._control_faults,
             self._control_outage,
             self._control_hooks,
+            self._control_mlflow,
             self._control_logs,
         ):
             result = area(method, path, segments, request, body)
@@ -131,6 +132,19 @@ the portal uses, so the demo runs offline and the tests exercise the real HTTP c
             )
             self.add_pat(body["pat"], who)
             return {"pat": "********", "identity": who.summary()}
+        return UNHANDLED
+
+    def _control_mlflow(self, method, path, segments, request, body):
+        """The model versions training runs registered in MLflow (``--mlflow-tracking-uri``)."""
+        if path == "/mlflow" and method == "GET":
+            sink = self.mlflow
+            return {
+                "trackingUri": sink.tracking_uri if sink else None,
+                "registrations": [r.to_json() for r in sink.log_entries()] if sink else [],
+            }
+        if path == "/mlflow/wait" and method == "POST":
+            idle = self.mlflow.wait(float(body.get("timeout", 30))) if self.mlflow else True
+            return {"idle": idle}
         return UNHANDLED
 
     def _control_clock(self, method, path, segments, request, body):

@@ -97,6 +97,8 @@ class AdoSimulator(Gate, AdoRoutes, ControlApi):
             self._ticker.join(timeout=5)
             self._ticker = None
         self.hooks.stop()
+        if self.mlflow is not None:
+            self.mlflow.stop()
         log("stopped")
 
     def __enter__(self) -> AdoSimulator:

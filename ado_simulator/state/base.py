@@ -18,6 +18,7 @@ from ..clock import SimClock
 from ..errors import not_found
 from ..events import EventPublisher
 from ..hooks import HookDispatcher
+from ..mlflow_sink import MlflowSink
 from ..model import Approval, ApprovalStep, Pipeline, Project, Run, Subscription
 from ..render import Renderer
 from ..util import IdSource, log, stable_guid
@@ -46,6 +47,7 @@ class StateBase(EventPublisher):
         hook_retry_delay: float = 1.0,
         hook_timeout: float = 10.0,
         auto_probation: bool = False,
+        mlflow_tracking_uri: str | None = None,
     ):
         self.lock = threading.RLock()
         self.clock = SimClock(start, speed)
@@ -63,6 +65,8 @@ class StateBase(EventPublisher):
         self.hooks = HookDispatcher(
             retry_delay=hook_retry_delay, timeout=hook_timeout, auto_probation=auto_probation
         )
+        # Optional: succeeded live training runs register a model version in this MLflow.
+        self.mlflow = MlflowSink(mlflow_tracking_uri) if mlflow_tracking_uri else None
         self._next_pipeline_id = 1
         self._next_run_id = 1
         self._next_notification_id = 1
@@ -135,6 +139,8 @@ class StateBase(EventPublisher):
             self.subscriptions.clear()
             self.patch_log.clear()
             self.hooks.clear_log()
+            if self.mlflow is not None:
+                self.mlflow.clear_log()
             self._active.clear()
             self._next_pipeline_id = 1
             self._next_run_id = 1

@@ -12,6 +12,7 @@ from __future__ import annotations
 from datetime import datetime, timedelta
 
 from ..events import APPROVAL_COMPLETED, APPROVAL_PENDING
+from ..mlflow_sink import registration_for
 from ..model import Approval, ApprovalStep, Run, StageRun, stage_seconds
 from .approvals import step_for
 from .base import SIMULATOR_IDENTITY, StateBase
@@ -241,6 +242,21 @@ class Engine(StateBase):
             run.start_time = t
         run.touch(t)
         self._active.discard(run.id)
+        self._register_model_version(run)
+
+    def _register_model_version(self, run: Run) -> None:
+        """A live training run that succeeded registers a model version in MLflow, as a real
+        training pipeline would; the sink's thread does the HTTP calls, outside the lock."""
+        if (
+            self.mlflow is None
+            or run.pipeline.kind != "training"
+            or run.result != "succeeded"
+            or not run.live
+        ):
+            return
+        registration = registration_for(run)
+        if registration is not None:
+            self.mlflow.submit(registration)
 
     def _announce_run(self, run: Run, t: datetime) -> None:
         self._log(

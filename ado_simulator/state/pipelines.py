@@ -7,7 +7,14 @@ from dataclasses import replace
 
 from ..auth import Identity
 from ..errors import bad_request, not_found
-from ..model import PIPELINE_KINDS, Pipeline, Project, StageSpec, default_stages
+from ..model import (
+    PIPELINE_KINDS,
+    TRAINING_PARAMETERS,
+    Pipeline,
+    Project,
+    StageSpec,
+    default_stages,
+)
 from ..util import stable_guid
 from .base import PIPELINES_NS, StateBase
 from .paging import DEFAULT_PAGE, keyset_page
@@ -42,7 +49,9 @@ class PipelineState(StateBase):
         ``stage_seconds`` sets the simulated time of every stage (a number) or of some (a dict
         keyed by stage identifier or name); ``approvers`` replaces the approvers of approval
         stages (``{"Deploy_QA": ["alice@example.com"]}``); ``blocked_approvers`` lists, per
-        stage, identities shown as not allowed to approve (not enforced).
+        stage, identities shown as not allowed to approve (not enforced). ``parameters``
+        declares the template parameters a run may pass (None: any); a training or scoring
+        pipeline that declares them also accepts ``TRAINING_PARAMETERS``.
         """
         if kind not in PIPELINE_KINDS:
             raise ValueError(f"unknown pipeline kind {kind!r}; one of {', '.join(PIPELINE_KINDS)}")
@@ -77,7 +86,7 @@ class PipelineState(StateBase):
                 stages=specs,
                 repository_id=stable_guid("repo", proj.id, repo),
                 repository_name=repo,
-                parameters=tuple(parameters) if parameters is not None else None,
+                parameters=_declared(kind, parameters),
             )
             self.pipelines[pipeline_id] = pipeline
             self._log("created %s pipeline %s %r in %s", kind, pipeline_id, name, proj.name)
@@ -115,6 +124,17 @@ class PipelineState(StateBase):
         with self.lock:
             items = [p for p in self.pipelines.values() if p.project is proj]
         return keyset_page(items, key, descending, top, token, DEFAULT_PAGE)
+
+
+def _declared(kind: str, parameters: Iterable[str] | None) -> tuple[str, ...] | None:
+    """The declared template parameters; a training (scoring) pipeline's include the ones the
+    operations loop sends (trigger, signal, portal request, simulated metrics)."""
+    if parameters is None:
+        return None
+    declared = tuple(parameters)
+    if kind in ("training", "scoring"):
+        declared += tuple(p for p in TRAINING_PARAMETERS if p not in declared)
+    return declared
 
 
 def _folder(folder: str) -> str:

@@ -106,6 +106,7 @@ class RunState(StateBase):
                 timeline_id=self.ids.guid(),
                 last_changed=queued,
                 trigger_info=dict(trigger_info or {}),
+                live=not (quiet or self._quiet),
             )
             self.runs[run_id] = run
             self._active.add(run_id)

@@ -110,11 +110,14 @@ class DemoAdoSimulator:
 
     Its clock follows real time (speed 1), so timestamps on the pages are true; the seeded
     history ends now, with runs waiting at QA and PROD approvals and a training running.
-    Service-hook events go to the portal's hook endpoint with a secret made for this run.
+    Service-hook events go to the portal's hook endpoint with a secret made for this run. With
+    ``mlflow_url`` (the demo's MLflow server), a training run queued live that succeeds
+    registers a model version there, as a real training pipeline would.
     """
 
-    def __init__(self, var_dir: Path, port: int, portal_addr: str):
+    def __init__(self, var_dir: Path, port: int, portal_addr: str, mlflow_url: str | None = None):
         self.port = port
+        self.mlflow_url = mlflow_url
         self.log_path = var_dir / "ado-simulator.log"
         self.hook_secret = secrets.token_urlsafe(24)
         self.hook_url = f"http://{portal_addr}/pipelines/hooks/ado/{ADO_PROJECT}/"
@@ -146,6 +149,8 @@ class DemoAdoSimulator:
             "--hook-url", self.hook_url, "--hook-username", "ado-hook",
             f"--hook-password={self.hook_secret}",  # a secret may start with "-"
         ]  # fmt: skip
+        if self.mlflow_url:
+            command += ["--mlflow-tracking-uri", self.mlflow_url]
         with open(self.log_path, "ab") as log:
             self.process = subprocess.Popen(  # noqa: S603
                 command, stdout=log, stderr=subprocess.STDOUT, cwd=settings.BASE_DIR,

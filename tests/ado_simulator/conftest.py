@@ -1,5 +1,6 @@
-"""Fixtures for the ADO simulator tests: a started simulator, an authenticated HTTP session
-speaking to it, a local service-hook receiver and unsigned JWTs. No database is used."""
+"""Fixtures for the ADO simulator tests: a started simulator (``mlflow_sim``: one that registers
+model versions in the session's real `mlflow server`), an authenticated HTTP session speaking to
+it, a local service-hook receiver and unsigned JWTs. No database is used."""
 
 from __future__ import annotations
 
@@ -72,6 +73,22 @@ def sim():
 @pytest.fixture
 def ado(sim) -> Ado:
     return Ado(sim)
+
+
+@pytest.fixture
+def mlflow_sim(mlflow_server):
+    """A started simulator whose succeeded live training runs register model versions in the
+    session's `mlflow server` (``--mlflow-tracking-uri``)."""
+    simulator = AdoSimulator(
+        seed="tests",
+        start=START,
+        pats={PAT: PAT_USER},
+        hook_retry_delay=0.05,
+        hook_timeout=5,
+        mlflow_tracking_uri=mlflow_server.url,
+    ).start()
+    yield simulator
+    simulator.stop()
 
 
 def make_jwt(claims: dict) -> str:

@@ -94,7 +94,9 @@ class Command(BaseCommand):
         var_dir.mkdir(parents=True, exist_ok=True)
         # Boots in the background (it takes seconds) while the database migrates.
         mlflow = None if no_mlflow else DemoMlflowServer(var_dir / "mlflow", mlflow_port).boot()
-        ado = None if no_ado else DemoAdoSimulator(var_dir, ado_port, addr).boot()
+        # Live training runs register their model versions in the demo's MLflow.
+        mlflow_url = mlflow.url if mlflow else None
+        ado = None if no_ado else DemoAdoSimulator(var_dir, ado_port, addr, mlflow_url).boot()
         try:
             call_command("migrate", interactive=False, verbosity=0)
             self.stdout.write(self.style.SUCCESS("Database migrated."))
