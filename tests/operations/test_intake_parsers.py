@@ -153,7 +153,7 @@ def test_databricks_notifications():
     assert success.details["task_key"] == "land_transactions"
     start = databricks.parse(fixture_bytes("databricks_on_start.json"))
     assert start.signals == [] and "nothing to act on" in start.ignored
-    with pytest.raises(PayloadError, match="job.job_id is missing"):
+    with pytest.raises(PayloadError, match=r"job\.job_id is missing"):
         databricks.parse(_b({"event_type": "jobs.on_failure", "run": {"run_id": 1}, "job": {}}))
 
 
