@@ -36,3 +36,7 @@ class ParseResult:
     handshake: dict | None = None
     # When the payload is valid but carries nothing to act on (e.g. a Databricks on_start).
     ignored: str = ""
+    # The SignalFormat value when an endpoint takes more than one (Event Grid or CloudEvents).
+    format: str = ""
+    # A clean monitoring report (no drift): the model it names was heard from all the same.
+    heartbeat_model: str = ""

@@ -356,6 +356,17 @@ OPERATIONS_LATE_MATCH_MINUTES = env.int("OPERATIONS_LATE_MATCH_MINUTES", default
 OPERATIONS_NO_VERSION_STALL_MINUTES = env.int("OPERATIONS_NO_VERSION_STALL_MINUTES", default=60)
 OPERATIONS_APPROVAL_STALL_HOURS = env.int("OPERATIONS_APPROVAL_STALL_HOURS", default=24)
 OPERATIONS_RELEASE_STALL_MINUTES = env.int("OPERATIONS_RELEASE_STALL_MINUTES", default=60)
+# Shared secrets of the signal endpoints, per source, for senders without a machine token:
+# "azure-monitor=s1|s1next,event-grid=s2,..." (several per source while one is rotated).
+OPERATIONS_SIGNAL_SECRETS: dict[str, list[str]] = {
+    slug.strip(): [s for s in secrets.split("|") if s]
+    for slug, _, secrets in (
+        part.partition("=") for part in env("OPERATIONS_SIGNAL_SECRETS", default="").split(",")
+    )
+    if slug.strip() and secrets
+}
+# A signal request body larger than this is refused with a 413 (Azure Monitor caps at 256 KB).
+OPERATIONS_SIGNAL_MAX_BYTES = env.int("OPERATIONS_SIGNAL_MAX_BYTES", default=1024 * 1024)
 
 # MATURITY (maturity/criteria.py; docs/maturity.md)
 # ------------------------------------------------------------------------------

@@ -60,3 +60,13 @@ METRICS_TOKEN = "test-metrics-token"
 # The ADO simulator's default PAT, so a test's worker process can reach a simulator too.
 AZURE_DEVOPS_PAT = env("AZURE_DEVOPS_PAT", default="simulator-pat")
 EMAIL_BACKEND = "django.core.mail.backends.locmem.EmailBackend"
+
+# The signal endpoints' shared secrets (tests/operations/test_intake_*.py); "…-next" is the
+# rotation's second secret.
+OPERATIONS_SIGNAL_SECRETS = {
+    "azure-monitor": ["test-azure-monitor-key", "test-azure-monitor-key-next"],
+    "event-grid": ["test-event-grid-key"],
+    "databricks": ["test-databricks-key"],
+    "evidently": ["test-evidently-key"],
+    "generic": ["test-generic-key"],
+}
