@@ -9,6 +9,8 @@ on the episode page or as the 403 page.
 
 from __future__ import annotations
 
+import importlib
+
 from django.contrib import messages
 from django.core.paginator import Paginator
 from django.db import IntegrityError
@@ -157,17 +159,24 @@ def episode_decline(request, pk):
     return redirect(_episode_url(pk))
 
 
+def _matching():
+    """operations.services.matching (intake's), or None while it is not installed: the page
+    then shows no suggestions rather than failing."""
+    try:
+        return importlib.import_module("operations.services.matching")
+    except ModuleNotFoundError:
+        return None
+
+
 def _rule_suggestions(signal: Signal) -> list[tuple[str, str, str]]:
     """The rules that would match this signal (operations.services.matching)."""
-    from .services import matching
-
-    return list(matching.rule_suggestions(signal) or [])
+    matching = _matching()
+    return list(matching.rule_suggestions(signal) or []) if matching else []
 
 
 def _rematch(rule) -> int:
-    from .services import matching
-
-    return matching.unmatched_rematch(rule)
+    matching = _matching()
+    return matching.unmatched_rematch(rule) if matching else 0
 
 
 def _signal_page(request, pk: int, *, status: int = 200, rule_form=None, rule_error_index=None):
