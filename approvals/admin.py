@@ -21,6 +21,7 @@ from .models import (
     Notification,
     OutboxMessage,
     OutboxState,
+    PromotionPolicy,
 )
 
 
@@ -161,3 +162,44 @@ class ApprovalSyncAdmin(ReadOnlyAdmin):
     @admin.display(description="last error")
     def short_error(self, state):
         return _short(state.last_error)
+
+
+@admin.register(PromotionPolicy)
+class PromotionPolicyAdmin(admin.ModelAdmin):
+    """When a challenger may replace the champion (operations' evaluation reads it): per model,
+    or a team default (blank model)."""
+
+    list_display = [
+        "__str__",
+        "metric",
+        "greater_is_better",
+        "threshold",
+        "min_absolute_change",
+        "min_relative_change",
+        "updated_at",
+        "updated_by",
+    ]
+    list_filter = ["team"]
+    search_fields = ["catalog_model__name", "team", "metric"]
+    autocomplete_fields = ["catalog_model"]
+    readonly_fields = ["updated_at", "updated_by"]
+    fieldsets = [
+        ("Applies to", {"fields": ["catalog_model", "team"]}),
+        (
+            "Comparison",
+            {
+                "fields": [
+                    "metric",
+                    "greater_is_better",
+                    "threshold",
+                    "min_absolute_change",
+                    "min_relative_change",
+                ]
+            },
+        ),
+        ("Changed", {"fields": ["updated_at", "updated_by"]}),
+    ]
+
+    def save_model(self, request, obj, form, change):
+        obj.updated_by = request.user
+        super().save_model(request, obj, form, change)

@@ -1,15 +1,18 @@
 """What approvals add to the registry's pages, through the registry's hook settings
 (``REGISTRY_MODEL_PAGE_SECTIONS``, ``REGISTRY_VERSION_PAGE_SECTIONS``; see registry/sections.py):
-the registry calls these without importing this app."""
+the registry calls these without importing this app. And the hook of the approval page itself
+(``APPROVALS_DETAIL_SECTIONS``), through which the apps above approvals add to its evidence."""
 
 from __future__ import annotations
 
+from django.conf import settings
 from django.urls import reverse
+from django.utils.module_loading import import_string
 
 from core.home import HomeCard
 from core.roles import Role
 from registry.models import CatalogModel, ModelVersion
-from registry.sections import Section
+from registry.sections import RenderedSection, Section, sections_render
 
 from . import selectors
 from .models import OutboxState
@@ -144,3 +147,19 @@ def _outbox_card() -> HomeCard:
         summary={"backlog": backlog} if backlog.queued or backlog.failed else {},
         order=20,
     )
+
+
+# --- The approval page's hook (APPROVALS_DETAIL_SECTIONS) ------------------------------------
+
+
+def approval_detail_sections(request, approval) -> list[RenderedSection]:
+    """What the apps above approvals add to an approval's evidence column (e.g. operations'
+    "Why this version exists"), rendered: each dotted function in ``APPROVALS_DETAIL_SECTIONS``
+    is called with ``(request, approval)`` and returns a Section, a list of them, or None."""
+    sections: list[Section] = []
+    for dotted in getattr(settings, "APPROVALS_DETAIL_SECTIONS", None) or []:
+        found = import_string(dotted)(request, approval)
+        if found is None:
+            continue
+        sections.extend([found] if isinstance(found, Section) else found)
+    return sections_render(request, sorted(sections, key=lambda s: s.order))

@@ -9,6 +9,7 @@ NAVIGATION: list[tuple[str, str, frozenset[str] | None]] = [
     ("Models", "registry:model-list", None),
     ("Pipelines", "pipelines:run-list", None),
     ("Approvals", "approvals:inbox", frozenset({Role.APPROVER, Role.MANAGER, Role.ADMIN})),
+    ("Operations", "operations:inbox", None),
     (
         "Maturity",
         "maturity:dashboard",

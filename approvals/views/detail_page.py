@@ -25,6 +25,7 @@ from core.sessions import session_authenticated_at
 from .. import selectors, services
 from ..forms import DecisionForm
 from ..models import ApprovalRequest, DecisionStatus, OutboxMessage, OutboxState
+from ..sections import approval_detail_sections
 from .base import (
     AUDIT_ROLES,
     RETRY_ROLES,
@@ -204,6 +205,7 @@ def _detail_context(request, approval: ApprovalRequest, box: DecisionBox) -> dic
         "is_admin": Role.ADMIN in held,
         "can_audit": bool(held & set(AUDIT_ROLES)),
         "freshness": freshness(),
+        "extra_sections": approval_detail_sections(request, approval),
         **_header_context(approval),
     }
 

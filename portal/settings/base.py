@@ -489,6 +489,7 @@ PORTAL_HOME_CARD_PROVIDERS: list[str] = [
     "pipelines.sections.home_cards",
     "approvals.sections.home_cards",
     "maturity.sections.home_cards",
+    "operations.sections.home_cards",
     "portal.selectors.home_sync_cards",
 ]
 # A sync older than this is reported as stale by /readyz and the metrics.
@@ -548,6 +549,7 @@ MLFLOW_WEBHOOK_TOLERANCE_SECONDS = env.int("MLFLOW_WEBHOOK_TOLERANCE_SECONDS", d
 # the registry never imports them. Empty: the registry pages show their placeholders.
 REGISTRY_MODEL_PAGE_SECTIONS: list[str] = ["pipelines.sections.model_page"]
 REGISTRY_MODEL_PAGE_SECTIONS.append("approvals.sections.model_page")
+REGISTRY_MODEL_PAGE_SECTIONS.append("operations.sections.model_page")
 REGISTRY_MODEL_PAGE_SECTIONS.append("maturity.sections.model_page")
 REGISTRY_MODEL_PAGE_BADGES: list[str] = ["maturity.sections.model_badges"]
 REGISTRY_VERSION_PAGE_SECTIONS: list[str] = ["pipelines.sections.version_page"]
@@ -558,6 +560,9 @@ REGISTRY_CATALOG_LIST_ANNOTATORS.append("maturity.sections.catalog_levels")
 
 # APPROVALS
 # ------------------------------------------------------------------------------
+# Sections the apps above approvals add to an approval's evidence column: f(request, approval)
+# -> Section | list[Section] | None (approvals/sections.py).
+APPROVALS_DETAIL_SECTIONS: list[str] = ["operations.sections.approval_why"]
 # The public address of the portal, for links in e-mails and Teams messages.
 PORTAL_BASE_URL = env("PORTAL_BASE_URL", default="http://127.0.0.1:8000")
 # ADO does not say when an approval expires; its check's timeout does (ADO's default: 30 days).
