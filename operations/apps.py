@@ -5,8 +5,3 @@ class OperationsConfig(AppConfig):
     name = "operations"
     verbose_name = "Operations"
     default_auto_field = "django.db.models.BigAutoField"
-
-    def ready(self) -> None:
-        from . import receivers
-
-        receivers.connect()

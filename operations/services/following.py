@@ -3,8 +3,8 @@ challenger against champion → release → QA → PROD → closed (docs/operati
 
 It reads only the mirror (runs, versions, approvals the syncs keep), so following is cheap
 and convergent: run it twice, or after a crash, and each episode ends where the mirror says.
-Receivers call it after a sync changed what an episode waits on; beat's ``operations.tick``
-runs it for every open episode, which also sets the stall flags.
+Beat's ``operations.tick`` (every 30 s) runs it for every open episode, which also sets the
+stall flags.
 """
 
 from __future__ import annotations

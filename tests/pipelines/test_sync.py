@@ -383,7 +383,11 @@ def test_a_run_request_is_sent_once_and_linked_to_its_run(
             pipeline=training, parameters={}, reason="manual", note="new features", acting_user=dana
         )
     assert len(callbacks) == 1 and request.status == RunRequest.Status.QUEUED
-    assert request.parameters == {"trigger": "manual", "modelName": "fraud-detector"}
+    assert request.parameters == {
+        "trigger": "manual",
+        "modelName": "fraud-detector",
+        "portalRequestId": request.key,
+    }
 
     sent = services.run_request_send(request=request, client=ado_client)
     assert sent.status == RunRequest.Status.SENT and sent.run.triggered_by == dana
@@ -397,10 +401,28 @@ def test_a_run_request_that_ado_refuses_is_failed_with_the_reason(project, ado_c
     sync(project, ado_client)
     training = Pipeline.objects.get(kind=PipelineKind.TRAINING)
     request = services.trigger_run(pipeline=training, parameters={}, reason="manual")
-    sim.fail_next(1, 500)
+    sim.fail_next(1, 400)
     failed = services.run_request_send(request=request, client=ado_client)
-    assert failed.status == RunRequest.Status.FAILED and "500" in failed.error
+    assert failed.status == RunRequest.Status.FAILED and "400" in failed.error
     assert not any(r.pipeline.id == training.ado_id for r in sim.runs.values())
+
+
+def test_a_run_request_whose_answer_was_lost_is_retried_and_queued_once(
+    project, ado_client, sim, fraud
+):
+    make_pipelines(sim)
+    sync(project, ado_client)
+    training = Pipeline.objects.get(kind=PipelineKind.TRAINING)
+    request = services.trigger_run(pipeline=training, parameters={}, reason="manual")
+    sim.fail_next(1, 500)
+    held = services.run_request_send(request=request, client=ado_client)
+    assert held.status == RunRequest.Status.QUEUED and "attempt 1 failed" in held.error
+    # The lost answer had queued the run after all: the retry finds it by its key.
+    sim.queue_run(training.ado_id, template_parameters=dict(request.parameters))
+    RunRequest.objects.filter(pk=request.pk).update(next_attempt_at=None)
+    sent = services.run_request_send(request=held, client=ado_client)
+    assert sent.status == RunRequest.Status.SENT and sent.attempts == 2
+    assert len([r for r in sim.runs.values() if r.pipeline.id == training.ado_id]) == 1
 
 
 def test_release_pipelines_are_not_started_from_the_portal(project, ado_client, sim, fraud):
