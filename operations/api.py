@@ -26,9 +26,9 @@ from .serializers import (
     EpisodeDetailSerializer,
     EpisodeFilterSerializer,
     EpisodeSerializer,
-    ErrorSerializer,
     ModelPolicySerializer,
     ModelSummarySerializer,
+    OperationsErrorSerializer,
     SignalDetailSerializer,
     SignalFilterSerializer,
     SignalSerializer,
@@ -39,10 +39,16 @@ from .views import _rule_suggestions
 READERS = roles(Role.APPROVER, Role.DATA_SCIENTIST, Role.MANAGER, Role.ADMIN)
 CONFIRMERS = roles(Role.DATA_SCIENTIST, Role.APPROVER, Role.ADMIN)
 ERRORS = {
-    400: OpenApiResponse(ErrorSerializer, description="Bad input (the message says what)."),
-    403: OpenApiResponse(ErrorSerializer, description="Your roles may not do this."),
-    404: OpenApiResponse(ErrorSerializer, description="No such episode, signal or model."),
-    409: OpenApiResponse(ErrorSerializer, description="The episode is not a proposal any more."),
+    400: OpenApiResponse(
+        OperationsErrorSerializer, description="Bad input (the message says what)."
+    ),
+    403: OpenApiResponse(OperationsErrorSerializer, description="Your roles may not do this."),
+    404: OpenApiResponse(
+        OperationsErrorSerializer, description="No such episode, signal or model."
+    ),
+    409: OpenApiResponse(
+        OperationsErrorSerializer, description="The episode is not a proposal any more."
+    ),
 }
 ID = OpenApiParameter("id", OpenApiTypes.INT, OpenApiParameter.PATH)
 

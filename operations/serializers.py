@@ -16,7 +16,7 @@ from .models import (
 from .selectors import EPISODE_SORTS, SIGNAL_SORTS
 
 
-class ErrorSerializer(serializers.Serializer):
+class OperationsErrorSerializer(serializers.Serializer):
     detail = serializers.CharField(help_text="What was wrong, in words.")
     code = serializers.CharField(required=False)
     request_id = serializers.CharField(required=False)
@@ -210,9 +210,14 @@ class EpisodeDetailSerializer(EpisodeSerializer):
 
 
 class TriggerPolicySerializer(serializers.ModelSerializer):
+    id = serializers.IntegerField(read_only=True, allow_null=True, help_text="None: built-in.")
     scope = serializers.SerializerMethodField()
     is_default = serializers.SerializerMethodField()
-    pipeline = serializers.CharField(source="pipeline.name", default=None, read_only=True)
+    pipeline = serializers.CharField(
+        source="pipeline.name", default=None, read_only=True, allow_null=True
+    )
+    business_hours_start = serializers.SerializerMethodField(help_text="HH:MM, local.")
+    business_hours_end = serializers.SerializerMethodField(help_text="HH:MM, local.")
 
     class Meta:
         model = TriggerPolicy
@@ -237,6 +242,12 @@ class TriggerPolicySerializer(serializers.ModelSerializer):
             "release_on_promote",
             "release_after_scoring",
         ]
+
+    def get_business_hours_start(self, policy) -> str:
+        return policy.business_hours_start.strftime("%H:%M")
+
+    def get_business_hours_end(self, policy) -> str:
+        return policy.business_hours_end.strftime("%H:%M")
 
     def get_scope(self, policy) -> str:
         return str(policy) if policy.pk else "Built-in default"

@@ -230,6 +230,10 @@ SPECTACULAR_SETTINGS = {
         "DecisionStatusEnum": "approvals.models.DecisionStatus",
         "OutboxStateEnum": "approvals.models.OutboxState",
         "RunStateEnum": "pipelines.models.RunState",
+        "SeverityEnum": "operations.models.Severity",
+        "SignalKindEnum": "operations.models.SignalKind",
+        "EpisodeKindEnum": "operations.models.EpisodeKind",
+        "EpisodeStateEnum": "operations.models.EpisodeState",
     },
 }
 

@@ -385,7 +385,9 @@ def test_the_model_page_has_an_operations_section(role_client, fraud):
     EpisodeFactory(catalog_model=fraud, opened_at=ago(days=1))
     from operations.models import ModelOperations
 
-    ModelOperations.objects.create(catalog_model=fraud, last_monitoring_signal_at=ago(hours=2))
+    ModelOperations.objects.create(
+        catalog_model=fraud, last_monitoring_signal_at=timezone.now() - dt.timedelta(hours=2)
+    )
     response = role_client(Role.DATA_SCIENTIST).get(fraud.get_absolute_url())
     section = _soup(response).select_one("[data-testid=model-operations]")
     assert section is not None

@@ -29,6 +29,7 @@ ADMINS = frozenset([Role.ADMIN.value])
 AUDITORS = frozenset([Role.APPROVER.value, Role.MANAGER.value, Role.ADMIN.value])
 MANAGERS = frozenset([Role.MANAGER.value])
 ASSESSORS = frozenset([Role.MANAGER.value, Role.ADMIN.value])
+CONFIRMERS = frozenset([Role.DATA_SCIENTIST.value, Role.APPROVER.value, Role.ADMIN.value])
 
 # The sample data every matrix run has (built by the ``sample`` fixture), so URLs with kwargs
 # resolve to real rows: a Unity Catalog style name with dots, two versions in "central".
@@ -58,6 +59,9 @@ VERSION = {"source": SAMPLE_SOURCE, "name": SAMPLE_MODEL, "version": 1}
 COMPARE = "?v=central:1&v=central:2"
 
 # url name -> (HTTP method, principals that may use it[, Target])
+# A row that does not exist: past the access layer, the view answers 404.
+MISSING = Target({"pk": 999999}, let_in=frozenset({404}))
+
 EXPECTED: dict[str, tuple] = {
     "home": ("get", EVERY_ROLE),  # a user without a role gets the "ask for a role" page (403)
     "login": ("get", EVERYONE),
@@ -164,6 +168,22 @@ EXPECTED: dict[str, tuple] = {
         ADMINS,
         Target({"pk": 999999}, let_in=frozenset({404})),
     ),
+    # operations pages and API: everyone with a role reads; data scientists, approvers and
+    # admins confirm or decline a proposal; admins create a match rule (no such row: 404)
+    "operations:inbox": ("get", EVERY_ROLE),
+    "operations:episode": ("get", EVERY_ROLE, MISSING),
+    "operations:episode-confirm": ("post", CONFIRMERS, MISSING),
+    "operations:episode-decline": ("post", CONFIRMERS, MISSING),
+    "operations:signal": ("get", EVERY_ROLE, MISSING),
+    "operations:signal-rule-create": ("post", ADMINS, MISSING),
+    "api:operations:episode-list": ("get", EVERY_ROLE),
+    "api:operations:episode-detail": ("get", EVERY_ROLE, MISSING),
+    "api:operations:episode-confirm": ("post", CONFIRMERS, MISSING),
+    "api:operations:episode-decline": ("post", CONFIRMERS, MISSING),
+    "api:operations:signal-list": ("get", EVERY_ROLE),
+    "api:operations:signal-detail": ("get", EVERY_ROLE, MISSING),
+    "api:operations:policy-list": ("get", EVERY_ROLE),
+    "api:operations:model-operations": ("get", EVERY_ROLE, Target({"name": SAMPLE_MODEL})),
     # maturity pages: everyone with a role reads; managers declare; managers and admins
     # re-assess (a POST with no reason is the declaration form's 400)
     "maturity:dashboard": ("get", EVERY_ROLE),

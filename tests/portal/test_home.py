@@ -7,9 +7,14 @@ pytestmark = pytest.mark.django_db
 
 CARDS_BY_ROLE = {
     Role.APPROVER: {"approvals-waiting", "approvals-decided", "approvals-delivery-problems"},
-    Role.DATA_SCIENTIST: {"team-models", "pipelines-running", "versions-awaiting-approval"},
+    Role.DATA_SCIENTIST: {
+        "team-models",
+        "pipelines-running",
+        "versions-awaiting-approval",
+        "operations-open",
+    },
     Role.MANAGER: {"maturity-portfolio", "maturity-dropped", "approvals-overdue"},
-    Role.ADMIN: {"sync-health", "outbox-backlog"},
+    Role.ADMIN: {"sync-health", "outbox-backlog", "operations-open"},
 }
 
 
