@@ -112,13 +112,16 @@ def _already_queued(client: AdoClient, request: RunRequest) -> dict | None:
     """The build ADO queued for this request on an earlier attempt, if any."""
     if not request.key or request.parameters.get(REQUEST_KEY_PARAMETER) != request.key:
         return None
-    since = request.requested_at - timedelta(minutes=5)
-    for build in client.list_builds(
-        definitions=[request.pipeline.ado_id], min_time=since, query_order="queueTimeAscending"
-    ):
+    # The newest runs of the pipeline, by ADO's own clock (not ours: no minTime).
+    builds = client.list_builds(
+        definitions=[request.pipeline.ado_id], query_order="queueTimeDescending", top=100
+    )
+    for seen, build in enumerate(builds):
         params = build.get("templateParameters") or {}
         if str(params.get(REQUEST_KEY_PARAMETER, "")) == request.key:
             return build
+        if seen >= 200:
+            break
     return None
 
 

@@ -104,6 +104,10 @@ EXPECTED: dict[str, tuple] = {
         EVERYONE,
         Target({"project": "mlops"}, let_in=frozenset({401, 503})),
     ),
+    **{
+        f"api:operations:signals-{slug}": ("post", EDITORS, Target(let_in=frozenset({400})))
+        for slug in ("azure-monitor", "event-grid", "databricks", "evidently", "generic")
+    },
     # registry API
     "api:registry:source-list": ("get", EVERY_ROLE),
     "api:registry:model-list": ("get", EVERY_ROLE),
