@@ -21,13 +21,11 @@ from registry import tasks as registry_tasks
 from registry.models import ModelVersion, RegisteredModel, RegistrySource
 from tests.ado_simulator import conftest as ado_fixtures
 from tests.ado_simulator.conftest import PAT
-from tests.registry import conftest as registry_fixtures
 from tests.registry.upstream import add_version
 
 pytestmark = pytest.mark.django_db
 
 # The fixtures of a real `mlflow server` and of the ADO simulator, as the other apps use them.
-mlflow_server = registry_fixtures.mlflow_server
 sim = ado_fixtures.sim
 # What a worker runs for each beat entry, by the task name the entry names.
 SYNC_TASKS = {
