@@ -498,9 +498,8 @@ def test_recent_run_requests_are_listed_under_the_button(client_ds, fraud, make_
 def test_the_model_page_query_count_stays_bounded(client_ds, fraud, django_assert_max_num_queries):
     url = "/registry/models/fraud-detector/"
     client_ds.get(url)
-    with django_assert_max_num_queries(
-        25
-    ) as before:  # 7 more for the operations section; 4: maturity's section, badge
+    # 4 of them: maturity's section and badge; 7: the operations section
+    with django_assert_max_num_queries(25) as before:
         client_ds.get(url)
     # more history, more pipeline kinds, more requests: not one query more
     for i in range(10):
