@@ -12,10 +12,18 @@ gets as far as restoring the unacknowledged messages, which builds a Redis clien
 ``transport.client.hostname``: None. An AttributeError is no connection error, so it escapes
 Celery's ``ignore_errors`` and stops the worker.
 
-The fix here: restoring through a detached transport is skipped (with a warning). Nothing is
-lost by it: there is no connection to restore through, and the messages are still in Redis's
-unacked hash (restored after the visibility timeout, when Redis kept them) or gone with a
-Redis that lost its data; the decision outbox in PostgreSQL re-queues those either way.
+The same detached channel crashes the worker a second way: a task that was running when Redis
+went away finishes after the reconnect, and its acknowledgement (acks_late) goes to the old
+channel, whose ``connection`` the close set to None: ``AttributeError("'NoneType' object has
+no attribute 'client'")`` from ``QoS.ack``. A delivery tag is specific to its channel, so there
+is nothing to acknowledge through the new one.
+
+The fix here: restoring, acknowledging or rejecting through a detached channel is skipped
+(with a warning) and only the worker's own bookkeeping is dropped. Nothing is lost by it:
+there is no connection to act through, and the messages are still in Redis's unacked hash
+(restored after the visibility timeout, when Redis kept them) or gone with a Redis that lost
+its data; the decision outbox in PostgreSQL re-queues those either way, and a delivery reads
+ADO before it PATCHes, so a redelivery does not decide twice.
 """
 
 from __future__ import annotations
@@ -26,18 +34,28 @@ logger = logging.getLogger(__name__)
 _installed = False
 
 
+def _detached(qos) -> bool:
+    """True when the channel's transport is gone: closed (``connection`` None) or detached
+    from its kombu connection (``transport.client`` None)."""
+    transport = getattr(qos.channel, "connection", None)
+    return transport is None or transport.client is None
+
+
 def install() -> None:
-    """Wrap kombu's Redis ``QoS.restore_unacked`` once per process (idempotent)."""
+    """Wrap kombu's Redis ``QoS.restore_unacked``, ``ack`` and ``reject`` once per process
+    (idempotent)."""
     global _installed
     if _installed:
         return
     from kombu.transport import redis as kombu_redis
+    from kombu.transport.virtual import base as kombu_virtual
 
     original = kombu_redis.QoS.restore_unacked
+    original_ack = kombu_redis.QoS.ack
+    original_reject = kombu_redis.QoS.reject
 
     def restore_unacked(self, client=None):
-        transport = getattr(self.channel, "connection", None)
-        if client is None and transport is not None and transport.client is None:
+        if client is None and _detached(self):
             logger.warning(
                 "broker connection closed: %d unacknowledged message(s) left to Redis's "
                 "visibility timeout (the outbox sweep re-queues deliveries)",
@@ -47,6 +65,32 @@ def install() -> None:
             return None
         return original(self, client)
 
+    def ack(self, delivery_tag):
+        if _detached(self):
+            logger.warning(
+                "broker connection closed: the acknowledgement of delivery %s is left to "
+                "Redis's visibility timeout (its channel is gone)",
+                delivery_tag,
+            )
+            kombu_virtual.QoS.ack(self, delivery_tag)  # the worker's bookkeeping only
+            return None
+        return original_ack(self, delivery_tag)
+
+    def reject(self, delivery_tag, requeue=False):
+        if _detached(self):
+            logger.warning(
+                "broker connection closed: the rejection of delivery %s is left to Redis's "
+                "visibility timeout (its channel is gone)",
+                delivery_tag,
+            )
+            kombu_virtual.QoS.ack(self, delivery_tag)
+            return None
+        return original_reject(self, delivery_tag, requeue=requeue)
+
     restore_unacked.__wrapped__ = original
+    ack.__wrapped__ = original_ack
+    reject.__wrapped__ = original_reject
     kombu_redis.QoS.restore_unacked = restore_unacked
+    kombu_redis.QoS.ack = ack
+    kombu_redis.QoS.reject = reject
     _installed = True

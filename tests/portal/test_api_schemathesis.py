@@ -2,10 +2,10 @@
 answer (status code, content type, body) is one the schema describes.
 
 Bounded so it stays in the normal suite: a few generated requests per operation, and a
-time budget for the whole run that fails the run rather than letting it grow unnoticed.
+budget of requests for the whole run that fails the run rather than letting it grow unnoticed.
+The budget counts requests, not seconds: the generation is derandomized, so the count is the
+same on every machine, where a clock budget failed on a busy one (timings belong in bench/).
 """
-
-import time
 
 import pytest
 import requests
@@ -37,9 +37,10 @@ CHECKS = [
     response_schema_conformance,
 ]
 MAX_EXAMPLES = 4
-# The whole run (every operation) must end within this; about two minutes on a busy machine.
-TIME_BUDGET_SECONDS = 180
-_started: list[float] = []
+# Every operation together: 2109 requests on 2026-12-03 (about 130 s on a quiet machine; the
+# generic signal endpoint alone makes 414 of them).
+MAX_REQUESTS = 2600
+_requests_made: list[int] = [0]
 
 
 @pytest.fixture
@@ -98,9 +99,9 @@ def test_the_fuzzed_schema_is_the_one_the_api_serves(live_server, api_session):
     derandomize=True,
 )
 def test_the_api_answers_what_its_schema_says(case, api_session, api_data, live_server):
-    _started[:] = _started or [time.monotonic()]
-    if time.monotonic() - _started[0] > TIME_BUDGET_SECONDS:
-        pytest.fail(f"the schemathesis run took over {TIME_BUDGET_SECONDS} s: lower MAX_EXAMPLES")
+    _requests_made[0] += 1
+    if _requests_made[0] > MAX_REQUESTS:
+        pytest.fail(f"the schemathesis run made over {MAX_REQUESTS} requests: lower MAX_EXAMPLES")
     # The schema's cookieAuth makes schemathesis invent a session cookie; use the real one.
     if case.cookies:
         case.cookies.pop(settings.SESSION_COOKIE_NAME, None)
