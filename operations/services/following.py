@@ -101,7 +101,7 @@ def _requested(episode: Episode) -> None:
         episode,
         EpisodeStep.RUN_QUEUED,
         f"ADO queued run {run.name or run.ado_id} of {run.pipeline.name}.",
-        at=request.sent_at,
+        at=run.queued_at or request.sent_at,  # ADO's queue time; when the portal heard, else
         detail={"run": run.pk, "ado_id": run.ado_id},
     )
 
@@ -154,16 +154,20 @@ def _scored(episode: Episode, run: PipelineRun) -> None:
 
 
 def _version_of(episode: Episode) -> ModelVersion | None:
+    """The version the episode's run registered, among the episode's own model's versions
+    only (a run linked to another model's version is not this episode's challenger)."""
     run = episode.run
     if run is None:
         return None
+    own = ModelVersion.objects.filter(registered_model__catalog_model=episode.catalog_model)
     if run.model_version_id:
-        return run.model_version
+        linked = own.filter(pk=run.model_version_id).select_related("registered_model__source")
+        found = linked.first()
+        if found is not None:
+            return found
     build = str(run.ado_id)
     return (
-        ModelVersion.objects.filter(
-            registered_model__catalog_model=episode.catalog_model, deleted_upstream_at__isnull=True
-        )
+        own.filter(deleted_upstream_at__isnull=True)
         .filter(
             Q(run_tags__contains={"ado.build_id": build})
             | Q(tags__contains={"ado.build_id": build})

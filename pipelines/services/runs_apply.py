@@ -74,24 +74,38 @@ class _VersionIndex:
         ):
             self.candidates.setdefault((catalog, number), []).append((central, source, pk))
         build_ids = {str(b["id"]) for b in builds}
-        self.by_build_tag: dict[str, int] = {}
-        if build_ids:
-            # MLflow run tag ado.build_id on the training run (JSON key lookup on run_tags).
-            for pk, tags in ModelVersion.objects.filter(
-                run_tags__has_key="ado.build_id", deleted_upstream_at__isnull=True
-            ).values_list("pk", "run_tags"):
+        # (catalog name, build id) -> [(is central, source name, version pk)]: the versions of
+        # the run's own model whose MLflow run has the tag ado.build_id (JSON key lookup on
+        # run_tags). Only that model's: build ids repeat across ADO organisations and
+        # projects, so another model's version with the same tag is not this run's.
+        self.by_build_tag: dict[tuple[str, str], list[tuple[bool, str, int]]] = {}
+        if build_ids and names:
+            for pk, tags, catalog, source, central in ModelVersion.objects.filter(
+                registered_model__catalog_model__name__in=names,
+                run_tags__has_key="ado.build_id",
+                deleted_upstream_at__isnull=True,
+            ).values_list(
+                "pk",
+                "run_tags",
+                "registered_model__catalog_model__name",
+                "registered_model__source__name",
+                "registered_model__source__is_central",
+            ):
                 build = str(tags.get("ado.build_id", ""))
                 if build in build_ids:
-                    self.by_build_tag[build] = pk
+                    self.by_build_tag.setdefault((catalog, build), []).append((central, source, pk))
 
     def version_for(self, build: dict, pipeline: Pipeline, parameters: dict) -> int | None:
-        number = parameters.get("modelVersion", "").strip()
-        if not number.isdigit():
-            return self.by_build_tag.get(str(build["id"]))
+        """The version ``modelVersion`` names, else the one tagged with the build's id, both
+        of the run's model (``modelName``, else the pipeline's)."""
         model_name = parameters.get("modelName") or self.catalog_names.get(
             pipeline.catalog_model_id
         )
-        candidates = self.candidates.get((model_name, int(number)), [])
+        number = parameters.get("modelVersion", "").strip()
+        if number.isdigit():
+            candidates = self.candidates.get((model_name, int(number)), [])
+        else:
+            candidates = self.by_build_tag.get((model_name, str(build["id"])), [])
         source = parameters.get("registrySource")
         if source:
             candidates = [c for c in candidates if c[1] == source]

@@ -152,6 +152,24 @@ def test_a_training_run_is_linked_by_the_mlflow_run_tag(project, ado_client, sim
     assert PipelineRun.objects.get(ado_id=run.id).model_version == fraud["v2"]
 
 
+def test_the_run_tag_links_only_a_version_of_the_pipelines_model(project, ado_client, sim, fraud):
+    """Another model's version carrying the same ``ado.build_id`` (its training ran in another
+    ADO organisation or project, whose build ids overlap) is not this run's version."""
+    pipes = make_pipelines(sim)
+    run = sim.queue_run(pipes["training"])
+    churn = RegisteredModelFactory(name="churn-predictor")
+    ModelVersionFactory(registered_model=churn, version=5, run_tags={"ado.build_id": str(run.id)})
+    sync(project, ado_client)
+    assert PipelineRun.objects.get(ado_id=run.id).model_version is None
+
+    fraud["v2"].run_tags = {"ado.build_id": str(run.id)}
+    fraud["v2"].save()
+    ModelVersionFactory(registered_model=churn, version=6, run_tags={"ado.build_id": str(run.id)})
+    sim.advance(7200)  # the run changes, so the sync rewrites its link
+    sync(project, ado_client)
+    assert PipelineRun.objects.get(ado_id=run.id).model_version == fraud["v2"]
+
+
 def test_nothing_new_means_nothing_written_and_few_requests(project, ado_client, sim, fraud):
     pipes = make_pipelines(sim)
     sim.queue_run(pipes["ci"])
