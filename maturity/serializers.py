@@ -119,6 +119,17 @@ class CriterionResultSerializer(serializers.Serializer):
     result = serializers.CharField(help_text="passed, failed, not_measured or not_applicable.")
     summary = serializers.CharField()
     evidence = EvidenceLinkSerializer(many=True)
+    evidence_strength = serializers.ChoiceField(
+        choices=["seen", "declared", ""],
+        help_text="Levels 4 and 5, when passed: seen (the portal saw it: an operations episode, "
+        "monitoring heard from) or declared (weaker evidence: only a run's trigger parameter "
+        "or ADO's build reason says so); empty where the criterion does not weigh it.",
+    )
+    measure = serializers.DictField(
+        allow_null=True,
+        help_text="The measured figures where there are (data-lag: p50_hours, max_hours, runs, "
+        "from, pairs; monitoring-heartbeat: signals, last_heard_at).",
+    )
     fix = serializers.CharField(help_text="What to do when it fails.")
 
 

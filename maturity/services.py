@@ -70,9 +70,19 @@ def criteria_sync() -> int:
 
 
 def fingerprint(level: int | None, unmeasured: int | None, results: list[dict]) -> str:
-    """Equal when the level and every criterion's result are equal (evidence may move on)."""
-    key = [level, unmeasured, sorted((r["code"], r["result"]) for r in results)]
+    """Equal when the level and every criterion's result (and, where a criterion weighs it,
+    the strength of its evidence) are equal; the evidence itself may move on."""
+    key = [level, unmeasured, sorted(_result_key(r) for r in results)]
     return hashlib.sha256(json.dumps(key).encode()).hexdigest()
+
+
+def _result_key(result: dict) -> list[str]:
+    """A result's part of the fingerprint; the strength only where there is one, so records
+    written before criteria had strengths keep their fingerprints."""
+    key = [result["code"], result["result"]]
+    if result.get("evidence_strength"):
+        key.append(result["evidence_strength"])
+    return key
 
 
 @dataclass
