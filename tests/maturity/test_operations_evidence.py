@@ -3,7 +3,9 @@ episodes data-arrival and monitoring signals started, the lag from the arrival s
 run, monitoring's heartbeat, episodes that reached PROD, and run parameters as the weaker
 evidence they are, on rows built with the apps' factories and loaded as an assessment does."""
 
+import csv
 import datetime as dt
+import io
 
 import pytest
 from bs4 import BeautifulSoup
@@ -489,6 +491,40 @@ def test_the_model_page_labels_declared_and_seen_evidence(build, role_client):
     assert not ci.select("[data-testid=criterion-seen], [data-testid=criterion-declared]")
 
 
+def test_the_dashboard_the_csv_and_the_model_page_flag_a_level_held_on_declared_evidence(
+    build, role_client
+):
+    declared, seen = build.ml_model("declared-model"), build.ml_model("seen-model")
+    build.level_5(declared)
+    seen_level_5(build, seen)
+    services.models_assess(catalog_model_ids=[declared.pk, seen.pk])
+    assert ModelMaturity.objects.get(pk=declared.pk).declared_evidence is True
+    assert ModelMaturity.objects.get(pk=seen.pk).declared_evidence is False
+    client = role_client(Role.MANAGER)
+    soup = BeautifulSoup(client.get(reverse("maturity:dashboard")).content, "html.parser")
+    flagged = {
+        row["data-model"]
+        for row in soup.select("tr[data-model]")
+        if row.select_one("[data-testid=declared-evidence]")
+    }
+    assert flagged == {"declared-model"}
+    response = client.get(reverse("maturity:dashboard-csv"))
+    text = b"".join(response.streaming_content).decode()
+    rows = list(csv.DictReader(io.StringIO(text)))
+    by_name = {r["model"]: r["assessed_on_declared_evidence"] for r in rows}
+    assert by_name == {"declared-model": "yes", "seen-model": "no"}
+    for name, shown in (("declared-model", True), ("seen-model", False)):
+        page = client.get(reverse("registry:model-detail", kwargs={"name": name}))
+        note = BeautifulSoup(page.content, "html.parser").select_one(
+            "[data-testid=assessed-declared-evidence]"
+        )
+        assert (note is not None) == shown, name
+    # the flag is derived from the records: a rebuild gives it back
+    ModelMaturity.objects.update(declared_evidence=False)
+    services.model_maturity_rebuild()
+    assert ModelMaturity.objects.get(pk=declared.pk).declared_evidence is True
+
+
 def test_the_api_gives_each_result_its_evidence_strength_and_measure(build, make_user):
     model = build.ml_model("seen-model")
     seen_level_5(build, model)
@@ -503,6 +539,10 @@ def test_the_api_gives_each_result_its_evidence_strength_and_measure(build, make
     assert by_code["monitoring-heartbeat"]["measure"]["signals"] == 1
     assert by_code["ci-build"]["evidence_strength"] == ""
     assert by_code["ci-build"]["measure"] is None
+    assert response.json()["assessed"]["declared_evidence"] is False
+    listed = client.get(reverse("api:maturity:model-list")).json()
+    rows = listed["results"] if isinstance(listed, dict) else listed
+    assert [r["declared_evidence"] for r in rows if r["name"] == model.name] == [False]
 
 
 # --- Queries ---------------------------------------------------------------------------------
