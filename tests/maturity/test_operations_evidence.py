@@ -578,3 +578,11 @@ def test_the_operations_evidence_of_a_batch_is_a_fixed_number_of_queries(
         stats = services.models_assess(catalog_model_ids=ids)
     assert stats.unchanged == 8 and stats.levels == {5: 8}
     assert len(eight) == len(two)
+
+
+def test_the_criteria_page_explains_seen_and_declared_evidence(role_client):
+    response = role_client(Role.APPROVER).get(reverse("maturity:criteria"))
+    assert response.status_code == 200
+    html = response.content.decode()
+    assert 'data-code="monitoring-heartbeat"' in html and "Monitoring is heard from" in html
+    assert f"labelled as weaker evidence: {DECLARED}" in html
