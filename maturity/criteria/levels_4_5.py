@@ -18,7 +18,7 @@ from datetime import datetime, timedelta
 from django.urls import reverse
 from django.utils import timezone
 
-from operations.models import EpisodeOutcome
+from operations.models import EpisodeOutcome, EpisodeState
 from operations.selectors import EpisodeFact
 
 from ..evidence import (
@@ -369,11 +369,14 @@ def _short_of_prod(ev: ModelEvidence) -> str:
     if not short:
         return ""
     where = sorted(
-        {e.outcome.replace("_", " ") if e.outcome else e.state.replace("_", " ") for e in short}
+        {
+            str(EpisodeOutcome(e.outcome).label) if e.outcome else str(EpisodeState(e.state).label)
+            for e in short
+        }
     )
     return (
         f" {plural(len(short), 'episode')} started by a monitoring signal did not reach PROD "
-        f"({', '.join(where)})."
+        f"({'; '.join(where)})."
     )
 
 

@@ -333,9 +333,9 @@ def test_promoted_passes_as_seen_on_a_closed_episode_that_reached_prod(build, ev
 @pytest.mark.parametrize(
     ("state", "outcome", "says"),
     [
-        (EpisodeState.IN_QA, "", "in qa"),
-        (EpisodeState.CLOSED, EpisodeOutcome.REJECTED, "rejected"),
-        (EpisodeState.CLOSED, EpisodeOutcome.HELD, "held"),
+        (EpisodeState.IN_QA, "", "Waiting for the QA approval"),
+        (EpisodeState.CLOSED, EpisodeOutcome.REJECTED, "Rejected at an approval"),
+        (EpisodeState.CLOSED, EpisodeOutcome.HELD, "Held: not better than the champion"),
     ],
     ids=["waiting-at-qa", "rejected-at-qa", "held"],
 )
@@ -366,7 +366,7 @@ def test_an_episode_waiting_at_qa_is_not_a_declared_promotion_because_its_run_sa
     build.release(model, version=retrained)
     result = evaluate("promoted", model)
     assert result.result == Result.FAILED
-    assert "did not reach PROD (in qa)" in result.summary
+    assert "did not reach PROD (Waiting for the QA approval)" in result.summary
 
 
 def test_a_promotion_closed_before_the_window_does_not_count(build, evaluate):
