@@ -11,8 +11,10 @@ The history is shaped so the maturity assessment (maturity/criteria/) finds ever
 
 - ``fraud-detector`` reaches level 5: in week 2 its monitoring job queued the training through
   REST (ADO reason ``manual``) with the template parameter ``trigger: drift``, and that version
-  went to PROD through the QA and PROD approvals (closed loop, promoted). Its other trainings
-  follow new data, so level 4 holds.
+  went to PROD through the QA and PROD approvals (closed loop, promoted; declared by the run
+  parameter, so labelled weaker evidence). Its other trainings follow new data, so level 4
+  holds. The heartbeat level 5 also needs is its monitoring job's clean report, which the demo
+  posts to the operations intake at each start (maturity/demo_data.py).
 - ``churn-predictor``, ``credit-scoring`` and ``transaction-screening-rules`` train (score) on
   new data: level 4.
 - ``claims-triage-rules`` is scored by hand (reason ``manual``, queued by its owner), so no

@@ -17,9 +17,11 @@ class MaturityConfig(AppConfig):
     verbose_name = "Maturity"
 
     def ready(self) -> None:
-        """Re-assess on what changes a model's evidence: runs, approvals, registered models."""
+        """Re-assess on what changes a model's evidence: runs, approvals, registered models,
+        closed operations episodes."""
         # Here, not at the top: these import models, which need the app registry ready.
         from approvals.models import ApprovalRequest
+        from operations.models import Episode
 
         from . import receivers
 
@@ -27,6 +29,9 @@ class MaturityConfig(AppConfig):
         runs_changed.connect(receivers.on_runs_changed, dispatch_uid="maturity-runs")
         post_save.connect(
             receivers.on_approval_saved, sender=ApprovalRequest, dispatch_uid="maturity-approvals"
+        )
+        post_save.connect(
+            receivers.on_episode_saved, sender=Episode, dispatch_uid="maturity-episodes"
         )
         registered_models_changed.connect(
             receivers.on_registered_models_changed, dispatch_uid="maturity-registry"

@@ -1,8 +1,9 @@
 """What the portal knows about a model, read in bulk for the criteria (maturity/criteria/).
 
 One load reads a whole batch of catalog models in a fixed number of queries (runs of the
-window, their stages, versions, approvals), so assessing 5,000 models is a few dozen queries,
-not tens of thousands. The criteria are pure functions of a ``ModelEvidence``.
+window, their stages, versions, approvals, and what operations saw: the episodes signals
+started and monitoring's heartbeat), so assessing 5,000 models is a few dozen queries, not
+tens of thousands. The criteria are pure functions of a ``ModelEvidence``.
 """
 
 from __future__ import annotations
@@ -18,6 +19,8 @@ from django.urls import reverse
 from django.utils import timezone
 
 from approvals.models import ApprovalRequest
+from operations import selectors as operations
+from operations.selectors import EpisodeFact, Heartbeat
 from pipelines.models import AdoProject, Pipeline, PipelineRun, RunStage
 from registry.models import CatalogModel, ModelKind, ModelVersion, RegistrySource
 
@@ -119,6 +122,7 @@ class Sources:
 
     ado: bool
     registry: bool
+    signals: bool = False  # a signal sender ever reached the portal (operations)
 
 
 @dataclass
@@ -134,10 +138,17 @@ class ModelEvidence:
     stages: dict[int, list[StageFact]] = field(default_factory=dict)  # by run pk
     versions: dict[int, VersionFact] = field(default_factory=dict)  # by pk, not deleted
     approvals: dict[int, list[ApprovalFact]] = field(default_factory=dict)  # by run pk
+    episodes: list[EpisodeFact] = field(default_factory=list)  # newest first, in the window
+    heartbeat: Heartbeat | None = None  # None: monitoring was never heard from
 
     @property
     def is_rule_based(self) -> bool:
         return self.kind == ModelKind.RULE_BASED
+
+    @property
+    def episode_run_ids(self) -> set[int]:
+        """Runs an operations episode started: judged by the episode, not their parameter."""
+        return {e.run_id for e in self.episodes if e.run_id is not None}
 
     def runs_of(self, *kinds: str) -> list[RunFact]:
         return [r for r in self.runs if r.pipeline_kind in kinds]
@@ -161,8 +172,26 @@ def _approval_url_pattern() -> str:
     return reverse("approvals:detail", kwargs={"pk": 999999001}).replace("999999001", "{}")
 
 
+@lru_cache(maxsize=1)
+def _episode_url_pattern() -> str:
+    return reverse("operations:episode", kwargs={"pk": 999999001}).replace("999999001", "{}")
+
+
+@lru_cache(maxsize=1)
+def _signal_url_pattern() -> str:
+    return reverse("operations:signal", kwargs={"pk": 999999001}).replace("999999001", "{}")
+
+
 def run_url(pk: int) -> str:
     return _run_url_pattern().format(pk)
+
+
+def episode_url(pk: int) -> str:
+    return _episode_url_pattern().format(pk)
+
+
+def signal_url(pk: int) -> str:
+    return _signal_url_pattern().format(pk)
 
 
 def approval_url(pk: int) -> str:
@@ -184,6 +213,7 @@ def sources_now() -> Sources:
     return Sources(
         ado=AdoProject.objects.filter(last_sync_succeeded_at__isnull=False).exists(),
         registry=RegistrySource.objects.filter(last_sync_succeeded_at__isnull=False).exists(),
+        signals=operations.signals_ever_received(),
     )
 
 
@@ -227,7 +257,8 @@ def evidence_load(
     """The evidence of each model in ``catalog_models`` (a batch), keyed by catalog model pk.
 
     A fixed number of queries for the whole batch: pipeline kinds, the window's runs, the
-    release runs' QA/PROD stages and approvals (in chunks), and the live versions.
+    release runs' QA/PROD stages and approvals (in chunks), the live versions, and from
+    operations the window's episodes and monitoring's heartbeat.
     """
     now = now or timezone.now()
     start = now - timedelta(days=window_days())
@@ -239,7 +270,17 @@ def evidence_load(
     model_of_run, release_runs = _runs_add(found, ids, start)
     _stages_and_approvals_add(found, model_of_run, release_runs)
     _versions_add(found, ids)
+    _operations_add(found, ids, start)
     return found
+
+
+def _operations_add(found: dict[int, ModelEvidence], ids: list[int], start: datetime) -> None:
+    """What operations saw: the episodes of the window (with their first signal and run)
+    and monitoring's heartbeat, read through operations' selectors."""
+    for model_id, episodes in operations.episodes_of_models(ids, since=start).items():
+        found[model_id].episodes = episodes
+    for model_id, heartbeat in operations.monitoring_heartbeats(ids, since=start).items():
+        found[model_id].heartbeat = heartbeat
 
 
 def _evidence_empty(

@@ -142,6 +142,9 @@ class ModelMaturity(models.Model):
         null=True, blank=True, help_text="Declared where a manager declared one, else assessed."
     )
     disagreement = models.BooleanField(default=False)
+    # The assessed level holds partly on weaker evidence: a criterion at or under it passed
+    # only on what a run declares (its trigger parameter), not on what the portal saw.
+    declared_evidence = models.BooleanField(default=False)
     # The level of the previous assessed record: a drop shows on the managers' home page.
     previous_assessed_level = models.PositiveSmallIntegerField(null=True, blank=True)
     assessed_changed_at = models.DateTimeField(null=True, blank=True)

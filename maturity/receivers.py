@@ -1,5 +1,6 @@
 """Mark a model for re-assessment when what its maturity rests on changes: its runs (and
-their stages), its approvals, its registered versions. Connected in ``MaturityConfig.ready``.
+their stages), its approvals, its registered versions, its operations episodes when they
+close. Connected in ``MaturityConfig.ready``.
 
 The mark is a column written in the sender's own transaction, not a task published to the
 broker: a sync or a decision never waits on (or fails with) the broker, a burst of changes to
@@ -12,6 +13,7 @@ from __future__ import annotations
 from django.utils import timezone
 
 from approvals.models import ApprovalRequest
+from operations.models import Episode, EpisodeState
 from pipelines.models import PipelineRun
 from registry.models import RegisteredModel
 
@@ -50,3 +52,13 @@ def on_registered_models_changed(sender, source=None, names=(), **kwargs) -> Non
         .values_list("catalog_model_id", flat=True)
         .distinct()
     )
+
+
+def on_episode_saved(sender, instance: Episode, update_fields=None, **kwargs) -> None:
+    """An episode that closed (promoted to PROD, held, failed...) may change levels 4 and 5;
+    it closes on beat's tick, after the approval or run that ended it was marked."""
+    if instance.state != EpisodeState.CLOSED:
+        return
+    if update_fields is not None and "state" not in update_fields:
+        return
+    mark_stale([instance.catalog_model_id])

@@ -328,6 +328,17 @@ class ChecklistItem:
     result: str
     summary: str
     evidence: list[dict] = field(default_factory=list)
+    evidence_strength: str = ""  # "seen", "declared" (weaker evidence) or "" (not weighed)
+    measure: dict | None = None
+
+    @property
+    def declared_only(self) -> bool:
+        """Passed on a run's own word (its trigger parameter), not on what the portal saw."""
+        return self.result == "passed" and self.evidence_strength == "declared"
+
+    @property
+    def seen(self) -> bool:
+        return self.result == "passed" and self.evidence_strength == "seen"
 
     @property
     def result_label(self) -> str:
@@ -377,6 +388,8 @@ def checklist_from(record: MaturityRecord | None, catalogue: dict[str, Criterion
                 result=result["result"],
                 summary=result.get("summary", ""),
                 evidence=result.get("evidence", []),
+                evidence_strength=result.get("evidence_strength", ""),
+                measure=result.get("measure"),
             )
         )
     return items

@@ -119,6 +119,17 @@ class CriterionResultSerializer(serializers.Serializer):
     result = serializers.CharField(help_text="passed, failed, not_measured or not_applicable.")
     summary = serializers.CharField()
     evidence = EvidenceLinkSerializer(many=True)
+    evidence_strength = serializers.ChoiceField(
+        choices=["seen", "declared", ""],
+        help_text="Levels 4 and 5, when passed: seen (the portal saw it: an operations episode, "
+        "monitoring heard from) or declared (weaker evidence: only a run's trigger parameter "
+        "or ADO's build reason says so); empty where the criterion does not weigh it.",
+    )
+    measure = serializers.DictField(
+        allow_null=True,
+        help_text="The measured figures where there are (data-lag: p50_hours, max_hours, runs, "
+        "from, pairs; monitoring-heartbeat: signals, last_heard_at).",
+    )
     fix = serializers.CharField(help_text="What to do when it fails.")
 
 
@@ -175,6 +186,10 @@ class ModelMaturitySerializer(serializers.Serializer):
     unmeasured_level = serializers.SerializerMethodField(
         help_text="The level that only 'not measured' criteria kept from being confirmed."
     )
+    declared_evidence = serializers.SerializerMethodField(
+        help_text="The assessed level holds partly on weaker evidence: a criterion passed only "
+        "on a run's trigger parameter, not on what the portal saw."
+    )
     next_step = serializers.SerializerMethodField()
     assessed_changed_at = serializers.SerializerMethodField()
     checked_at = serializers.SerializerMethodField()
@@ -205,6 +220,9 @@ class ModelMaturitySerializer(serializers.Serializer):
     def get_unmeasured_level(self, model) -> int | None:
         return self._field(model, "unmeasured_level")
 
+    def get_declared_evidence(self, model) -> bool:
+        return bool(self._field(model, "declared_evidence"))
+
     @extend_schema_field(serializers.DateTimeField(allow_null=True))
     def get_assessed_changed_at(self, model):
         value = self._field(model, "assessed_changed_at")
@@ -228,6 +246,9 @@ class AssessedSerializer(serializers.Serializer):
     level = serializers.IntegerField()
     level_name = serializers.CharField()
     unmeasured_level = serializers.IntegerField(allow_null=True)
+    declared_evidence = serializers.BooleanField(
+        help_text="Held partly on weaker evidence (a criterion passed on a run parameter alone)."
+    )
     created_at = serializers.DateTimeField(help_text="When the assessment found this.")
     made_by = serializers.CharField()
     checked_at = serializers.DateTimeField(allow_null=True, help_text="The last assessment run.")
@@ -266,6 +287,7 @@ def model_detail_data(view: selectors.ModelMaturityView) -> dict:
             "level": assessed.level,
             "level_name": level_name(assessed.level),
             "unmeasured_level": assessed.unmeasured_level,
+            "declared_evidence": bool(status and status.declared_evidence),
             "created_at": assessed.created_at,
             "made_by": assessed.made_by,
             "checked_at": status.checked_at,

@@ -30,6 +30,7 @@ from .models import (
     MaturityRecord,
     MaturitySnapshot,
     ModelMaturity,
+    Result,
     Source,
 )
 
@@ -70,9 +71,19 @@ def criteria_sync() -> int:
 
 
 def fingerprint(level: int | None, unmeasured: int | None, results: list[dict]) -> str:
-    """Equal when the level and every criterion's result are equal (evidence may move on)."""
-    key = [level, unmeasured, sorted((r["code"], r["result"]) for r in results)]
+    """Equal when the level and every criterion's result (and, where a criterion weighs it,
+    the strength of its evidence) are equal; the evidence itself may move on."""
+    key = [level, unmeasured, sorted(_result_key(r) for r in results)]
     return hashlib.sha256(json.dumps(key).encode()).hexdigest()
+
+
+def _result_key(result: dict) -> list[str]:
+    """A result's part of the fingerprint; the strength only where there is one, so records
+    written before criteria had strengths keep their fingerprints."""
+    key = [result["code"], result["result"]]
+    if result.get("evidence_strength"):
+        key.append(result["evidence_strength"])
+    return key
 
 
 @dataclass
@@ -188,6 +199,7 @@ def _assess_batch(batch, *, made_by: str, now: datetime | None, stats: AssessSta
                 "unmeasured_level",
                 "next_criterion",
                 "next_result",
+                "declared_evidence",
                 "level",
                 "disagreement",
                 "previous_assessed_level",
@@ -209,7 +221,18 @@ def _apply_assessed(
     status.unmeasured_level = record.unmeasured_level
     status.next_criterion = blocker["code"] if blocker else ""
     status.next_result = blocker["result"] if blocker else ""
+    status.declared_evidence = rests_on_declared(level, record.results or [])
     _effective(status)
+
+
+def rests_on_declared(level: int, results: list[dict]) -> bool:
+    """Whether a criterion the level holds on passed only on declared (weaker) evidence."""
+    return any(
+        r["level"] <= level
+        and r["result"] == Result.PASSED
+        and r.get("evidence_strength") == criteria.Strength.DECLARED
+        for r in results
+    )
 
 
 def _effective(status: ModelMaturity) -> None:
@@ -429,7 +452,8 @@ def model_maturity_rebuild(*, catalog_model_ids: list[int] | None = None) -> int
         unique_fields=["catalog_model"],
         update_fields=[
             "assessed_level", "assessed_record", "unmeasured_level", "next_criterion",
-            "next_result", "declared_level", "declared_record", "level", "disagreement",
+            "next_result", "declared_evidence", "declared_level", "declared_record", "level",
+            "disagreement",
             "previous_assessed_level", "assessed_changed_at", "checked_at",
         ],
     )  # fmt: skip

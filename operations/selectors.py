@@ -8,7 +8,7 @@ import datetime as dt
 import json
 from dataclasses import dataclass, field
 
-from django.db.models import Case, Count, IntegerField, Q, QuerySet, Value, When
+from django.db.models import Case, Count, IntegerField, Max, Q, QuerySet, Value, When
 from django.db.models.functions import TruncWeek
 from django.utils import timezone
 
@@ -18,9 +18,13 @@ from .models import (
     OPEN_STATES,
     Episode,
     EpisodeEvent,
+    EpisodeOutcome,
     EpisodeState,
+    IntakeOutcome,
     ModelOperations,
+    RawSignal,
     Signal,
+    SignalKind,
     TriggerPolicy,
 )
 from .services.policies import policy_for
@@ -440,3 +444,222 @@ def episode_for_approval(approval) -> Episode | None:
     if found is None and approval.model_version_id:
         found = qs.filter(challenger_id=approval.model_version_id).order_by("-opened_at").first()
     return found
+
+
+# --- What maturity reads: episodes and heartbeats of many models at once -----------------
+
+# The kinds of signal monitoring sends that may start a run (data arrival is not monitoring;
+# a Resolved signal only closes an alert, but it is monitoring heard from all the same).
+MONITORING_TRIGGER_KINDS = (
+    SignalKind.DRIFT,
+    SignalKind.THRESHOLD_BREACH,
+    SignalKind.PERFORMANCE_DROP,
+)
+# Where an episode is (or how it ended) once its run has succeeded.
+_RUN_SUCCEEDED_STATES = (
+    EpisodeState.EVALUATING,
+    EpisodeState.RELEASING,
+    EpisodeState.IN_QA,
+    EpisodeState.IN_PROD,
+)
+_RUN_SUCCEEDED_OUTCOMES = (
+    EpisodeOutcome.REACHED_PROD,
+    EpisodeOutcome.HELD,
+    EpisodeOutcome.SCORED,
+    EpisodeOutcome.NO_VERSION,
+    EpisodeOutcome.REJECTED,
+)
+
+
+@dataclass(frozen=True)
+class EpisodeFact:
+    """One episode as maturity weighs it: the signal that started it, its run, how it ended."""
+
+    pk: int
+    catalog_model_id: int
+    kind: str
+    trigger_kind: str
+    state: str
+    outcome: str
+    signal_at: dt.datetime
+    opened_at: dt.datetime
+    closed_at: dt.datetime | None
+    signal_id: int | None
+    signal_observed_at: dt.datetime | None
+    run_id: int | None
+    run_name: str
+    run_pipeline_name: str
+    run_result: str
+    run_started_at: dt.datetime | None
+    run_requested_at: dt.datetime | None
+    challenger_source: str | None
+    challenger_model: str | None
+    challenger_version: int | None
+
+    @property
+    def arrived_at(self) -> dt.datetime:
+        """When the first signal says its event happened (the episode's copy if it is gone)."""
+        return self.signal_observed_at or self.signal_at
+
+    @property
+    def run_began_at(self) -> dt.datetime | None:
+        """The run's start, or when it was requested if it has not started (or is not read)."""
+        return self.run_started_at or self.run_requested_at
+
+    @property
+    def run_succeeded(self) -> bool:
+        if self.run_result:
+            return self.run_result == "succeeded"
+        return self.state in _RUN_SUCCEEDED_STATES or (
+            self.state == EpisodeState.CLOSED
+            and self.outcome in _RUN_SUCCEEDED_OUTCOMES
+            and self.run_id is not None
+        )
+
+    @property
+    def from_data_arrival(self) -> bool:
+        return self.trigger_kind == SignalKind.DATA_ARRIVAL
+
+    @property
+    def from_monitoring(self) -> bool:
+        return self.trigger_kind in MONITORING_TRIGGER_KINDS
+
+    @property
+    def reached_prod(self) -> bool:
+        return self.state == EpisodeState.CLOSED and self.outcome == EpisodeOutcome.REACHED_PROD
+
+
+_EPISODE_COLUMNS = (
+    "pk",
+    "catalog_model_id",
+    "kind",
+    "trigger_kind",
+    "state",
+    "outcome",
+    "signal_at",
+    "opened_at",
+    "closed_at",
+    "first_signal_id",
+    "first_signal__observed_at",
+    "run_id",
+    "run__name",
+    "run__pipeline__name",
+    "run__result",
+    "run_started_at",
+    "run__started_at",
+    "run_requested_at",
+    "run__queued_at",
+    "challenger__registered_model__source__name",
+    "challenger__registered_model__name",
+    "challenger__version",
+)
+
+
+def episodes_of_models(model_ids: list[int], *, since: dt.datetime) -> dict[int, list[EpisodeFact]]:
+    """The episodes of the models opened or closed since ``since``, newest first, by model:
+    one query for the whole batch."""
+    found: dict[int, list[EpisodeFact]] = {}
+    if not model_ids:
+        return found
+    rows = (
+        Episode.objects.filter(catalog_model_id__in=model_ids)
+        .filter(Q(opened_at__gte=since) | Q(closed_at__gte=since))
+        .order_by("-opened_at", "-pk")
+        .values_list(*_EPISODE_COLUMNS)
+    )
+    for row in rows.iterator(chunk_size=2000):
+        (
+            pk,
+            model_id,
+            kind,
+            trigger_kind,
+            state,
+            outcome,
+            signal_at,
+            opened_at,
+            closed_at,
+            signal_id,
+            observed_at,
+            run_id,
+            run_name,
+            pipeline_name,
+            run_result,
+            started_at,
+            run_started,
+            requested_at,
+            run_queued,
+            source,
+            model_name,
+            version,
+        ) = row
+        found.setdefault(model_id, []).append(
+            EpisodeFact(
+                pk=pk,
+                catalog_model_id=model_id,
+                kind=kind,
+                trigger_kind=trigger_kind,
+                state=state,
+                outcome=outcome,
+                signal_at=signal_at,
+                opened_at=opened_at,
+                closed_at=closed_at,
+                signal_id=signal_id,
+                signal_observed_at=observed_at,
+                run_id=run_id,
+                run_name=run_name or "",
+                run_pipeline_name=pipeline_name or "",
+                run_result=run_result or "",
+                run_started_at=started_at or run_started,
+                run_requested_at=requested_at or run_queued,
+                challenger_source=source,
+                challenger_model=model_name,
+                challenger_version=version,
+            )
+        )
+    return found
+
+
+@dataclass(frozen=True)
+class Heartbeat:
+    """Monitoring heard from: the signals received since the window's start (data arrival
+    excluded) and when monitoring was last heard (a clean report too, which keeps no signal)."""
+
+    signals: int
+    last_heard_at: dt.datetime | None
+
+
+def monitoring_heartbeats(model_ids: list[int], *, since: dt.datetime) -> dict[int, Heartbeat]:
+    """Per model that monitoring was ever heard from: two queries for the whole batch."""
+    if not model_ids:
+        return {}
+    counted = {
+        model_id: (n, last)
+        for model_id, n, last in Signal.objects.filter(
+            catalog_model_id__in=model_ids, received_at__gte=since
+        )
+        .exclude(kind=SignalKind.DATA_ARRIVAL)
+        .values("catalog_model_id")
+        .annotate(n=Count("pk"), last=Max("received_at"))
+        .values_list("catalog_model_id", "n", "last")
+    }
+    heard = dict(
+        ModelOperations.objects.filter(
+            catalog_model_id__in=model_ids, last_monitoring_signal_at__isnull=False
+        ).values_list("catalog_model_id", "last_monitoring_signal_at")
+    )
+    found = {}
+    for model_id in set(counted) | set(heard):
+        n, last_signal = counted.get(model_id, (0, None))
+        times = [t for t in (last_signal, heard.get(model_id)) if t is not None]
+        found[model_id] = Heartbeat(signals=n, last_heard_at=max(times) if times else None)
+    return found
+
+
+def signals_ever_received() -> bool:
+    """Whether any sender ever reached a signal endpoint with something the portal took
+    (not refused or rejected): until then, what monitoring does is invisible to it."""
+    return (
+        RawSignal.objects.exclude(outcome__in=[IntakeOutcome.REFUSED, IntakeOutcome.REJECTED])
+        .only("pk")
+        .exists()
+    )

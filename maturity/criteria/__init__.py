@@ -27,6 +27,7 @@ from .base import (
     MONITORING_TRIGGERS,
     CriterionDef,
     Outcome,
+    Strength,
     failed,
     not_applicable,
     not_measured,
@@ -46,6 +47,7 @@ from .levels_4_5 import (
     check_closed_loop,
     check_data_lag,
     check_data_triggered,
+    check_monitoring_heartbeat,
     check_promoted,
 )
 
@@ -115,6 +117,7 @@ __all__ = [
     "Assessment",
     "CriterionDef",
     "Outcome",
+    "Strength",
     "assess",
     "check_automatic_trigger",
     "check_ci_build",
@@ -122,6 +125,7 @@ __all__ = [
     "check_data_lag",
     "check_data_triggered",
     "check_gated_promotion",
+    "check_monitoring_heartbeat",
     "check_pipeline_deployment",
     "check_pipeline_training",
     "check_promoted",

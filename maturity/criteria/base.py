@@ -22,26 +22,48 @@ MONITORING_TRIGGERS = {"drift", "threshold"}
 MAX_EVIDENCE = 5
 
 
+class Strength:
+    """How strong a passed criterion's evidence is (levels 4 and 5, where it can differ).
+
+    ``SEEN``: the portal saw it happen (an operations episode a signal started, monitoring
+    heard from). ``DECLARED``: only what a run says of itself (its ``trigger`` parameter or
+    ADO's build reason): it still counts, labelled as weaker evidence."""
+
+    SEEN = "seen"
+    DECLARED = "declared"
+
+
+DECLARED_BY_PARAMETER = "declared by a run parameter, not seen by the portal"
+DECLARED_BY_REASON = "declared by ADO's build reason, not seen by the portal"
+
+
 @dataclass
 class Outcome:
     result: str
     summary: str
     evidence: list[Link] = field(default_factory=list)
+    strength: str = ""  # a Strength value where the criterion weighs its evidence, else ""
+    measure: dict | None = None  # the measured figures (e.g. the data lag), where there are
 
     def as_dict(self) -> dict:
-        return {
+        found = {
             "result": self.result,
             "summary": self.summary,
             "evidence": [link.as_dict() for link in self.evidence[:MAX_EVIDENCE]],
         }
+        if self.strength:
+            found["evidence_strength"] = self.strength
+        if self.measure is not None:
+            found["measure"] = self.measure
+        return found
 
 
-def passed(summary: str, evidence=()) -> Outcome:
-    return Outcome(Result.PASSED, summary, list(evidence))
+def passed(summary: str, evidence=(), *, strength: str = "", measure=None) -> Outcome:
+    return Outcome(Result.PASSED, summary, list(evidence), strength, measure)
 
 
-def failed(summary: str, evidence=()) -> Outcome:
-    return Outcome(Result.FAILED, summary, list(evidence))
+def failed(summary: str, evidence=(), *, measure=None) -> Outcome:
+    return Outcome(Result.FAILED, summary, list(evidence), measure=measure)
 
 
 def not_measured(summary: str) -> Outcome:

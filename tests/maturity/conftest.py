@@ -1,6 +1,7 @@
 """Fixtures of the maturity tests: a builder that makes the rows the criteria read (catalog
-models, versions, pipelines, runs, release stages, approvals) with the apps' own factories,
-and ``evaluate``, which loads a model's evidence the way an assessment does."""
+models, versions, pipelines, runs, release stages, approvals, and operations' signals and
+episodes) with the apps' own factories, and ``evaluate``, which loads a model's evidence the
+way an assessment does."""
 
 from __future__ import annotations
 
@@ -11,9 +12,17 @@ from django.utils import timezone
 
 from maturity import evidence
 from maturity.criteria import CRITERIA_BY_CODE
+from operations.models import (
+    EpisodeKind,
+    EpisodeOutcome,
+    EpisodeState,
+    ModelOperations,
+    SignalKind,
+)
 from pipelines.models import Pipeline, PipelineKind
 from registry.models import ModelKind
 from tests.approvals.factories import ApprovalRequestFactory
+from tests.operations.factories import EpisodeFactory, SignalFactory
 from tests.pipelines.factories import (
     AdoProjectFactory,
     PipelineFactory,
@@ -141,8 +150,94 @@ class Build:
                 )
         return run
 
+    # Operations -----------------------------------------------------------------------------
+
+    def signal(self, model, kind=SignalKind.DRIFT, *, ago=dt.timedelta(hours=1), observed_at=None):
+        """A signal about ``model`` received ``ago`` before now (observed then, unless told)."""
+        at = self.now - ago
+        signal = SignalFactory(
+            catalog_model=model, kind=kind, received_at=at, observed_at=observed_at or at
+        )
+        heard, _ = ModelOperations.objects.get_or_create(catalog_model=model)
+        if kind != SignalKind.DATA_ARRIVAL and (
+            heard.last_monitoring_signal_at is None or heard.last_monitoring_signal_at < at
+        ):
+            heard.last_monitoring_signal_at = at
+            heard.save(update_fields=["last_monitoring_signal_at"])
+        return signal
+
+    def episode(self, model, signal, *, run=None, **kwargs):
+        """The episode ``signal`` started, with its run (requested when the run was queued,
+        started when it started)."""
+        kwargs.setdefault(
+            "kind",
+            EpisodeKind.RESCORE if model.kind == ModelKind.RULE_BASED else EpisodeKind.RETRAIN,
+        )
+        kwargs.setdefault("state", EpisodeState.EVALUATING)
+        kwargs.setdefault("run_requested_at", run.queued_at if run else None)
+        kwargs.setdefault("run_started_at", run.started_at if run else None)
+        kwargs.setdefault("run_finished_at", run.finished_at if run else None)
+        episode = EpisodeFactory(
+            catalog_model=model,
+            trigger_kind=signal.kind,
+            first_signal=signal,
+            signal_at=signal.observed_at,
+            opened_at=signal.received_at,
+            run=run,
+            **kwargs,
+        )
+        signal.episode = episode
+        signal.save(update_fields=["episode"])
+        return episode
+
+    def data_arrival(self, model, *, hours: float, ago=dt.timedelta(days=2), **run_kwargs):
+        """New data observed ``ago`` before now, and the training (scoring) run its episode
+        started ``hours`` later (with the parameter operations gives it)."""
+        signal = self.signal(model, SignalKind.DATA_ARRIVAL, ago=ago)
+        began = signal.observed_at + dt.timedelta(hours=hours)
+        run_kwargs.setdefault("queued_at", began - dt.timedelta(minutes=1))
+        run_kwargs.setdefault("started_at", began)
+        run_kwargs.setdefault("finished_at", began + dt.timedelta(minutes=30))
+        run = self.training(model, reason="manual", trigger="new-data", **run_kwargs)
+        return signal, run, self.episode(model, signal, run=run)
+
+    def monitoring_episode(
+        self,
+        model,
+        *,
+        kind=SignalKind.DRIFT,
+        version=None,
+        state=EpisodeState.CLOSED,
+        outcome=EpisodeOutcome.REACHED_PROD,
+        ago=dt.timedelta(days=3),
+        result="succeeded",
+    ):
+        """A monitoring signal, the retraining its episode started (the run carries the
+        parameter operations gives it) and how far the episode went (to PROD, by default)."""
+        signal = self.signal(model, kind, ago=ago)
+        run = self.training(
+            model,
+            reason="manual",
+            trigger="drift",
+            model_version=version,
+            queued_at=signal.received_at + dt.timedelta(minutes=1),
+            result=result,
+        )
+        closed = self.now - ago + dt.timedelta(days=1) if state == EpisodeState.CLOSED else None
+        episode = self.episode(
+            model,
+            signal,
+            run=run,
+            state=state,
+            outcome=outcome,
+            challenger=version,
+            closed_at=closed,
+        )
+        return signal, run, episode
+
     def level_5(self, model):
-        """Everything an ML model needs for level 5, in the window."""
+        """Everything an ML model needs for level 5, in the window (levels 4 and 5 on the
+        weaker evidence of run parameters; monitoring heard from a day ago)."""
         v1 = self.version(model, version=1)
         v2 = self.version(model, version=2)
         self.ci(model)
@@ -161,6 +256,7 @@ class Build:
         self.release(
             model, version=v2, approvers={"QA": "Alice", "PROD": "Bob"}, ago=dt.timedelta(hours=2)
         )
+        self.signal(model, SignalKind.RESOLVED, ago=dt.timedelta(days=1))
         return v1, v2
 
 

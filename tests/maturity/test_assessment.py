@@ -292,7 +292,7 @@ def test_criteria_sync_restores_edits_and_retires_codes_no_longer_defined():
         fix="f",
         applies_to="both",
     )
-    assert services.criteria_sync() == 12
+    assert services.criteria_sync() == 13
     assert Criterion.objects.get(code="ci-build").title == "Code builds in CI"
     assert Criterion.objects.get(code="ci-build").active
     assert not Criterion.objects.get(code="notebook-free").active

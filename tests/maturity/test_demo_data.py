@@ -131,3 +131,35 @@ def test_only_the_demo_models_that_exist_get_history(make_user):
     assert result["models"] == 1
     names = set(MaturityRecord.objects.values_list("catalog_model__name", flat=True))
     assert names == {"credit-limit-rules"}
+
+
+def test_the_history_records_levels_4_and_5_as_declared_but_the_heartbeat_as_seen(catalog):
+    demo_data.seed_history()
+    fraud = ModelMaturity.objects.get(catalog_model=catalog["fraud-detector"]).assessed_record
+    strengths = {r["code"]: r.get("evidence_strength") for r in fraud.results}
+    assert strengths["monitoring-heartbeat"] == "seen"
+    assert strengths["data-triggered"] == strengths["promoted"] == "declared"
+    assert strengths["ci-build"] is None
+
+
+def test_the_demo_monitoring_job_is_heard_through_the_operations_intake(catalog):
+    from maturity import evidence
+    from operations.models import IntakeOutcome, ModelOperations, RawSignal
+
+    assert demo_data.monitoring_report()
+    raw = RawSignal.objects.get()
+    assert (raw.sender, raw.outcome) == (demo_data.HEARTBEAT_SENDER, IntakeOutcome.IGNORED)
+    heard = ModelOperations.objects.get(catalog_model=catalog["fraud-detector"])
+    assert timezone.now() - heard.last_monitoring_signal_at < dt.timedelta(minutes=1)
+    fraud = catalog["fraud-detector"]
+    outcome = services.criteria.CRITERIA_BY_CODE["monitoring-heartbeat"].evaluate(
+        evidence.evidence_load([fraud])[fraud.pk]
+    )
+    assert outcome.result == Result.PASSED and outcome.strength == "seen"
+
+
+def test_no_demo_report_without_the_demo_model(db):
+    from operations.models import RawSignal
+
+    assert demo_data.monitoring_report() is False
+    assert not RawSignal.objects.exists()
