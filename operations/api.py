@@ -210,7 +210,7 @@ class PolicyListApi(APIView):
     @extend_schema(
         operation_id="operations_policies_list",
         parameters=[OpenApiParameter("model", OpenApiTypes.STR, description="Catalog model name.")],
-        responses={200: ModelPolicySerializer(many=True), 404: ERRORS[404]},
+        responses={200: ModelPolicySerializer(many=True), 400: ERRORS[400], 404: ERRORS[404]},
     )
     def get(self, request):
         models = CatalogModel.objects.order_by("name")

@@ -72,6 +72,18 @@ class IntakeResult:
     duplicates: int = 0
 
 
+def without_nul(value):
+    """The value with each NUL character (raw or a JSON ``\\u0000``) as U+FFFD: PostgreSQL's
+    text and jsonb refuse NUL, and a payload is kept and read, never refused, for one."""
+    if isinstance(value, str):
+        return value.replace("\x00", "\ufffd")
+    if isinstance(value, dict):
+        return {without_nul(k): without_nul(v) for k, v in value.items()}
+    if isinstance(value, list | tuple):
+        return [without_nul(v) for v in value]
+    return value
+
+
 def max_body_bytes() -> int:
     return int(getattr(settings, "OPERATIONS_SIGNAL_MAX_BYTES", 1024 * 1024))
 
@@ -112,11 +124,11 @@ def signals_receive(
     limit = max_body_bytes()
     if len(body) > limit:
         return body_too_large(fmt=slug, size=len(body), **_args(base))
-    text = body.decode("utf-8", errors="replace")
+    text = without_nul(body.decode("utf-8", errors="replace"))
     try:
         parsed = PARSERS[slug](body, content_type=content_type, headers=headers, query=query)
     except PayloadError as exc:
-        message = str(exc)
+        message = without_nul(str(exc))
         raw = _raw(base, text, IntakeOutcome.REJECTED, error=message)
         return IntakeResult(
             400, {"detail": message, "code": "bad_payload", "raw_id": raw.pk}, raw, []
@@ -205,11 +217,11 @@ def _signal_save(raw, fmt, item: NormalisedSignal, received_at) -> Signal | None
         severity=item.severity,
         observed_at=item.observed_at,
         received_at=received_at,
-        dedupe_key=item.dedupe_key[:500],
-        title=(item.title or "")[:500],
-        source_ref=(item.source_ref or "")[:1000],
-        attributes=item.attributes or {},
-        details=details,
+        dedupe_key=without_nul(item.dedupe_key)[:500],
+        title=without_nul(item.title or "")[:500],
+        source_ref=without_nul(item.source_ref or "")[:1000],
+        attributes=without_nul(item.attributes or {}),
+        details=without_nul(details),
         resolves=resolves,
     )
     matching.match(signal)
@@ -277,7 +289,11 @@ def _lock_keys(keys: list[str]) -> None:
 
 def _raw(base: dict, text: str, outcome: str, *, error: str = "", count: int = 0) -> RawSignal:
     raw = RawSignal(
-        **base, body=text, outcome=outcome, error=(error or "")[:5000], signal_count=count
+        **base,
+        body=text,
+        outcome=outcome,
+        error=without_nul(error or "")[:5000],
+        signal_count=count,
     )
     raw.save()
     return raw

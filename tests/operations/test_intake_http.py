@@ -152,6 +152,31 @@ def test_bad_payload_is_a_400_and_kept(sender):
     assert raw.body == '{"schemaId": "azureMonitorCommonAlertSchema"}'
 
 
+def test_a_nul_character_is_kept_readable_not_a_500(sender, fraud):
+    """PostgreSQL's text and jsonb refuse NUL: a raw NUL in a bad body, a JSON \\u0000 the
+    plain signal refuses, and one in an alert's rule name are kept with U+FFFD in its place
+    (found by the schemathesis run)."""
+    bad = sender.post("generic", b'{"model": "fraud-detector"\x00}')
+    assert bad.status_code == 400 and bad.json()["code"] == "bad_payload"
+    assert (
+        RawSignal.objects.get(pk=bad.json()["raw_id"]).body == '{"model": "fraud-detector"\ufffd}'
+    )
+    refused = sender.post(
+        "generic", b'{"model": "fraud-detector", "kind": "drift", "title": "drift\\u0000"}'
+    )
+    assert refused.status_code == 400
+    assert "title: Null characters are not allowed." in refused.json()["detail"]
+    alert = fixture_json("azure_monitor_metric_fired.json")
+    alert["data"]["essentials"]["alertRule"] += "\u0000"
+    alert["data"]["customProperties"] = {"model": "fraud-detector", "n\u0000": "v\u0000"}
+    accepted = sender.post("azure-monitor", json.dumps(alert).encode())
+    assert accepted.status_code == 202, accepted.text
+    signal = Signal.objects.get(pk=accepted.json()["signals"][0]["id"])
+    assert "\ufffd" in signal.title
+    stored = json.dumps([signal.attributes, signal.details, signal.source_ref, signal.title])
+    assert "\\u0000" not in stored and "\x00" not in stored
+
+
 def test_oversize_is_a_413(sender):
     response = sender.post("generic", b"{" + b" " * (1024 * 1024) + b"}")
     assert response.status_code == 413
