@@ -103,6 +103,8 @@ class Pipeline:
     yaml_path: str = "azure-pipelines.yml"
     revision: int = 1
     parameters: tuple[str, ...] | None = None  # declared template parameters; None: any
+    # The YAML's parameter defaults: a run that does not pass one of these gets its default.
+    parameter_defaults: dict[str, str] = field(default_factory=dict)
     default_branch: str = "refs/heads/main"
     runs_per_day: dict[str, int] = field(default_factory=dict)
 

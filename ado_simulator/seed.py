@@ -27,6 +27,7 @@ The history is shaped so the maturity assessment (maturity/criteria/) finds ever
 
 from __future__ import annotations
 
+from dataclasses import replace
 from datetime import timedelta
 
 from .auth import Identity
@@ -67,6 +68,19 @@ DEMO_SECONDS = {"Train": 1200, "Score": 600, "Cleanse": 600, "Build": 180, "Depl
 # The releases waiting now deploy quickly, so a demo approver sees the run move on to PROD
 # (and finish) within a minute of approving, at the simulator's real-time speed.
 LIVE_DEPLOY_SECONDS = {"Deploy_QA": 45, "Deploy_PROD": 45}
+
+# Runs queued live (after the history) move at demo speed: a training the portal's operations
+# loop queues finishes within two minutes of real time, registers its version and the release
+# it leads to reaches its QA approval a minute later (the history keeps its own durations).
+LIVE_STAGE_SECONDS = {
+    "Train": 60, "Register": 15, "Score": 45, "Publish": 15, "Cleanse": 60, "Build": 30,
+    "Deploy_QA": 45, "Deploy_PROD": 45,
+}  # fmt: skip
+# The operations loop's model in the demo (README, "The operations loop"): its training YAML
+# defaults ``simulateMetrics``, so a retraining it queues registers a challenger that beats the
+# champion (v4, auc 0.7755) and goes on to the release; pass simulateMetrics to override.
+LOOP_MODEL = "credit-scoring"
+LOOP_METRICS = '{"auc": 0.8012}'
 
 HISTORY_DAYS = 28
 # Where each model's release deploys (the deployTarget parameter, docs/pipelines.md).
@@ -197,11 +211,24 @@ def seed(sim: SimulatorState, name: str = "demo") -> dict:
             sim.advance_to(when)
             action(sim, pipe, options)
         sim.advance_to(end)
+        _live_speed(sim)
         # The history above is the same at every start; ids handed out from now on (approvals
         # opened later, hook event ids) are not: the portal's database outlives a demo's
         # simulator and must not take a new approval or event for one of an earlier start.
         sim.ids = IdSource()
     return {"seed": name, "pipelines": len(sim.pipelines), "runs": len(sim.runs)}
+
+
+def _live_speed(sim: SimulatorState) -> None:
+    """The stages of runs queued from now on take ``LIVE_STAGE_SECONDS`` (the runs already
+    queued keep their stages); the loop model's training defaults ``simulateMetrics``."""
+    for pipe in sim.pipelines.values():
+        pipe.stages = [
+            replace(spec, seconds=LIVE_STAGE_SECONDS.get(spec.identifier, spec.seconds))
+            for spec in pipe.stages
+        ]
+        if pipe.model == LOOP_MODEL and pipe.kind == "training":
+            pipe.parameter_defaults = {"simulateMetrics": LOOP_METRICS}
 
 
 def _queue(sim: SimulatorState, pipe, options: dict) -> None:

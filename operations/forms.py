@@ -10,11 +10,13 @@ from registry.models import CatalogModel
 
 from .models import (
     OPEN_STATES,
+    TRIGGER_KINDS,
     Disposition,
     EpisodeKind,
     EpisodeState,
     MatchField,
     MatchRule,
+    Severity,
     SignalFormat,
     SignalKind,
 )
@@ -127,3 +129,17 @@ class RuleCreateForm(forms.ModelForm):
             self.add_error("value", "A rule with this field and value exists already.")
             raise
         return rule
+
+
+class DemoSignalForm(forms.Form):
+    """The demo's "send a signal" button (admins, only when settings.DEMO is on)."""
+
+    model = forms.ModelChoiceField(
+        queryset=CatalogModel.objects.order_by("name"),
+        to_field_name="name",
+        error_messages={"invalid_choice": "No catalog model has this name."},
+    )
+    kind = forms.ChoiceField(
+        choices=[(str(k), k.label) for k in TRIGGER_KINDS], initial=str(SignalKind.DRIFT)
+    )
+    severity = forms.ChoiceField(choices=Severity.choices, initial=str(Severity.WARNING))

@@ -11,6 +11,7 @@ from __future__ import annotations
 
 import importlib
 
+from django.conf import settings
 from django.contrib import messages
 from django.core.paginator import Paginator
 from django.db import IntegrityError
@@ -24,7 +25,8 @@ from core.listing import sort_headers
 from core.roles import Role, user_has_role
 
 from . import selectors
-from .forms import DeclineForm, InboxFilterForm, RuleCreateForm
+from .demo_data import LOOP_MODEL
+from .forms import DeclineForm, DemoSignalForm, InboxFilterForm, RuleCreateForm
 from .models import (
     Disposition,
     Episode,
@@ -35,10 +37,12 @@ from .models import (
     SignalKind,
 )
 from .services import ProposalRefused, proposal_confirm, proposal_decline
+from .services.intake import signal_send
 
 VIEW_ROLES = (Role.APPROVER, Role.DATA_SCIENTIST, Role.MANAGER, Role.ADMIN)
 CONFIRM_ROLES = (Role.DATA_SCIENTIST, Role.APPROVER, Role.ADMIN)
 RULE_ROLES = (Role.ADMIN,)
+DEMO_ROLES = (Role.ADMIN,)
 PER_PAGE = 50
 
 
@@ -61,9 +65,18 @@ def _tab_urls(request) -> dict[str, str]:
     return urls
 
 
+def demo_signal_allowed(user) -> bool:
+    """The demo's "send a signal" button: only in the demo (settings.DEMO), only for admins."""
+    return bool(getattr(settings, "DEMO", False)) and user_has_role(user, *DEMO_ROLES)
+
+
 @access(roles(*VIEW_ROLES))
 @require_GET
 def inbox(request):
+    return _inbox_page(request)
+
+
+def _inbox_page(request, *, status: int = 200, demo_form=None):
     form = InboxFilterForm(request.GET)
     form.is_valid()  # invalid fields are shown and left out
     tab = form.active_tab
@@ -95,8 +108,39 @@ def inbox(request):
         "formats": SignalFormat.choices,
         "states": [c for c in InboxFilterForm.base_fields["state"].choices if c[0] != "open"],
         "can_confirm": can_confirm(request.user),
+        "demo_signal_form": (demo_form or DemoSignalForm(initial={"model": LOOP_MODEL}))
+        if demo_signal_allowed(request.user)
+        else None,
     }
-    return render(request, "operations/inbox.html", context)
+    return render(request, "operations/inbox.html", context, status=status)
+
+
+@access(roles(*DEMO_ROLES))
+@require_POST
+def demo_signal(request):
+    """Send a plain signal for a model from the inbox, as a monitor would (the demo only)."""
+    if not getattr(settings, "DEMO", False):
+        raise Http404("Sending signals from the inbox is a demo feature (PORTAL_DEMO is off).")
+    form = DemoSignalForm(request.POST)
+    if not form.is_valid():
+        return _inbox_page(request, status=400, demo_form=form)
+    data = form.cleaned_data
+    result = signal_send(
+        model=data["model"].name,
+        kind=data["kind"],
+        severity=data["severity"],
+        sender=f"{request.user.get_username()} (demo button)",
+    )
+    signal = result.signals[0]
+    signal.refresh_from_db()
+    messages.success(
+        request,
+        f"Sent a {signal.get_kind_display().lower()} signal for {data['model'].name}: "
+        f"{signal.get_disposition_display().lower()}. {signal.disposition_note}",
+    )
+    if signal.episode_id:
+        return redirect(_episode_url(signal.episode_id))
+    return redirect(reverse("operations:signal", kwargs={"pk": signal.pk}))
 
 
 def _episode_or_404(pk: int):
@@ -245,4 +289,5 @@ urlpatterns = [
     path("episodes/<int:pk>/decline/", episode_decline, name="episode-decline"),
     path("signals/<int:pk>/", signal_detail, name="signal"),
     path("signals/<int:pk>/rule/", signal_rule_create, name="signal-rule-create"),
+    path("demo/signal/", demo_signal, name="demo-signal"),
 ]

@@ -97,7 +97,7 @@ class RunState(StateBase):
                 requested_by=who,
                 source_branch=branch or pipe.default_branch,
                 source_version=commit or self.ids.hex(40),
-                template_parameters=dict(template_parameters or {}),
+                template_parameters={**pipe.parameter_defaults, **(template_parameters or {})},
                 variables={k: dict(v) for k, v in (variables or {}).items()},
                 stages=self._stage_runs(pipe),
                 stages_to_skip=skip,

@@ -101,7 +101,9 @@ def _requested(episode: Episode) -> None:
         episode,
         EpisodeStep.RUN_QUEUED,
         f"ADO queued run {run.name or run.ado_id} of {run.pipeline.name}.",
-        at=run.queued_at or request.sent_at,  # ADO's queue time; when the portal heard, else
+        # ADO's queue time: the request is marked sent only once ADO answered, by which
+        # time the run may have started (its start then followed "queued" on the timeline).
+        at=run.queued_at or request.sent_at,
         detail={"run": run.pk, "ado_id": run.ado_id},
     )
 

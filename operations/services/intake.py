@@ -10,7 +10,9 @@ racing each other make one signal; the unique key stays the last word.
 
 from __future__ import annotations
 
+import json
 import logging
+import uuid
 from dataclasses import dataclass, field
 from datetime import datetime
 
@@ -153,6 +155,29 @@ def signals_receive(
             body_json["monitoring_heard_from"] = heard
         return IntakeResult(200, body_json, raw, [])
     return _accept(base, text, parsed, received_at)
+
+
+def signal_send(
+    *, model: str, kind: str, severity: str, sender: str, title: str = "", source: str = ""
+) -> IntakeResult:
+    """A plain signal made here rather than received (the demo's "send a signal" button):
+    the same path as a POST to the generic endpoint, kept as its raw payload too."""
+    body = {
+        "model": model,
+        "kind": str(kind),
+        "severity": str(severity),
+        "id": uuid.uuid4().hex,
+        "source": source or sender,
+        "title": title or f"{SignalKind(kind).label} signal for {model} (sent from the portal)",
+    }
+    return signals_receive(
+        fmt="generic",
+        body=json.dumps(body).encode(),
+        content_type="application/json",
+        headers={"Content-Type": "application/json"},
+        sender=sender,
+        query={},
+    )
 
 
 def _accept(base: dict, text: str, parsed: ParseResult, received_at: datetime) -> IntakeResult:

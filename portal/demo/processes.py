@@ -4,6 +4,7 @@ Ctrl-C (or until one of them exits), then stopped with a grace period."""
 from __future__ import annotations
 
 import os
+import secrets
 import shutil
 import signal
 import subprocess
@@ -22,6 +23,9 @@ from portal.queues import all_queues
 from .servers import ADO_PAT, STOP_GRACE_SECONDS, DemoAdoSimulator, DemoMlflowServer
 
 WEB_START_TIMEOUT = 120
+# The shared secret of the generic signal endpoint in the demo (manage.py send_signal signs with
+# it), kept under var/ like the demo's passwords so it survives a restart.
+SIGNAL_KEY_FILE = "demo-signal-key"
 # The processes the demo restarts when they die (web and beat dying stop the demo).
 RESTARTED = ("worker",)
 MAX_RESTARTS_PER_MINUTE = 5
@@ -87,7 +91,12 @@ def _start(
     shutil.rmtree(metrics_dir, ignore_errors=True)
     metrics_dir.mkdir(parents=True, exist_ok=True)
     env = demo_process_env(
-        dict(os.environ), addr=addr, metrics_dir=metrics_dir, mlflow=mlflow, ado=ado
+        dict(os.environ),
+        addr=addr,
+        metrics_dir=metrics_dir,
+        mlflow=mlflow,
+        ado=ado,
+        signal_key=demo_signal_key(var_dir),
     )
     commands = demo_commands(addr, var_dir)
 
@@ -156,8 +165,13 @@ def demo_process_env(
     metrics_dir: Path,
     mlflow: DemoMlflowServer | None = None,
     ado: DemoAdoSimulator | None = None,
+    signal_key: str | None = None,
 ) -> dict[str, str]:
     """The environment of the demo's web, worker and beat.
+
+    ``PORTAL_DEMO`` is on (the demo-only buttons show), and with ``signal_key`` the generic
+    signal endpoint takes it as its shared secret (``OPERATIONS_SIGNAL_SECRETS``), besides the
+    secrets the environment already sets.
 
     DEBUG is off (unless DJANGO_DEBUG says otherwise), so a mistyped address shows the
     portal's own error pages as in production, not Django's debug page; the local settings
@@ -174,9 +188,35 @@ def demo_process_env(
             AZURE_DEVOPS_PAT=ADO_PAT,
             ADO_HOOK_SECRET=ado.hook_secret,
         )
+    env["PORTAL_DEMO"] = "true"
+    if signal_key:
+        secrets_text = env.get("OPERATIONS_SIGNAL_SECRETS", "").strip().strip(",")
+        parts = [p for p in secrets_text.split(",") if p.strip()]
+        generic = [p for p in parts if p.partition("=")[0].strip() == "generic"]
+        if generic:  # the operator's generic secrets stay; the demo's key is one more
+            parts = [p for p in parts if p not in generic]
+            parts.append(f"{generic[0]}|{signal_key}")
+        else:
+            parts.append(f"generic={signal_key}")
+        env["OPERATIONS_SIGNAL_SECRETS"] = ",".join(parts)
     # Links in the approval notices point at this demo's web server.
     env.setdefault("PORTAL_BASE_URL", f"http://{addr}")
     return env
+
+
+def demo_signal_key(var_dir: Path, *, create: bool = True) -> str | None:
+    """The demo's generic signal secret from ``var_dir``, made (0600) on the first start."""
+    path = Path(var_dir) / SIGNAL_KEY_FILE
+    if path.is_file():
+        key = path.read_text().strip()
+        if key:
+            return key
+    if not create:
+        return None
+    key = secrets.token_urlsafe(24)
+    path.write_text(key + "\n")
+    path.chmod(0o600)
+    return key
 
 
 def demo_commands(addr: str, var_dir: Path) -> dict[str, list[str]]:

@@ -15,6 +15,7 @@ from approvals import demo_data as approvals_demo
 from maturity import demo_data as maturity_demo
 from maturity import services as maturity
 from maturity.models import LEVELS, MaturityRecord
+from operations import demo_data as operations_demo
 from pipelines import demo_data as pipelines_demo
 from pipelines.models import AdoProject
 from portal import services
@@ -48,6 +49,7 @@ def seed(
     if ado is not None:
         pipelines_ready(command, ado)
         approvals_ready(command, addr)
+    operations_ready(command, addr)
     maturity_ready(command, addr)
 
 
@@ -202,6 +204,33 @@ def approvals_ready(command, addr: str) -> None:
             f"  {earlier} waiting approval(s) of the fresh simulator were decided in an "
             f"earlier demo and stay decided here; to start afresh, stop the demo and {where}."
         )
+    command.stdout.write("")
+
+
+def operations_ready(command, addr: str) -> None:
+    """The operations history (operations/demo_data.py): policies, signals of every kind of
+    outcome and episodes in every state; and which model runs the whole loop on a signal."""
+    written = operations_demo.seed_history()
+    if written["written"] or written["trigger_policies"]:
+        what = (
+            f"wrote {written['written']} part(s) of the operations history "
+            f"({written['trigger_policies']} trigger and {written['promotion_policies']} "
+            "promotion policies)"
+        )
+    else:
+        what = "the operations history is there from an earlier start"
+    command.stdout.write(
+        command.style.SUCCESS(
+            f"Operations: {what}; {written['episodes']} seeded episodes. Inbox: "
+            f"http://{addr}/operations/"
+        )
+    )
+    command.stdout.write(
+        f"  Send a drift signal for {operations_demo.LOOP_MODEL} to watch the loop (training, "
+        "new MLflow version, evaluation, release waiting at QA): "
+        f"manage.py send_signal {operations_demo.LOOP_MODEL} --url http://{addr}, or the "
+        "inbox's demo button (admins: oscar)."
+    )
     command.stdout.write("")
 
 

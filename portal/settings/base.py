@@ -369,6 +369,9 @@ OPERATIONS_SIGNAL_SECRETS: dict[str, list[str]] = {
     )
     if slug.strip() and secrets
 }
+# The demo (manage.py demo sets PORTAL_DEMO for its processes): demo-only buttons, such as
+# "send a signal" on the operations inbox for admins.
+DEMO = env.bool("PORTAL_DEMO", default=False)
 # A signal request body larger than this is refused with a 413 (Azure Monitor caps at 256 KB).
 OPERATIONS_SIGNAL_MAX_BYTES = env.int("OPERATIONS_SIGNAL_MAX_BYTES", default=1024 * 1024)
 

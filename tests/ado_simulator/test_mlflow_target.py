@@ -246,3 +246,34 @@ def test_generated_metrics_are_deterministic_and_bounded():
 )
 def test_simulate_metrics_parsing(value, expected):
     assert simulated_metrics(value) == expected
+
+
+def test_the_demo_loop_models_training_defaults_a_better_challenger_and_runs_at_demo_speed(
+    mlflow_sim, mlflow_server
+):
+    """credit-scoring's seeded training pipeline defaults simulateMetrics (a YAML parameter
+    default), so a live retraining registers a challenger better than its champion; live runs
+    take LIVE_STAGE_SECONDS, not the history's durations; a passed simulateMetrics wins."""
+    from ado_simulator.seed import LIVE_STAGE_SECONDS, LOOP_METRICS, LOOP_MODEL
+
+    remote = RemoteSimulator(mlflow_sim.url)
+    remote.seed("demo")
+    train = next(p for p in remote.pipelines() if p["name"] == f"risk-{LOOP_MODEL}-train")
+    ado = Ado(mlflow_sim)
+    model = unique(LOOP_MODEL)
+    queued = ado.ok(
+        "POST", f"pipelines/{train['id']}/runs", json={"templateParameters": {"modelName": model}}
+    )
+    remote.advance(LIVE_STAGE_SECONDS["Train"] + LIVE_STAGE_SECONDS["Register"] + 1)
+    assert remote.wait_for_mlflow(30)
+    run = ado.ok("GET", f"pipelines/{train['id']}/runs/{queued['id']}")
+    assert (run["state"], run["result"]) == ("completed", "succeeded")  # within 76 s
+    assert run["templateParameters"]["simulateMetrics"] == LOOP_METRICS
+    [registration] = [r for r in remote.mlflow_registrations() if r["model"] == model]
+    assert registration["metrics"]["auc"] == 0.8012
+
+    again = train_over_rest(
+        ado, train["id"], {"modelName": model, "simulateMetrics": '{"auc": 0.7}'}
+    )
+    [second] = [r for r in remote.mlflow_registrations() if r["buildId"] == again["id"]]
+    assert second["metrics"]["auc"] == 0.7

@@ -180,6 +180,8 @@ EXPECTED: dict[str, tuple] = {
     "operations:episode-decline": ("post", CONFIRMERS, MISSING),
     "operations:signal": ("get", EVERY_ROLE, MISSING),
     "operations:signal-rule-create": ("post", ADMINS, MISSING),
+    # the demo's "send a signal" button: admins; 404 unless settings.DEMO, 400 without a model
+    "operations:demo-signal": ("post", ADMINS, Target(let_in=frozenset({400, 404}))),
     "api:operations:episode-list": ("get", EVERY_ROLE),
     "api:operations:episode-detail": ("get", EVERY_ROLE, MISSING),
     "api:operations:episode-confirm": ("post", CONFIRMERS, MISSING),

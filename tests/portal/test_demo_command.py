@@ -360,3 +360,24 @@ def test_the_demo_supervisor_restarts_a_dead_worker_and_says_so():
             if process.poll() is None:
                 process.kill()
                 process.wait()
+
+
+def test_the_demos_processes_get_demo_mode_and_a_generic_signal_secret_kept_in_var(tmp_path):
+    from portal.demo.processes import demo_process_env, demo_signal_key
+
+    key = demo_signal_key(tmp_path)
+    assert demo_signal_key(tmp_path) == key == demo_signal_key(tmp_path, create=False)
+    assert oct((tmp_path / "demo-signal-key").stat().st_mode)[-3:] == "600"
+    assert demo_signal_key(tmp_path / "elsewhere", create=False) is None
+
+    env = demo_process_env(
+        {"OPERATIONS_SIGNAL_SECRETS": "azure-monitor=a1,generic=mine"},
+        addr="127.0.0.1:8000",
+        metrics_dir=tmp_path,
+        signal_key=key,
+    )
+    assert env["PORTAL_DEMO"] == "true"
+    # the operator's secrets stay; the demo's key is one more generic secret
+    assert env["OPERATIONS_SIGNAL_SECRETS"] == f"azure-monitor=a1,generic=mine|{key}"
+    plain = demo_process_env({}, addr="127.0.0.1:8000", metrics_dir=tmp_path, signal_key=key)
+    assert plain["OPERATIONS_SIGNAL_SECRETS"] == f"generic={key}"
