@@ -30,7 +30,7 @@ from django.utils import timezone
 from operations.services import intake
 from registry.models import CatalogModel, ModelKind
 
-from . import criteria, services
+from . import criteria, evidence, services
 from .models import MaturityRecord, Result, Source
 
 MADE_BY = "assessment (demo history)"
@@ -140,23 +140,34 @@ def seed_history(*, now: datetime | None = None) -> dict:
         return {"seeded": False, "records": 0, "models": 0, "snapshots": 0}
     now = now or timezone.now()
     models = {m.name: m for m in CatalogModel.objects.filter(name__in=PROGRESSIONS)}
+    # What the evidence the demo holds today gives (the operations history's episodes and
+    # signals among it): the last step of a history ends there when it is at the same level.
+    live = {
+        pk: criteria.assess(found)
+        for pk, found in evidence.evidence_load(list(models.values()), now=now).items()
+    }
     records = []
     for name, steps in PROGRESSIONS.items():
         model = models.get(name)
         if model is None:
             continue
         rule_based = model.effective_kind == ModelKind.RULE_BASED
+        last = min(days_ago for days_ago, _ in steps)
         for days_ago, level in steps:
             also_passed = ALSO_PASSED.get((name, level), frozenset())
             results = results_at(level, rule_based=rule_based, also_passed=also_passed)
+            unmeasured = None
+            today = live.get(model.pk)
+            if days_ago == last and today is not None and today.level == level:
+                results, unmeasured = today.results, today.unmeasured_level
             records.append(
                 MaturityRecord(
                     catalog_model=model,
                     source=Source.ASSESSED,
                     level=level,
-                    unmeasured_level=None,
+                    unmeasured_level=unmeasured,
                     results=results,
-                    fingerprint=services.fingerprint(level, None, results),
+                    fingerprint=services.fingerprint(level, unmeasured, results),
                     created_at=_nightly(now, days_ago),
                     made_by=MADE_BY,
                 )

@@ -238,8 +238,8 @@ def maturity_ready(command, addr: str) -> None:
     """Half a year of maturity history on the first start (maturity/demo_data.py), the
     demo monitoring job's clean report, then an assessment of what the demo holds now, and
     this week's snapshot."""
-    maturity_demo.seed_history()
     maturity_demo.monitoring_report()  # fraud-detector's monitoring job: level 5's heartbeat
+    maturity_demo.seed_history()
     stats = maturity.models_assess(made_by="assessment at demo start")
     maturity.snapshot_take()
     levels = ", ".join(f"L{level} {stats.levels.get(level, 0)}" for level in LEVELS)
