@@ -11,8 +11,9 @@ racing each other make one signal; the unique key stays the last word.
 from __future__ import annotations
 
 import logging
+from collections import Counter
 from dataclasses import dataclass, field
-from datetime import datetime
+from datetime import datetime, timedelta
 
 from django.conf import settings
 from django.db import IntegrityError, connection, transaction
@@ -30,6 +31,7 @@ from ..models import (
 )
 from ..payloads import PARSERS, NormalisedSignal, ParseResult, PayloadError
 from . import matching
+from .triggering import DECIDED
 
 logger = logging.getLogger(__name__)
 
@@ -60,6 +62,7 @@ KEPT_HEADERS = (
     "traceparent",
 )
 SECRET_QUERY = ("key", "code", "sig")
+KEY_LENGTH = Signal._meta.get_field("dedupe_key").max_length
 REFUSED_BODY_NOTE = "(not kept: the request was not authenticated)"
 
 
@@ -144,28 +147,39 @@ def signals_receive(
 
 
 def _accept(base: dict, text: str, parsed: ParseResult, received_at: datetime) -> IntakeResult:
+    """Keep the raw row and the new signals, decided, in one transaction. Round trips are
+    counted here (tests/operations/test_intake_queries.py): the policies and rules come from
+    this process's copies (config_cache), one statement locks the models' rows and reads the
+    models, the signal is inserted once, already matched, and the last-heard times are written
+    only when they move by OPERATIONS_LAST_HEARD_RESOLUTION_SECONDS or more."""
     unique: dict[str, NormalisedSignal] = {}
     for item in parsed.signals:
-        unique.setdefault(item.dedupe_key, item)
+        unique.setdefault(item.dedupe_key[:KEY_LENGTH], item)
     in_body_repeats = len(parsed.signals) - len(unique)
     with transaction.atomic():
         _lock_keys(sorted(unique))
         existing = set(
             Signal.objects.filter(dedupe_key__in=list(unique)).values_list("dedupe_key", flat=True)
         )
-        fresh = [s for key, s in unique.items() if key not in existing]
+        fresh = [(key, s) for key, s in unique.items() if key not in existing]
         duplicates = len(existing) + in_body_repeats
         outcome = IntakeOutcome.ACCEPTED if fresh else IntakeOutcome.DUPLICATE
         raw = _raw(base, text, outcome, error=parsed.ignored, count=len(fresh))
+        signals = [_signal_new(raw, base["format"], key, item, received_at) for key, item in fresh]
+        states = _match_and_lock(signals)
+        decided = _decide_unsaved(signals, states)
         saved: list[Signal] = []
-        for item in fresh:
-            signal = _signal_save(raw, base["format"], item, received_at)
-            if signal is None:  # lost a race the lock did not cover (not PostgreSQL)
+        for signal in signals:
+            if not _signal_insert(signal):  # lost a race the lock did not cover (not PostgreSQL)
                 duplicates += 1
                 continue
             saved.append(signal)
         for signal in saved:
-            _decide(signal)
+            if signal.catalog_model_id:
+                _heard(states[signal.catalog_model_id], received_at, _monitoring(signal.kind))
+        for signal in saved:
+            if decided.get(id(signal)) != DECIDED:
+                _decide(signal, states.get(signal.catalog_model_id), decided.get(id(signal)))
     answer = {
         "received": len(saved),
         "duplicates": duplicates,
@@ -192,45 +206,179 @@ def _accept(base: dict, text: str, parsed: ParseResult, received_at: datetime) -
     return IntakeResult(202, answer, raw, saved, duplicates)
 
 
-def _signal_save(raw, fmt, item: NormalisedSignal, received_at) -> Signal | None:
+def _signal_new(raw, fmt, key: str, item: NormalisedSignal, received_at) -> Signal:
     details = dict(item.details or {})
     resolves = None
     if item.resolves_key:
         details["resolves_key"] = item.resolves_key
-        resolves = Signal.objects.filter(dedupe_key=item.resolves_key).first()
-    signal = Signal(
+        resolves = Signal.objects.filter(dedupe_key=item.resolves_key[:KEY_LENGTH]).first()
+    return Signal(
         raw=raw,
         format=fmt,
         kind=item.kind,
         severity=item.severity,
         observed_at=item.observed_at,
         received_at=received_at,
-        dedupe_key=item.dedupe_key[:500],
+        dedupe_key=key,
         title=(item.title or "")[:500],
         source_ref=(item.source_ref or "")[:1000],
         attributes=item.attributes or {},
         details=details,
         resolves=resolves,
     )
-    matching.match(signal)
+
+
+def _signal_insert(signal: Signal) -> bool:
+    """Insert the signal. On PostgreSQL the advisory lock on its key (held since before the
+    duplicate check) means no other transaction can insert the same key meanwhile, so no
+    savepoint is spent on it; elsewhere a unique-key race is caught as a duplicate."""
+    if connection.vendor == "postgresql":
+        signal.save(force_insert=True)
+        return True
     try:
         with transaction.atomic():
-            signal.save()
+            signal.save(force_insert=True)
     except IntegrityError:
-        return None
-    if signal.catalog_model_id:
-        heard_from(signal.catalog_model, received_at, monitoring=_monitoring(signal.kind))
-    return signal
+        return False
+    return True
 
 
-def _decide(signal: Signal) -> None:
-    """The trigger policy's decision; a failure there keeps the signal (undecided, logged)
-    rather than losing the delivery."""
-    from .triggering import signal_decide
+# Names of catalog models to their ids, learnt from the database; only a hint: the row lock
+# reads the model again and a hint that no longer holds is dropped (renamed, deleted).
+_model_ids: dict[str, int] = {}
+MODEL_ID_HINTS = 20_000
+
+
+def _model_id(name: str) -> int | None:
+    key = name.upper()
+    if key in _model_ids:
+        return _model_ids[key]
+    from registry.models import CatalogModel
+
+    found = CatalogModel.objects.filter(name__iexact=name).values_list("pk", flat=True).first()
+    if found is not None:
+        if len(_model_ids) >= MODEL_ID_HINTS:
+            _model_ids.clear()
+        _model_ids[key] = found
+    return found
+
+
+def _match_and_lock(signals: list[Signal]) -> dict[int, ModelOperations]:
+    """Match each signal (``matching``'s order: the payload's model name, then the rules) and
+    lock the rows of the models matched, in id order (so two bodies naming the same models
+    never deadlock), reading the models with them. Returns the locked rows by model id."""
+    plans = []
+    for signal in signals:
+        signal.catalog_model, signal.matched_by, signal.rule = None, "", None
+        attributes = signal.attributes or {}
+        name = matching.model_field(attributes)
+        model_id = _model_id(name) if name else None
+        rule = None
+        if model_id is None:
+            rule = matching.rule_for(attributes)
+            model_id = rule.catalog_model_id if rule is not None else None
+        plans.append((signal, name, model_id, rule))
+    states = _states_lock({p[2] for p in plans if p[2] is not None})
+    for signal, name, model_id, rule in plans:
+        state = states.get(model_id)
+        if rule is None and state is not None and state.catalog_model.name.upper() != name.upper():
+            state = None  # the name hint is stale: ask the database
+        if state is None and model_id is not None:
+            _model_ids.pop(name.upper(), None)
+            matching.match(signal)  # rare: read again, then lock that model
+            locked = _states_lock({signal.catalog_model_id}) if signal.catalog_model_id else {}
+            states.update(locked)
+            if signal.catalog_model_id in locked:
+                signal.catalog_model = locked[signal.catalog_model_id].catalog_model
+            continue
+        if state is None:
+            continue
+        if rule is None:
+            matching.by_name(signal, state.catalog_model, name)
+        else:
+            matching.by_rule(signal, state.catalog_model, rule)
+    return states
+
+
+def _states_lock(model_ids: set[int]) -> dict[int, ModelOperations]:
+    """Lock the ``ModelOperations`` rows of these models (made if missing), their catalog
+    models read with them: one statement when the rows exist."""
+    if not model_ids:
+        return {}
+
+    def lock(ids) -> dict[int, ModelOperations]:
+        rows = (
+            ModelOperations.objects.select_for_update(of=("self",))
+            .select_related("catalog_model")
+            .filter(pk__in=sorted(ids))
+            .order_by("pk")
+        )
+        return {row.pk: row for row in rows}
+
+    states = lock(model_ids)
+    missing = model_ids - set(states)
+    if missing:
+        from registry.models import CatalogModel
+
+        live = list(CatalogModel.objects.filter(pk__in=missing).values_list("pk", flat=True))
+        ModelOperations.objects.bulk_create(
+            [ModelOperations(catalog_model_id=pk) for pk in live], ignore_conflicts=True
+        )
+        states.update(lock(live))
+    return states
+
+
+def _heard(state: ModelOperations, at: datetime, monitoring: bool) -> None:
+    """Move the locked row's last-signal times forward to ``at``, when that moves them by the
+    resolution or more (one UPDATE, often none: a burst writes the row once)."""
+    resolution = timedelta(seconds=settings.OPERATIONS_LAST_HEARD_RESOLUTION_SECONDS)
+    changes = {}
+    for name, wanted in (("last_signal_at", True), ("last_monitoring_signal_at", monitoring)):
+        current = getattr(state, name)
+        if wanted and (current is None or at - current >= resolution):
+            changes[name] = at
+    if changes:
+        ModelOperations.objects.filter(pk=state.pk).update(**changes)
+        for name, value in changes.items():
+            setattr(state, name, value)
+
+
+def _decide_unsaved(signals: list[Signal], states: dict) -> dict[int, str]:
+    """Decide before the insert what needs no saved signal (see
+    ``triggering.signal_decide_unsaved``), for signals alone with their model in the body (the
+    others' decisions depend on each other's). Returns DECIDED or OPENS by the signal's
+    ``id()``. A failure leaves the signal to the decision after the insert (which keeps it,
+    undecided, if it fails again)."""
+    from .triggering import signal_decide_unsaved
+
+    per_model = Counter(s.catalog_model_id for s in signals)
+    found = {}
+    for signal in signals:
+        if signal.catalog_model_id and per_model[signal.catalog_model_id] > 1:
+            continue
+        try:
+            verdict = signal_decide_unsaved(signal, states.get(signal.catalog_model_id))
+        except Exception:
+            logger.exception("Deciding a new signal before its insert failed; deciding after")
+            signal.disposition, signal.disposition_note, signal.episode = "", "", None
+            continue
+        if verdict is not None:
+            found[id(signal)] = verdict
+    return found
+
+
+def _decide(signal: Signal, state: ModelOperations | None, verdict: str | None = None) -> None:
+    """The trigger policy's decision (``verdict`` OPENS: the episode the policy was found to
+    open before the insert), with the model's row already locked; a failure there keeps the
+    signal (undecided, logged) rather than losing the delivery."""
+    from .triggering import OPENS, signal_decide_locked, signal_episode_open
 
     try:
         with transaction.atomic():
-            signal_decide(signal)
+            if verdict == OPENS and state is not None:
+                signal_episode_open(signal, state)
+            else:
+                signal_decide_locked(signal, state)
     except Exception:
         logger.exception("Deciding signal #%s failed; it is kept undecided", signal.pk)
         Signal.objects.filter(pk=signal.pk).update(
