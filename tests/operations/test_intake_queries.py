@@ -6,6 +6,7 @@ from __future__ import annotations
 
 import datetime as dt
 import json
+from concurrent.futures import ThreadPoolExecutor
 
 import pytest
 from django.db import transaction
@@ -16,6 +17,7 @@ from operations.models import (
     Disposition,
     MatchField,
     ModelOperations,
+    RawSignal,
     Signal,
     TriggerMode,
     TriggerPolicy,
@@ -32,10 +34,10 @@ from .factories import MatchRuleFactory, TriggerPolicyFactory
 pytestmark = pytest.mark.django_db(transaction=True)
 
 # Statements of one request, BEGIN / SAVEPOINT / COMMIT included (docs/performance.md).
-# BEGIN, lock the key, duplicate check, raw, lock the model's row (and read the model), the
-# open episode, the signal inserted already decided, COMMIT.
-JOINED_MAX = 8
-DUPLICATE_MAX = 5  # BEGIN, lock key, duplicate check, raw, COMMIT
+# BEGIN, lock the model's row (and read the model), the open episode, the signal (already
+# decided) and its raw row in one INSERT whose ON CONFLICT is the duplicate check, COMMIT.
+JOINED_MAX = 5
+DUPLICATE_MAX = 5  # the same: only the INSERT finds the key
 STARTED_MAX = 30  # the episode, its events, the run request
 
 
@@ -177,3 +179,14 @@ def test_a_renamed_model_is_not_matched_by_its_old_name(models):
     CatalogModel.objects.filter(pk=newcomer.pk).update(name="someone-else")
     gone = post(client, "generic", drift(old.name, "r3")).json()["signals"][0]
     assert gone["model"] is None and gone["disposition"] == Disposition.UNMATCHED
+
+
+def test_concurrent_deliveries_of_an_unmatched_event_make_one_signal(live_server, sender):
+    # No model row to lock: the INSERT's ON CONFLICT alone tells the repeats apart.
+    body = json.dumps({"model": "nobody-knows", "kind": "drift", "id": "race-2"}).encode()
+    with ThreadPoolExecutor(max_workers=6) as pool:
+        statuses = list(pool.map(lambda _i: sender.post("generic", body).status_code, range(6)))
+    assert sorted(statuses) == [200] * 5 + [202]
+    assert Signal.objects.get().disposition == Disposition.UNMATCHED
+    outcomes = sorted(RawSignal.objects.values_list("outcome", "signal_count"))
+    assert outcomes == [("accepted", 1)] + [("duplicate", 0)] * 5
