@@ -712,7 +712,8 @@ def render(results: dict) -> str:
         + f". The sender fell behind its schedule by p95 {_ms(load['dispatch_lag'], 'p95')} "
         f"(max {_ms(load['dispatch_lag'], 'max')}).",
         "",
-        f"Database afterwards: {check_['raw_rows']} raw rows for {check_['requests']} requests, "
+        f"Database afterwards (the closed loop, warm-up and load together): "
+        f"{check_['raw_rows']} raw rows for {check_['requests']} requests, "
         f"{check_['signals']} signals for {check_['distinct_new']} distinct keys, "
         f"{check_['undecided']} undecided; raw outcomes {check_['outcomes']}; dispositions "
         f"{check_['dispositions']}.",

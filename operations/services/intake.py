@@ -2,10 +2,12 @@
 became of it) and normalised signals, each decided by the model's trigger policy in the
 same transaction (docs/operations.md, "Signals in").
 
-The raw row is written once, so its outcome is known before it is: too large, unreadable,
-a handshake, nothing to act on, all duplicates, or accepted. Duplicates are found under a
-transaction-scoped advisory lock per dedupe key (PostgreSQL), so two deliveries of one event
-racing each other make one signal; the unique key stays the last word.
+The raw row is written once, so its outcome is known when it is: too large, unreadable,
+a handshake, nothing to act on, all duplicates, or accepted. A single signal is inserted with
+its raw row in one statement whose ``ON CONFLICT (dedupe_key) DO NOTHING`` decides between
+accepted and duplicate (PostgreSQL); several are found under a transaction-scoped advisory
+lock per dedupe key, so two deliveries of one event racing each other make one signal; the
+unique key stays the last word.
 """
 
 from __future__ import annotations
