@@ -273,8 +273,10 @@ def _verdict(signal: Signal, model, policy: TriggerPolicy, state, now: datetime)
 def _join_target(signal: Signal, model, policy: TriggerPolicy) -> tuple[str, Episode] | None:
     """(note, episode) of the episode the signal joins: the open one, else one whose first
     signal of the same kind is within the dedupe window."""
+    # Only what the note needs: an episode row is wide (JSON policy, parameters, evaluation).
     open_episode = (
         Episode.objects.filter(catalog_model=model, state__in=OPEN_STATES)
+        .only("pk", "state")
         .order_by("-opened_at")
         .first()
     )
@@ -289,6 +291,7 @@ def _join_target(signal: Signal, model, policy: TriggerPolicy) -> tuple[str, Epi
             signal_at__gte=signal.observed_at - window,
             signal_at__lte=signal.observed_at + window,
         )
+        .only("pk")
         .order_by("-opened_at")
         .first()
     )
