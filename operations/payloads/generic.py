@@ -70,13 +70,13 @@ class GenericSignalSerializer(serializers.Serializer):
 
 def parse(body: bytes, *, content_type: str = "", headers=None, query=None) -> ParseResult:
     doc = need_object(load_json(body), "The body")
-    unknown = sorted(set(doc) - set(GenericSignalSerializer().fields))
+    serializer = GenericSignalSerializer(data=doc)  # one instance: its fields are built once
+    unknown = sorted(set(doc) - set(serializer.fields))
     if unknown:
         raise PayloadError(
             f"Unknown field(s): {', '.join(unknown)} (the fields are model, kind, severity, "
             "observed_at, id, source, title, details, tags, resolves)."
         )
-    serializer = GenericSignalSerializer(data=doc)
     if not serializer.is_valid():
         parts = [
             f"{name}: {' '.join(str(m) for m in _flat(messages))}"

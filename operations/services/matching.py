@@ -15,13 +15,12 @@ import logging
 from datetime import timedelta
 
 from django.db import transaction
-from django.db.models import F, Q, Value
-from django.db.models.functions import Length
 from django.utils import timezone
 
 from registry.models import CatalogModel
 
 from ..models import Disposition, MatchField, MatchRule, Signal, SignalKind
+from . import config_cache
 
 logger = logging.getLogger(__name__)
 
@@ -40,71 +39,95 @@ def match(signal: Signal) -> None:
     """Set ``catalog_model``, ``matched_by`` and ``rule`` (and the rule's kind); not saved."""
     signal.catalog_model, signal.matched_by, signal.rule = None, "", None
     attributes = signal.attributes or {}
-    name = str(attributes.get("model") or "").strip()
+    name = model_field(attributes)
     if name:
         model = CatalogModel.objects.filter(name__iexact=name).first()
         if model is not None:
-            signal.catalog_model = model
-            signal.matched_by = f"model field {name!r}"
+            by_name(signal, model, name)
             return
     rule = rule_for(attributes)
     if rule is None:
         return
-    signal.catalog_model = rule.catalog_model
+    model = CatalogModel.objects.filter(pk=rule.catalog_model_id).first()
+    if model is not None:
+        by_rule(signal, model, rule)
+
+
+def model_field(attributes: dict) -> str:
+    """The model name the payload gives, if any."""
+    return str(attributes.get("model") or "").strip()
+
+
+def by_name(signal: Signal, model: CatalogModel, name: str) -> None:
+    """``signal`` is about ``model``, which the payload names."""
+    signal.catalog_model, signal.rule = model, None
+    signal.matched_by = f"model field {name!r}"
+
+
+def by_rule(signal: Signal, model: CatalogModel, rule: MatchRule) -> None:
+    """``signal`` is about ``model``, by ``rule`` (whose kind, if any, it takes)."""
+    signal.catalog_model = model
     signal.rule = rule
     signal.matched_by = f"rule #{rule.pk}: {rule.get_field_display()} {rule.value!r}"
     if rule.kind and signal.kind != SignalKind.RESOLVED:
         signal.kind = rule.kind
 
 
+class RuleIndex:
+    """The enabled rules, indexed for matching in Python: a dict per exact field, and the blob
+    prefixes. Compared as the database compares with ``iexact`` / ``istartswith`` (upper
+    case). Built from every enabled rule; this process keeps it (config_cache)."""
+
+    def __init__(self, rules: list[MatchRule]):
+        self.exact: dict[tuple[str, str], list[MatchRule]] = {}
+        self.prefixes: list[MatchRule] = []
+        for rule in rules:
+            if rule.field == MatchField.BLOB_PREFIX:
+                self.prefixes.append(rule)
+            else:
+                self.exact.setdefault((rule.field, rule.value.upper()), []).append(rule)
+
+    def candidates(self, attributes: dict) -> list[MatchRule]:
+        found: list[MatchRule] = []
+        for field, values in _values(attributes).items():
+            for value in values:
+                found.extend(self.exact.get((field, value.upper()), ()))
+        blob_path = attributes.get("blob_path")
+        if blob_path:
+            path = str(blob_path).upper()
+            found.extend(r for r in self.prefixes if path.startswith(r.value.upper()))
+        return found
+
+
+def _rule_index() -> RuleIndex:
+    return RuleIndex(list(MatchRule.objects.filter(enabled=True)))
+
+
 def rule_for(attributes: dict) -> MatchRule | None:
-    """The enabled rule that matches these attributes first (by FIELD_ORDER)."""
-    conditions = _conditions(attributes)
-    if not conditions:
-        return None
-    query = Q()
-    for condition in conditions.values():
-        query |= condition
-    rules = list(
-        MatchRule.objects.filter(enabled=True)
-        .filter(query)
-        .select_related("catalog_model")
-        .annotate(value_length=Length("value"))
-    )
+    """The enabled rule that matches these attributes first (by FIELD_ORDER); the longest
+    value wins within a field (what matters for blob prefixes), then the oldest rule. The rule
+    comes from this process's copy of the rules: read-only, its catalog model not loaded."""
+    rules = config_cache.cached("match_rules", _rule_index).candidates(attributes)
     for field in FIELD_ORDER:
         candidates = [r for r in rules if r.field == field]
         if candidates:
-            # The longest value wins (what matters for blob prefixes); then the oldest rule.
-            return sorted(candidates, key=lambda r: (-r.value_length, r.pk))[0]
+            return min(candidates, key=lambda r: (-len(r.value), r.pk))
     return None
 
 
-def _conditions(attributes: dict) -> dict[str, Q]:
-    conditions: dict[str, Q] = {}
+def _values(attributes: dict) -> dict[str, list[str]]:
+    """The values each exact field compares, from a signal's attributes."""
 
-    def any_of(field: str, values) -> None:
-        values = [str(v) for v in values if v not in (None, "")]
-        if not values:
-            return
-        query = Q()
-        for value in values:
-            query |= Q(value__iexact=value)
-        conditions[field] = Q(field=field) & query
+    def clean(values) -> list[str]:
+        return [str(v) for v in values if v not in (None, "")]
 
-    any_of(MatchField.MODEL_FIELD, [attributes.get("model")])
-    any_of(MatchField.RESOURCE_ID, attributes.get("resource_ids") or [])
-    any_of(MatchField.JOB_ID, [attributes.get("job_id")])
-    any_of(MatchField.ALERT_RULE, [attributes.get("alert_rule")])
-    any_of(MatchField.TAG, [f"{k}={v}" for k, v in (attributes.get("tags") or {}).items()])
-    blob_path = attributes.get("blob_path")
-    if blob_path:
-        conditions[MatchField.BLOB_PREFIX] = Q(field=MatchField.BLOB_PREFIX) & Q(
-            pk__in=MatchRule.objects.filter(field=MatchField.BLOB_PREFIX)
-            .alias(path=Value(str(blob_path)))
-            .filter(path__istartswith=F("value"))
-            .values("pk")
-        )
-    return conditions
+    return {
+        MatchField.MODEL_FIELD: clean([attributes.get("model")]),
+        MatchField.RESOURCE_ID: clean(attributes.get("resource_ids") or []),
+        MatchField.JOB_ID: clean([attributes.get("job_id")]),
+        MatchField.ALERT_RULE: clean([attributes.get("alert_rule")]),
+        MatchField.TAG: clean([f"{k}={v}" for k, v in (attributes.get("tags") or {}).items()]),
+    }
 
 
 def rule_suggestions(signal: Signal) -> list[tuple[str, str, str]]:

@@ -6,17 +6,28 @@ from pipelines.models import Pipeline, PipelineKind
 from registry.models import CatalogModel, ModelKind
 
 from ..models import EpisodeKind, TriggerPolicy
+from . import config_cache
+
+
+def _all_policies() -> tuple[dict, dict]:
+    """(model id -> own policy, (team, kind) -> default policy), every row."""
+    own, defaults = {}, {}
+    for policy in TriggerPolicy.objects.select_related("catalog_model"):
+        if policy.catalog_model_id:
+            own[policy.catalog_model_id] = policy
+        else:
+            defaults[(policy.team, policy.model_kind)] = policy
+    return own, defaults
 
 
 def policy_for(catalog_model: CatalogModel) -> TriggerPolicy:
     """The model's own policy, else the most specific default (team and kind, team, kind,
-    any), else the built-in default (unsaved: ``pk`` is None), which asks for a confirmation."""
-    own = TriggerPolicy.objects.filter(catalog_model=catalog_model).first()
-    if own is not None:
-        return own
-    defaults = {
-        (p.team, p.model_kind): p for p in TriggerPolicy.objects.filter(catalog_model__isnull=True)
-    }
+    any), else the built-in default (unsaved: ``pk`` is None), which asks for a confirmation.
+
+    Read from this process's copy of the policies (config_cache): treat it as read-only."""
+    own, defaults = config_cache.cached("policies", _all_policies)
+    if catalog_model.pk in own:
+        return own[catalog_model.pk]
     team, kind = catalog_model.effective_team, catalog_model.effective_kind
     for key in ((team, kind), (team, ""), ("", kind), ("", "")):
         if key in defaults:
@@ -46,17 +57,30 @@ def _model_pipeline(catalog_model: CatalogModel, kind: str) -> Pipeline | None:
     )
 
 
+def _named_pipeline(pipeline_id: int | None) -> Pipeline | None:
+    """The pipeline a policy names, read now (the policy may be a cached copy), if live."""
+    if not pipeline_id:
+        return None
+    return (
+        Pipeline.objects.filter(pk=pipeline_id, deleted_upstream_at__isnull=True)
+        .select_related("project", "catalog_model")
+        .first()
+    )
+
+
 def pipeline_for(catalog_model: CatalogModel, policy: TriggerPolicy) -> Pipeline | None:
     """The policy's pipeline, else the model's training pipeline (scoring, rule-based)."""
-    if policy.pipeline_id and policy.pipeline.deleted_upstream_at is None:
-        return policy.pipeline
+    named = _named_pipeline(policy.pipeline_id)
+    if named is not None:
+        return named
     kind = PipelineKind.SCORING if is_rule_based(catalog_model) else PipelineKind.TRAINING
     return _model_pipeline(catalog_model, kind)
 
 
 def release_pipeline_for(catalog_model: CatalogModel, policy: TriggerPolicy) -> Pipeline | None:
-    if policy.release_pipeline_id and policy.release_pipeline.deleted_upstream_at is None:
-        return policy.release_pipeline
+    named = _named_pipeline(policy.release_pipeline_id)
+    if named is not None:
+        return named
     return _model_pipeline(catalog_model, PipelineKind.RELEASE)
 
 

@@ -64,12 +64,17 @@ class ProposalRefused(PortalError):
     http_status = 409
 
 
-def _mark(signal: Signal, disposition: str, note: str, episode: Episode | None = None) -> None:
+def _set(signal: Signal, disposition: str, note: str, episode: Episode | None = None) -> None:
     signal.disposition = disposition
     signal.disposition_note = note[:2000]
-    fields = ["disposition", "disposition_note"]
     if episode is not None:
         signal.episode = episode
+
+
+def _mark(signal: Signal, disposition: str, note: str, episode: Episode | None = None) -> None:
+    _set(signal, disposition, note, episode)
+    fields = ["disposition", "disposition_note"]
+    if episode is not None:
         fields.append("episode")
     signal.save(update_fields=fields)
 
@@ -155,14 +160,20 @@ def _runs_in_last_day(catalog_model, now: datetime) -> int:
 
 @transaction.atomic
 def signal_decide(signal: Signal) -> None:
-    """Decide what ``signal`` (saved, matched or not) starts; called in the intake's
-    transaction, and again when a rule matches an unmatched signal later."""
+    """Decide what ``signal`` (saved, matched or not) starts; called when a rule matches an
+    unmatched signal later (the intake calls ``signal_decide_locked``)."""
+    signal_decide_locked(signal, None)
+
+
+def signal_decide_locked(signal: Signal, state: ModelOperations | None) -> None:
+    """``signal_decide`` inside the caller's transaction, with the model's row already locked
+    (``state``, the intake's) or not yet (None: locked here)."""
     if signal.kind == SignalKind.RESOLVED:
         _resolve(signal)
         return
     model = signal.catalog_model
     if model is None:
-        _mark(signal, Disposition.UNMATCHED, "No catalog model matches this signal.")
+        _mark(signal, Disposition.UNMATCHED, UNMATCHED_NOTE)
         return
     now = timezone.now()
     late = timedelta(minutes=settings.OPERATIONS_LATE_MATCH_MINUTES)
@@ -174,66 +185,104 @@ def signal_decide(signal: Signal) -> None:
             "recorded, not acted on.",
         )
         return
-    state = _lock(model)
+    state = state if state is not None else _lock(model)
     policy = policy_for(model)
-    if not policy.enabled:
-        _mark(signal, Disposition.IGNORED, f"The trigger policy of {model.name} is disabled.")
-        return
-    if signal.kind not in (policy.signal_kinds or []):
-        _mark(
-            signal,
-            Disposition.IGNORED,
-            f"The trigger policy of {model.name} does not act on {signal.get_kind_display()} "
-            "signals.",
-        )
-        return
-    if policy.min_severity and SEVERITY_RANK.get(signal.severity, 0) < SEVERITY_RANK.get(
-        policy.min_severity, 0
-    ):
-        _mark(
-            signal,
-            Disposition.IGNORED,
-            f"Severity {signal.get_severity_display()} is below the policy's minimum "
-            f"{policy.get_min_severity_display()}.",
-        )
-        return
-    if _join_existing(signal, model, policy):
-        return
-    last = _last_start(model, state)
-    cooldown = timedelta(minutes=policy.cooldown_minutes)
-    if last is not None and now - last < cooldown:
-        _mark(
-            signal,
-            Disposition.SUPPRESSED,
-            f"Cooldown: a run was requested {_minutes(now - last)} ago; the policy allows the "
-            f"next one from {(last + cooldown):%Y-%m-%d %H:%M} UTC.",
-        )
-        return
-    if _runs_in_last_day(model, now) >= policy.max_runs_per_day:
-        _mark(
-            signal,
-            Disposition.SUPPRESSED,
-            f"Daily limit: {policy.max_runs_per_day} runs were requested for {model.name} in "
-            "the last 24 hours.",
-        )
+    verdict = _verdict(signal, model, policy, state, now)
+    if verdict is not None:
+        _mark(signal, *verdict)
         return
     _episode_open(signal, model, policy, state, now)
 
 
-def _join_existing(signal: Signal, model, policy: TriggerPolicy) -> bool:
+DECIDED, OPENS = "decided", "opens"
+
+
+def signal_decide_unsaved(signal: Signal, state: ModelOperations | None) -> str | None:
+    """Decide a new, matched, not yet saved signal when the decision needs nothing of the
+    saved row (unmatched, ignored, joined, suppressed: the intake then inserts it decided, in
+    one statement); the model's row is locked (``state``). Reads only. Returns DECIDED, or
+    OPENS when the policy opens an episode (``signal_episode_open`` once it is saved, in the
+    same transaction), or None (a Resolved signal: ``signal_decide_locked`` once saved)."""
+    if signal.kind == SignalKind.RESOLVED:
+        return None
+    model = signal.catalog_model
+    if model is None:
+        _set(signal, Disposition.UNMATCHED, UNMATCHED_NOTE)
+        return DECIDED
+    if state is None:
+        return None
+    verdict = _verdict(signal, model, policy_for(model), state, timezone.now())
+    if verdict is None:
+        return OPENS
+    _set(signal, *verdict)
+    return DECIDED
+
+
+def signal_episode_open(signal: Signal, state: ModelOperations) -> None:
+    """Open the episode ``signal_decide_unsaved`` said the saved ``signal`` opens (the model's
+    row locked since, so nothing it read has changed)."""
+    model = signal.catalog_model
+    _episode_open(signal, model, policy_for(model), state, timezone.now())
+
+
+UNMATCHED_NOTE = "No catalog model matches this signal."
+
+
+def _verdict(signal: Signal, model, policy: TriggerPolicy, state, now: datetime):
+    """(disposition, note, episode) when the policy does not open an episode, else None."""
+    if not policy.enabled:
+        return Disposition.IGNORED, f"The trigger policy of {model.name} is disabled.", None
+    if signal.kind not in (policy.signal_kinds or []):
+        return (
+            Disposition.IGNORED,
+            f"The trigger policy of {model.name} does not act on {signal.get_kind_display()} "
+            "signals.",
+            None,
+        )
+    if policy.min_severity and SEVERITY_RANK.get(signal.severity, 0) < SEVERITY_RANK.get(
+        policy.min_severity, 0
+    ):
+        return (
+            Disposition.IGNORED,
+            f"Severity {signal.get_severity_display()} is below the policy's minimum "
+            f"{policy.get_min_severity_display()}.",
+            None,
+        )
+    joined = _join_target(signal, model, policy)
+    if joined is not None:
+        return (Disposition.JOINED, *joined)
+    last = _last_start(model, state)
+    cooldown = timedelta(minutes=policy.cooldown_minutes)
+    if last is not None and now - last < cooldown:
+        return (
+            Disposition.SUPPRESSED,
+            f"Cooldown: a run was requested {_minutes(now - last)} ago; the policy allows the "
+            f"next one from {(last + cooldown):%Y-%m-%d %H:%M} UTC.",
+            None,
+        )
+    if _runs_in_last_day(model, now) >= policy.max_runs_per_day:
+        return (
+            Disposition.SUPPRESSED,
+            f"Daily limit: {policy.max_runs_per_day} runs were requested for {model.name} in "
+            "the last 24 hours.",
+            None,
+        )
+    return None
+
+
+def _join_target(signal: Signal, model, policy: TriggerPolicy) -> tuple[str, Episode] | None:
+    """(note, episode) of the episode the signal joins: the open one, else one whose first
+    signal of the same kind is within the dedupe window."""
+    # Only what the note needs: an episode row is wide (JSON policy, parameters, evaluation).
     open_episode = (
         Episode.objects.filter(catalog_model=model, state__in=OPEN_STATES)
+        .only("pk", "state")
         .order_by("-opened_at")
         .first()
     )
     if open_episode is not None:
-        _mark(
-            signal,
-            Disposition.JOINED,
-            f"Episode #{open_episode.pk} is open ({open_episode.get_state_display().lower()}).",
-            open_episode,
-        )
-        return True
+        state = open_episode.get_state_display().lower()
+        return f"Episode #{open_episode.pk} is open ({state}).", open_episode
     window = timedelta(minutes=policy.dedupe_window_minutes)
     recent = (
         Episode.objects.filter(
@@ -242,18 +291,16 @@ def _join_existing(signal: Signal, model, policy: TriggerPolicy) -> bool:
             signal_at__gte=signal.observed_at - window,
             signal_at__lte=signal.observed_at + window,
         )
+        .only("pk")
         .order_by("-opened_at")
         .first()
     )
     if recent is not None:
-        _mark(
-            signal,
-            Disposition.JOINED,
+        return (
             f"Within the {policy.dedupe_window_minutes} min dedupe window of episode #{recent.pk}.",
             recent,
         )
-        return True
-    return False
+    return None
 
 
 def _episode_open(signal: Signal, model, policy: TriggerPolicy, state, now: datetime) -> Episode:
@@ -360,6 +407,7 @@ def episode_start(episode: Episode, *, state: ModelOperations | None = None, use
     episode.run_requested_at = now
     episode.save(update_fields=["state", "run_request", "run_requested_at"])
     ModelOperations.objects.filter(pk=state.pk).update(last_run_requested_at=now)
+    state.last_run_requested_at = now
     event_add(
         episode,
         EpisodeStep.RUN_REQUESTED,

@@ -356,6 +356,11 @@ PIPELINES_RUN_REQUEST_MAX_ATTEMPTS = env.int("PIPELINES_RUN_REQUEST_MAX_ATTEMPTS
 # ------------------------------------------------------------------------------
 # A signal matched more than this long after it came in is recorded, not acted on.
 OPERATIONS_LATE_MATCH_MINUTES = env.int("OPERATIONS_LATE_MATCH_MINUTES", default=60)
+# A model's "last heard from" times are written when a signal moves them by this much or more
+# (a burst of alerts writes the row once, not once per alert).
+OPERATIONS_LAST_HEARD_RESOLUTION_SECONDS = env.int(
+    "OPERATIONS_LAST_HEARD_RESOLUTION_SECONDS", default=60
+)
 # Stall flags: a run with no version this long after it succeeded; an approval waiting longer.
 OPERATIONS_NO_VERSION_STALL_MINUTES = env.int("OPERATIONS_NO_VERSION_STALL_MINUTES", default=60)
 OPERATIONS_APPROVAL_STALL_HOURS = env.int("OPERATIONS_APPROVAL_STALL_HOURS", default=24)

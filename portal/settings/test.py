@@ -20,6 +20,8 @@ if DATABASES["default"]["ENGINE"] == "django.db.backends.sqlite3":
     from django.core.exceptions import ImproperlyConfigured
 
     raise ImproperlyConfigured("TEST_DATABASE_URL must point at PostgreSQL, not SQLite")
+# Fresh connections per request unless told (the benchmarks serve gunicorn as production does).
+DATABASES["default"].setdefault("CONN_MAX_AGE", env.int("DJANGO_CONN_MAX_AGE", default=0))
 
 REDIS_URL = env("TEST_REDIS_URL", default="redis://127.0.0.1:6379/0")
 CELERY_BROKER_URL = REDIS_URL
