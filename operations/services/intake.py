@@ -21,7 +21,6 @@ from datetime import datetime, timedelta
 
 from django.conf import settings
 from django.db import IntegrityError, connection, transaction
-from django.db.models import Q
 from django.utils import timezone
 
 from ..models import (
@@ -259,13 +258,7 @@ def _accept_one(base, text, parsed, received_at, unique, in_body_repeats) -> Int
     with BEGIN and COMMIT for a signal that joins an episode, or for a redelivery."""
     ((key, item),) = unique.items()
     with transaction.atomic():
-        raw = RawSignal(
-            **base,
-            body=text,
-            outcome=IntakeOutcome.ACCEPTED,
-            error=(parsed.ignored or "")[:5000],
-            signal_count=1,
-        )
+        raw = _raw_new(base, text, IntakeOutcome.ACCEPTED, error=parsed.ignored, count=1)
         signal = _signal_new(raw, base["format"], key, item, received_at)
         states = _match_and_lock([signal])
         verdict = _decide_unsaved([signal], states).get(id(signal))
@@ -512,14 +505,12 @@ def _monitoring(kind: str) -> bool:
 
 
 def heard_from(catalog_model, at: datetime, *, monitoring: bool) -> None:
-    """Move the model's last-signal times forward to ``at`` (never back)."""
-    ModelOperations.objects.get_or_create(catalog_model=catalog_model)
-    rows = ModelOperations.objects.filter(pk=catalog_model.pk)
-    rows.filter(Q(last_signal_at__isnull=True) | Q(last_signal_at__lt=at)).update(last_signal_at=at)
-    if monitoring:
-        rows.filter(
-            Q(last_monitoring_signal_at__isnull=True) | Q(last_monitoring_signal_at__lt=at)
-        ).update(last_monitoring_signal_at=at)
+    """Move the model's last-signal times forward to ``at`` (never back), outside a signal's
+    intake (a clean report, the demo's history): the same locked row and resolution."""
+    with transaction.atomic():
+        state = _states_lock({catalog_model.pk}).get(catalog_model.pk)
+        if state is not None:
+            _heard(state, at, monitoring)
 
 
 def _heartbeat(parsed: ParseResult, at: datetime) -> str | None:
@@ -543,14 +534,18 @@ def _lock_keys(keys: list[str]) -> None:
             cursor.execute("SELECT pg_advisory_xact_lock(hashtextextended(%s, 0))", [key])
 
 
-def _raw(base: dict, text: str, outcome: str, *, error: str = "", count: int = 0) -> RawSignal:
-    raw = RawSignal(
+def _raw_new(base: dict, text: str, outcome: str, *, error: str = "", count: int = 0) -> RawSignal:
+    return RawSignal(
         **base,
         body=text,
         outcome=outcome,
         error=without_nul(error or "")[:5000],
         signal_count=count,
     )
+
+
+def _raw(base: dict, text: str, outcome: str, *, error: str = "", count: int = 0) -> RawSignal:
+    raw = _raw_new(base, text, outcome, error=error, count=count)
     raw.save()
     return raw
 
