@@ -4,6 +4,8 @@ custom monitor, a script). The serializer below is the contract, and the OpenAPI
 
 from __future__ import annotations
 
+import uuid
+
 from django.utils import timezone
 from rest_framework import serializers
 
@@ -66,6 +68,31 @@ class GenericSignalSerializer(serializers.Serializer):
         max_length=300,
         help_text="For kind resolved: the id of the signal (same source) it closes.",
     )
+
+
+def generic_signal_body(
+    *,
+    model: str,
+    kind: str,
+    severity: str,
+    source: str,
+    made_by: str,
+    title: str = "",
+    resolves: str = "",
+) -> dict:
+    """The body a plain signal made by the portal itself carries (the demo's button, ``manage.py
+    send_signal``): a fresh event id, and a title that says what made it."""
+    body = {
+        "model": model,
+        "kind": str(kind),
+        "severity": str(severity),
+        "id": uuid.uuid4().hex,
+        "source": source,
+        "title": title or f"{SignalKind(kind).label} signal for {model} ({made_by})",
+    }
+    if resolves:
+        body["resolves"] = resolves
+    return body
 
 
 def parse(body: bytes, *, content_type: str = "", headers=None, query=None) -> ParseResult:

@@ -14,7 +14,6 @@ from __future__ import annotations
 
 import json
 import logging
-import uuid
 from collections import Counter
 from dataclasses import dataclass, field
 from datetime import datetime, timedelta
@@ -33,6 +32,7 @@ from ..models import (
     SignalKind,
 )
 from ..payloads import PARSERS, NormalisedSignal, ParseResult, PayloadError
+from ..payloads.generic import generic_signal_body
 from . import matching
 from .triggering import DECIDED
 
@@ -166,14 +166,14 @@ def signal_send(
 ) -> IntakeResult:
     """A plain signal made here rather than received (the demo's "send a signal" button):
     the same path as a POST to the generic endpoint, kept as its raw payload too."""
-    body = {
-        "model": model,
-        "kind": str(kind),
-        "severity": str(severity),
-        "id": uuid.uuid4().hex,
-        "source": source or sender,
-        "title": title or f"{SignalKind(kind).label} signal for {model} (sent from the portal)",
-    }
+    body = generic_signal_body(
+        model=model,
+        kind=kind,
+        severity=severity,
+        source=source or sender,
+        title=title,
+        made_by="sent from the portal",
+    )
     return signals_receive(
         fmt="generic",
         body=json.dumps(body).encode(),

@@ -11,7 +11,6 @@ resolved signal without --resolves); 3 the portal is not reachable (or not a por
 from __future__ import annotations
 
 import difflib
-import uuid
 from pathlib import Path
 
 import requests
@@ -20,6 +19,7 @@ from django.core.management.base import BaseCommand, CommandError
 from django.db import DatabaseError
 
 from operations.models import Severity, SignalKind
+from operations.payloads.generic import generic_signal_body
 from portal.demo.processes import SIGNAL_KEY_FILE, demo_signal_key
 from registry.models import CatalogModel
 
@@ -88,17 +88,15 @@ class Command(BaseCommand):
                 f"{Path(settings.VAR_DIR) / SIGNAL_KEY_FILE}).",
                 returncode=REFUSED,
             )
-        event_id = uuid.uuid4().hex
-        body = {
-            "model": model,
-            "kind": kind,
-            "severity": severity,
-            "id": event_id,
-            "source": "manage.py send_signal",
-            "title": title or f"{SignalKind(kind).label} signal for {model} (send_signal)",
-        }
-        if resolves:
-            body["resolves"] = resolves
+        body = generic_signal_body(
+            model=model,
+            kind=kind,
+            severity=severity,
+            source="manage.py send_signal",
+            title=title,
+            made_by="send_signal",
+            resolves=resolves,
+        )
         target = url.rstrip("/") + ENDPOINT
         try:
             response = requests.post(
@@ -146,7 +144,7 @@ class Command(BaseCommand):
                 f"{signal.get('disposition') or 'not decided'}."
             )
         )
-        self.stdout.write(f"  event id {event_id} (--resolves {event_id} closes it)")
+        self.stdout.write(f"  event id {body['id']} (--resolves {body['id']} closes it)")
         self.stdout.write(f"  {page}")
 
     def _known_model(self, name: str) -> str:
