@@ -18,7 +18,7 @@ from core.tasks import enqueue, enqueue_after_commit
 
 from ..models import AuditAction, OutboxMessage, OutboxState
 from .audit import audit_record
-from .rules import DecisionRefused
+from .refusals import DecisionRefused
 
 logger = logging.getLogger(__name__)
 

@@ -8,76 +8,39 @@ its status (400 bad input, 401 sign in again, 403 a rule says no, 409 already de
 
 from __future__ import annotations
 
-from dataclasses import dataclass
 from datetime import datetime, timedelta
-from urllib.parse import urlencode
 
 from django.conf import settings
-from django.db.models import Q
-from django.urls import reverse
 from django.utils import timezone
 
-from core.errors import PortalError
 from core.roles import Role, user_roles
-from pipelines.models import Environment, RunStage
+from pipelines.models import Environment
 
 from ..models import OPEN_STATUSES, ApprovalRequest, DecidedIn
 from .audit import user_identities
+from .gates import environment_rules, qa_succeeded_for
 from .identity import decision_sent_as_portal, delivers_with_portal_identity
-
-
-class DecisionRefused(PortalError):
-    """A decision (or a retry) the rules do not allow; ``code`` is stable, ``message`` is for
-    people, ``http_status`` what the page and the API answer."""
-
-    http_status = 403
-
-    def __init__(self, code: str, message: str, *, http_status: int = 403, **extra):
-        super().__init__(message, code=code, http_status=http_status, **extra)
-
-
-class ReauthenticationRequired(DecisionRefused):
-    """A PROD decision needs a recent sign-in; ``reauthenticate_url`` (in the API's error
-    body) is where to confirm who you are and come back."""
-
-    def __init__(self, message: str, **extra):
-        super().__init__("reauthentication_required", message, http_status=401, **extra)
-
-
-def reauthenticate_url(approval_id: int) -> str:
-    """Where to sign in again and come back to the approval's page."""
-    back = reverse("approvals:detail", kwargs={"pk": approval_id})
-    return f"{reverse('reauthenticate')}?{urlencode({'next': back})}"
-
-
-@dataclass(frozen=True)
-class Rule:
-    """One rule the decision box lists: whether it lets this user decide, and why."""
-
-    code: str
-    ok: bool
-    message: str
-
-    def refusal(self, approval_id: int | None = None) -> DecisionRefused:
-        """What a failed rule answers, the same for the page and the API."""
-        if self.code == "recent_sign_in":
-            if approval_id is None:
-                return ReauthenticationRequired(self.message)
-            return ReauthenticationRequired(
-                self.message, reauthenticate_url=reauthenticate_url(approval_id)
-            )
-        status = 409 if self.code in CONFLICT_RULES else 403
-        return DecisionRefused(self.code, self.message, http_status=status)
-
-
-NOT_AN_APPROVER = "Only people with the approver role can decide."
-HUMAN_DECISION_REQUIRED = (
-    "Decisions on approvals stay human: no API token or Entra ID application token can "
-    "approve or reject. An approver decides in the portal, signed in."
+from .refusals import (
+    CONFLICT_RULES,
+    HUMAN_DECISION_REQUIRED,
+    NOT_AN_APPROVER,
+    DecisionRefused,
+    ReauthenticationRequired,
+    Rule,
+    reauthenticate_url,
 )
 
-# Rules that fail because of the request's state, not the person: HTTP 409.
-CONFLICT_RULES = frozenset({"already_decided", "already_decided_by_you", "one_identity", "expired"})
+__all__ = [
+    "CONFLICT_RULES",
+    "HUMAN_DECISION_REQUIRED",
+    "NOT_AN_APPROVER",
+    "DecisionRefused",
+    "ReauthenticationRequired",
+    "Rule",
+    "decision_rules",
+    "qa_succeeded",
+    "reauthenticate_url",
+]
 
 
 def decision_rules(
@@ -94,8 +57,15 @@ def decision_rules(
     identities = user_identities(user)
     rules += _assignment_rules(approval, identities)
     rules += _separation_rules(approval, user, identities)
+    rules += environment_rules(
+        catalog_model=approval.catalog_model,
+        model_version=approval.model_version,
+        run=approval.run,
+        environment=approval.environment,
+        now=timezone.now(),
+    )
     if approval.environment == Environment.PROD:
-        rules += _prod_rules(approval, authenticated_at)
+        rules.append(_prod_sign_in_rule(authenticated_at))
     return rules
 
 
@@ -215,28 +185,18 @@ def _separation_rules(approval: ApprovalRequest, user, identities: set[str]) -> 
     return rules
 
 
-def _prod_rules(approval: ApprovalRequest, authenticated_at: datetime | None) -> list[Rule]:
-    """PROD only: QA went through first, and the approver signed in recently."""
-    qa_ok = qa_succeeded(approval)
+def _prod_sign_in_rule(authenticated_at: datetime | None) -> Rule:
+    """PROD only: the approver signed in recently."""
     fresh = _signed_in_recently(authenticated_at)
     minutes = settings.APPROVALS_PROD_REAUTH_MINUTES
-    return [
-        Rule(
-            "qa_first",
-            qa_ok,
-            "QA succeeded for this version."
-            if qa_ok
-            else "PROD can be approved only after QA succeeded for the same version.",
-        ),
-        Rule(
-            "recent_sign_in",
-            fresh,
-            f"You signed in within the last {minutes} minutes."
-            if fresh
-            else f"A PROD decision needs a sign-in within the last {minutes} minutes: "
-            "confirm it is you, and you come back here.",
-        ),
-    ]
+    return Rule(
+        "recent_sign_in",
+        fresh,
+        f"You signed in within the last {minutes} minutes."
+        if fresh
+        else f"A PROD decision needs a sign-in within the last {minutes} minutes: "
+        "confirm it is you, and you come back here.",
+    )
 
 
 def _signed_in_recently(authenticated_at: datetime | None) -> bool:
@@ -247,14 +207,5 @@ def _signed_in_recently(authenticated_at: datetime | None) -> bool:
 
 
 def qa_succeeded(approval: ApprovalRequest) -> bool:
-    """QA went through for the same version: this run's QA stage, or (for a registered
-    version) any run's QA stage that deployed it."""
-    stages = RunStage.objects.filter(environment=Environment.QA, result="succeeded")
-    if approval.model_version_id:
-        match = Q(run__model_version_id=approval.model_version_id)
-        if approval.run_id:
-            match |= Q(run_id=approval.run_id)
-        return stages.filter(match).exists()
-    if approval.run_id:
-        return stages.filter(run_id=approval.run_id).exists()
-    return False
+    """QA went through for the approval's version (or, unregistered, for its run)."""
+    return qa_succeeded_for(model_version_id=approval.model_version_id, run_id=approval.run_id)
