@@ -24,7 +24,7 @@ from core.roles import Role, user_has_role
 from core.sessions import session_authenticated_at
 from pipelines.models import Environment
 
-from . import selectors, services
+from . import check_api, selectors, services
 from .models import ApprovalRequest, AuditAction, AuditEvent, OutboxMessage
 from .serializers import (
     DECIDED_STATUSES,
@@ -303,4 +303,5 @@ api_urlpatterns: list = [
     path("<int:pk>/decision", ApprovalDecisionApi.as_view(), name="approval-decision"),
     path("audit/", AuditEventListApi.as_view(), name="audit-list"),
     path("outbox/<int:pk>/retry", OutboxRetryApi.as_view(), name="outbox-retry"),
+    path("checks/ado", check_api.ado_check, name="check-ado"),
 ]

@@ -17,6 +17,7 @@ from pipelines.client import (  # noqa: F401 - re-exported for the approvals app
     AdoNotFound,
     AdoThrottled,
     AdoUnavailable,
+    PlanClient,
     credentials_from_settings,
 )
 
@@ -32,6 +33,21 @@ def delivery_client(project) -> AdoClient:
         project.organization_url,
         project.project,
         credentials_from_settings(),
+        timeout=(5, 20),
+        max_retries=settings.APPROVALS_DELIVERY_CLIENT_RETRIES,
+        backoff_max=5.0,
+    )
+
+
+def plan_client(check_request, token: str) -> PlanClient:
+    """The client an automated check answers ADO with: the plan ADO named, the job's token;
+    few retries (the callback outbox retries with its own backoff)."""
+    return PlanClient(
+        check_request.plan_url,
+        check_request.project_id,
+        check_request.hub_name,
+        check_request.plan_id,
+        token,
         timeout=(5, 20),
         max_retries=settings.APPROVALS_DELIVERY_CLIENT_RETRIES,
         backoff_max=5.0,

@@ -59,3 +59,30 @@ def notify_new_approvals(approval_ids: list[int]) -> dict:
 @shared_task(name="approvals.notify_expiring", acks_late=True)
 def notify_expiring_approvals() -> dict:
     return services.notifications_send_expiring()
+
+
+@shared_task(name="approvals.evaluate_check", acks_late=True, reject_on_worker_lost=True)
+def evaluate_check(request_id: int) -> dict:
+    """Evaluate one automated check ADO called (once; a repeat does nothing)."""
+    evaluation = services.check_evaluate(request_id=request_id)
+    return {"evaluation": evaluation.pk if evaluation else None}
+
+
+@shared_task(
+    name="approvals.send_check_callback",
+    bind=True,
+    acks_late=True,
+    reject_on_worker_lost=True,
+    max_retries=None,
+)
+def send_check_callback(self, callback_id: int) -> dict:
+    """Send one check's result to ADO; retried with backoff while ADO is away."""
+    outcome = services.check_callback_deliver(callback_id=callback_id)
+    if outcome.retry_in is not None:
+        raise self.retry(countdown=outcome.retry_in)
+    return {"state": outcome.state, "detail": outcome.detail}
+
+
+@shared_task(name="approvals.sweep_checks", acks_late=True)
+def sweep_checks() -> dict:
+    return services.checks_sweep()

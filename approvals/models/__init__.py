@@ -1,7 +1,8 @@
 """The approvals app's models: one module per concern, all importable from here.
 
 ``base``: approval requests mirrored from ADO, decisions, the outbox, the audit trail,
-notifications, the sync's bookkeeping and promotion policies.
+notifications, the sync's bookkeeping and promotion policies. ``checks``: the automated ADO
+check's requests, evaluations and callbacks.
 """
 
 from .base import (
@@ -21,6 +22,7 @@ from .base import (
     OutboxState,
     PromotionPolicy,
 )
+from .checks import CallbackState, CheckCallback, CheckEvaluation, CheckRequest, CheckResult
 
 __all__ = [
     "OPEN_STATUSES",
@@ -30,6 +32,11 @@ __all__ = [
     "ApprovalSync",
     "AuditAction",
     "AuditEvent",
+    "CallbackState",
+    "CheckCallback",
+    "CheckEvaluation",
+    "CheckRequest",
+    "CheckResult",
     "DecidedIn",
     "Decision",
     "DecisionStatus",

@@ -263,6 +263,11 @@ class AuditAction(models.TextChoices):
     API_TOKEN_REVOKED = "api.token_revoked", "API token revoked"
     API_ACCESS = "api.access", "API called with a token"
     API_ACCESS_REFUSED = "api.refused", "API token refused"
+    CHECK_RECEIVED = "check.received", "Automated check called by ADO"
+    CHECK_PASSED = "check.passed", "Automated check passed"
+    CHECK_FAILED = "check.failed", "Automated check failed"
+    CHECK_CALLBACK_SENT = "check.callback_sent", "Check result sent to ADO"
+    CHECK_CALLBACK_FAILED = "check.callback_failed", "Check result could not be sent"
 
 
 class AuditEvent(AppendOnlyModel):

@@ -14,6 +14,7 @@ from registry.models import ModelVersion
 from registry.selectors import lower_is_better
 
 from ..models import ApprovalRequest
+from ..services.promotion import champion_in
 
 
 @dataclass(frozen=True)
@@ -124,18 +125,12 @@ def champion_for(approval: ApprovalRequest) -> tuple[ModelVersion | None, str]:
     tell), other than the one asking to go there."""
     if not approval.catalog_model_id or not approval.environment:
         return None, ""
-    deployments = deployments_now(approval.catalog_model).get(approval.environment, [])
-    target = (approval.run.parameters.get("deployTarget") if approval.run else "") or ""
-    candidates = [
-        d
-        for d in deployments
-        if d.version is not None and d.version.pk != approval.model_version_id
-    ]
-    same_target = [d for d in candidates if target and d.target == target]
-    chosen = (same_target or candidates or [None])[0]
-    if chosen is None:
-        return None, ""
-    return chosen.version, chosen.target
+    return champion_in(
+        catalog_model=approval.catalog_model,
+        environment=approval.environment,
+        challenger_id=approval.model_version_id,
+        target=(approval.run.parameters.get("deployTarget") if approval.run else "") or "",
+    )
 
 
 def approval_evidence(approval: ApprovalRequest) -> Evidence:

@@ -11,7 +11,9 @@ The two promises (docs/approvals.md):
 Modules, from the bottom: ``audit`` (the trail), ``identity`` (whose identity a decision goes
 under), ``rules`` (who may decide; the refusals), ``mirror`` (ADO's JSON into the mirror),
 ``sync`` (polls and hooks), ``outbox`` (queueing deliveries), ``delivery`` (one attempt),
-``decisions``, ``signins`` (sign-in audit receivers), ``schedules``, ``notifications``.
+``decisions``, ``signins`` (sign-in audit receivers), ``schedules``, ``notifications``;
+``leases`` (the claim both outboxes use), ``check`` and ``check_callback`` (the automated ADO
+check: ADO's call, its evaluation, the TaskCompleted callback).
 """
 
 from .api_access import api_access_audit
@@ -24,6 +26,16 @@ from .audit import (
     user_display_name,
     user_identities,
 )
+from .check import (
+    CheckCall,
+    challenger_rule,
+    check_evaluate,
+    check_receive,
+    check_rules,
+    check_token_decrypt,
+    check_token_encrypt,
+)
+from .check_callback import check_callback_deliver, checks_sweep
 from .decisions import (
     approval_decide,
     decision_refusal_record,
@@ -61,6 +73,7 @@ __all__ = [
     "NOT_AN_APPROVER",
     "PORTAL_MARK",
     "SYSTEM_ACTOR",
+    "CheckCall",
     "DecisionRefused",
     "DeliveryOutcome",
     "ReauthenticationRequired",
@@ -74,6 +87,14 @@ __all__ = [
     "approval_recipients",
     "approval_refresh",
     "audit_record",
+    "challenger_rule",
+    "check_callback_deliver",
+    "check_evaluate",
+    "check_receive",
+    "check_rules",
+    "check_token_decrypt",
+    "check_token_encrypt",
+    "checks_sweep",
     "decision_refusal_record",
     "decision_role_check",
     "decision_rules",

@@ -16,7 +16,6 @@ from datetime import timedelta
 from django.conf import settings
 from django.core.exceptions import ImproperlyConfigured
 from django.db import transaction
-from django.db.models import F, Q
 from django.utils import timezone
 
 from .. import client as ado
@@ -31,6 +30,7 @@ from .identity import (
     delivery_identity,
     is_the_approver,
 )
+from .leases import lease_claim
 from .mirror import ado_identity, ado_steps, approval_apply, deciding_step
 
 logger = logging.getLogger(__name__)
@@ -54,25 +54,14 @@ def delivery_backoff(attempts: int, retry_after: float | None) -> float:
 
 
 def _claim(message_id: int) -> tuple[OutboxMessage | None, float | None]:
-    """Take the message for one delivery attempt (a conditional UPDATE, so two workers can
-    never both hold it). Returns (message, None) or (None, seconds until it may be free)."""
-    now = timezone.now()
-    claim = timedelta(seconds=settings.APPROVALS_DELIVERY_CLAIM_SECONDS)
-    taken = (
-        OutboxMessage.objects.filter(pk=message_id, state=OutboxState.QUEUED)
-        .filter(Q(claimed_until__isnull=True) | Q(claimed_until__lt=now))
-        .update(claimed_until=now + claim, attempts=F("attempts") + 1, last_attempt_at=now)
+    """Take the message for one delivery attempt (``leases.lease_claim``: never two workers
+    at once). Returns (message, None) or (None, seconds until it may be free)."""
+    return lease_claim(
+        model=OutboxMessage,
+        pk=message_id,
+        seconds=settings.APPROVALS_DELIVERY_CLAIM_SECONDS,
+        related=("decision__user", "approval__project", "approval__catalog_model"),
     )
-    if taken:
-        message = OutboxMessage.objects.select_related(
-            "decision__user", "approval__project", "approval__catalog_model"
-        ).get(pk=message_id)
-        return message, None
-    current = OutboxMessage.objects.filter(pk=message_id).first()
-    if current is None or current.state != OutboxState.QUEUED:
-        return None, None
-    wait = (current.claimed_until - now).total_seconds() if current.claimed_until else 1.0
-    return None, max(wait, 1.0)
 
 
 def _ours(data: dict, message: OutboxMessage) -> dict | None:

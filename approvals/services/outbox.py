@@ -6,11 +6,9 @@ One delivery attempt is ``delivery.outbox_deliver``."""
 from __future__ import annotations
 
 import logging
-from datetime import timedelta
 
 from django.conf import settings
 from django.db import transaction
-from django.db.models import Q
 from django.utils import timezone
 
 from core.roles import Role, user_roles
@@ -18,6 +16,7 @@ from core.tasks import enqueue, enqueue_after_commit
 
 from ..models import AuditAction, OutboxMessage, OutboxState
 from .audit import audit_record
+from .leases import lease_due_ids
 from .refusals import DecisionRefused
 
 logger = logging.getLogger(__name__)
@@ -61,18 +60,9 @@ def outbox_requeue_after_sign_in(*, user) -> list[int]:
 def outbox_sweep() -> list[int]:
     """Re-queue messages that have been due for over a minute with no worker on them: their
     task was lost (broker down when it was queued, a worker killed mid-delivery)."""
-    now = timezone.now()
-    stuck_since = now - timedelta(seconds=settings.APPROVALS_OUTBOX_STUCK_SECONDS)
-    ids = list(
-        OutboxMessage.objects.filter(state=OutboxState.QUEUED, next_attempt_at__lte=stuck_since)
-        .filter(Q(claimed_until__isnull=True) | Q(claimed_until__lt=now))
-        .order_by("next_attempt_at")
-        .values_list("pk", flat=True)[:500]
-    )
+    ids = lease_due_ids(model=OutboxMessage, stuck_seconds=settings.APPROVALS_OUTBOX_STUCK_SECONDS)
     requeued = []
     for message_id in ids:
-        # Due again a minute from now, so the next sweep does not queue it twice meanwhile.
-        OutboxMessage.objects.filter(pk=message_id).update(next_attempt_at=now)
         if outbox_enqueue(message_id=message_id):
             requeued.append(message_id)
     if requeued:

@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import math
 
+from pipelines.selectors import deployments_now
 from registry.models import CatalogModel, ModelVersion
 from registry.selectors import lower_is_better
 
@@ -16,6 +17,20 @@ from ..models import PromotionPolicy
 PROMOTE = "promote"
 HOLD = "hold"
 NO_METRIC = "no_metric"
+
+
+def champion_in(
+    *, catalog_model, environment: str, challenger_id: int | None, target: str = ""
+) -> tuple[ModelVersion | None, str]:
+    """The version of ``catalog_model`` running now in ``environment`` (on ``target`` when
+    it runs there), other than the challenger: the page's champion and the check's."""
+    deployments = deployments_now(catalog_model).get(environment, [])
+    candidates = [d for d in deployments if d.version is not None and d.version.pk != challenger_id]
+    same_target = [d for d in candidates if target and d.target == target]
+    chosen = (same_target or candidates or [None])[0]
+    if chosen is None:
+        return None, ""
+    return chosen.version, chosen.target
 
 
 def promotion_policy_for(catalog_model: CatalogModel) -> PromotionPolicy | None:

@@ -26,7 +26,8 @@ What the client does for every call:
 The modules: ``errors`` (the typed failures), ``credentials`` (PAT, service-principal token
 provider, ``credentials_from_settings``), ``retry`` (when to send again, how long to wait),
 ``transport`` (one call: send, classify, retry or raise; pacing), ``resources`` (``AdoClient``
-and its methods). Callers import from here: ``from pipelines.client import AdoClient``.
+and its methods), ``plans`` (``PlanClient``: an automated check's log lines and
+TaskCompleted). Callers import from here: ``from pipelines.client import AdoClient``.
 """
 
 from .credentials import (
@@ -46,6 +47,7 @@ from .errors import (
     AdoThrottled,
     AdoUnavailable,
 )
+from .plans import PlanClient
 from .resources import IDS_PER_REQUEST, PAGE_SIZE, AdoClient, ServiceIdentity
 from .retry import MAX_RETRY_AFTER, NOT_RETRIED_5XX
 from .transport import API_VERSIONS, LOW_BUDGET_FRACTION, RateLimit
@@ -68,6 +70,7 @@ __all__ = [
     "AdoNotFound",
     "AdoThrottled",
     "AdoUnavailable",
+    "PlanClient",
     "RateLimit",
     "ServiceIdentity",
     "ServicePrincipalTokenProvider",

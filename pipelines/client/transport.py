@@ -40,6 +40,10 @@ API_VERSIONS: dict[str, str] = {
     "projects": "7.1",  # GET {org}/_apis/projects/{project}
     # The one exception: connectionData exists only as a preview (Location area).
     "connectionData": "7.1-preview.1",  # GET {org}/_apis/connectionData
+    # An automated check's callback (plans.PlanClient): the events API as ADO's docs for the
+    # Invoke REST API check give it, and the timeline record feed (GA since 4.0 in the SDKs).
+    "plan_events": "2.0-preview.1",  # POST .../distributedtask/hubs/{hub}/plans/{plan}/events
+    "timeline_feed": "4.1",  # POST .../plans/{plan}/timelines/{t}/records/{r}/feed
 }
 
 LOW_BUDGET_FRACTION = 0.10  # pace requests once X-RateLimit-Remaining falls below this share

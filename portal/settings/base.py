@@ -274,6 +274,9 @@ CELERY_TASK_ROUTES = {
     "approvals.sync_project": {"queue": "syncs"},
     "approvals.refresh_approval": {"queue": "syncs"},
     "approvals.sweep_outbox": {"queue": "maintenance"},
+    "approvals.evaluate_check": {"queue": "deliveries"},
+    "approvals.send_check_callback": {"queue": "deliveries"},
+    "approvals.sweep_checks": {"queue": "maintenance"},
     "approvals.notify_new": {"queue": "maintenance"},
     "approvals.notify_expiring": {"queue": "maintenance"},
     "pipelines.sweep_run_requests": {"queue": "maintenance"},
@@ -313,6 +316,10 @@ CELERY_BEAT_SCHEDULE = {
     },
     "approvals: sweep the decision outbox": {
         "task": "approvals.sweep_outbox",
+        "schedule": 30,
+    },
+    "approvals: sweep the automated checks (lost evaluations and callbacks)": {
+        "task": "approvals.sweep_checks",
         "schedule": 30,
     },
     "approvals: warn about approvals about to expire": {
@@ -602,6 +609,14 @@ APPROVALS_DELIVERY_CLIENT_RETRIES = env.int("APPROVALS_DELIVERY_CLIENT_RETRIES",
 APPROVALS_SERVICE_IDENTITY_FALLBACK = env.bool("APPROVALS_SERVICE_IDENTITY_FALLBACK", default=False)
 # The sweep re-queues a message due for longer than this with no worker on it.
 APPROVALS_OUTBOX_STUCK_SECONDS = env.int("APPROVALS_OUTBOX_STUCK_SECONDS", default=60)
+# The automated ADO check (docs/approvals.md "The automated check"): the secret ADO sends
+# (basic auth password or bearer token; unset: the endpoint answers 503); the Fernet key the
+# job's AuthToken is stored under (unset: derived from SECRET_KEY); how long a worker holds a
+# callback; how long an evaluation or a callback may wait before the sweep queues it again.
+APPROVALS_CHECK_SECRET = env("APPROVALS_CHECK_SECRET", default="")
+APPROVALS_CHECK_TOKEN_KEY = env("APPROVALS_CHECK_TOKEN_KEY", default="")
+APPROVALS_CHECK_CLAIM_SECONDS = env.int("APPROVALS_CHECK_CLAIM_SECONDS", default=60)
+APPROVALS_CHECK_STUCK_SECONDS = env.int("APPROVALS_CHECK_STUCK_SECONDS", default=30)
 # Notifications: e-mail to the assigned approvers (or the approver group); Teams optional.
 APPROVALS_NOTIFY = env.bool("APPROVALS_NOTIFY", default=True)
 APPROVALS_TEAMS_WEBHOOK_URL = env("APPROVALS_TEAMS_WEBHOOK_URL", default="")
