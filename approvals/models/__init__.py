@@ -1,7 +1,8 @@
 """The approvals app's models: one module per concern, all importable from here.
 
 ``base``: approval requests mirrored from ADO, decisions, the outbox, the audit trail,
-notifications, the sync's bookkeeping and promotion policies.
+notifications, the sync's bookkeeping and promotion policies. ``policies``: approval policies
+per environment and the post-deployment sign-offs they ask for.
 """
 
 from .base import (
@@ -21,10 +22,19 @@ from .base import (
     OutboxState,
     PromotionPolicy,
 )
+from .policies import (
+    ApprovalPolicy,
+    ExecutionOrder,
+    PolicyScope,
+    SignOff,
+    SignOffStatus,
+    SoakMode,
+)
 
 __all__ = [
     "OPEN_STATUSES",
     "OUTBOX_FINAL_STATES",
+    "ApprovalPolicy",
     "ApprovalRequest",
     "ApprovalStatus",
     "ApprovalSync",
@@ -33,9 +43,14 @@ __all__ = [
     "DecidedIn",
     "Decision",
     "DecisionStatus",
+    "ExecutionOrder",
     "Notification",
     "NotificationKind",
     "OutboxMessage",
     "OutboxState",
+    "PolicyScope",
     "PromotionPolicy",
+    "SignOff",
+    "SignOffStatus",
+    "SoakMode",
 ]

@@ -263,6 +263,10 @@ class AuditAction(models.TextChoices):
     API_TOKEN_REVOKED = "api.token_revoked", "API token revoked"
     API_ACCESS = "api.access", "API called with a token"
     API_ACCESS_REFUSED = "api.refused", "API token refused"
+    POLICY_CHANGED = "policy.changed", "Approval policy changed"
+    SIGNOFF_OPENED = "signoff.opened", "Post-deployment sign-off opened"
+    SIGNOFF_CLOSED = "signoff.closed", "Post-deployment sign-off closed"
+    SIGNOFF_REFUSED = "signoff.refused", "Sign-off refused"
 
 
 class AuditEvent(AppendOnlyModel):

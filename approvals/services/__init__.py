@@ -11,7 +11,9 @@ The two promises (docs/approvals.md):
 Modules, from the bottom: ``audit`` (the trail), ``identity`` (whose identity a decision goes
 under), ``rules`` (who may decide; the refusals), ``mirror`` (ADO's JSON into the mirror),
 ``sync`` (polls and hooks), ``outbox`` (queueing deliveries), ``delivery`` (one attempt),
-``decisions``, ``signins`` (sign-in audit receivers), ``schedules``, ``notifications``.
+``decisions``, ``signins`` (sign-in audit receivers), ``schedules``, ``notifications``,
+``policies`` (approval policies per environment and their rules; ``gates`` and ``rules`` add
+them), ``signoffs`` (post-deployment sign-offs), ``policy_edits`` (audited policy changes).
 """
 
 from .api_access import api_access_audit
@@ -39,6 +41,13 @@ from .notifications import (
     notifications_send_new,
 )
 from .outbox import outbox_enqueue, outbox_requeue_after_sign_in, outbox_retry, outbox_sweep
+from .policies import (
+    POLICY_DEFAULTS,
+    EffectivePolicy,
+    approval_policy_for,
+    maturity_level_of,
+    register_maturity_level_source,
+)
 from .rules import (
     CONFLICT_RULES,
     HUMAN_DECISION_REQUIRED,
@@ -59,10 +68,12 @@ __all__ = [
     "DELIVERY_ACTOR",
     "HUMAN_DECISION_REQUIRED",
     "NOT_AN_APPROVER",
+    "POLICY_DEFAULTS",
     "PORTAL_MARK",
     "SYSTEM_ACTOR",
     "DecisionRefused",
     "DeliveryOutcome",
+    "EffectivePolicy",
     "ReauthenticationRequired",
     "Rule",
     "SyncResult",
@@ -71,6 +82,7 @@ __all__ = [
     "approval_decide",
     "approval_gone",
     "approval_model_name",
+    "approval_policy_for",
     "approval_recipients",
     "approval_refresh",
     "audit_record",
@@ -82,6 +94,7 @@ __all__ = [
     "delivers_with_portal_identity",
     "delivery_backoff",
     "hook_received",
+    "maturity_level_of",
     "notifications_send_expiring",
     "notifications_send_new",
     "outbox_deliver",
@@ -93,6 +106,7 @@ __all__ = [
     "projects_sync_enqueue",
     "qa_succeeded",
     "reauthenticate_url",
+    "register_maturity_level_source",
     "sign_in_audit",
     "sign_in_denied_audit",
     "sign_in_failed_audit",
