@@ -39,6 +39,14 @@ POLICY_DEFAULTS = {
     "min_maturity_level": None,
 }
 POLICY_FIELDS = tuple(POLICY_DEFAULTS)
+POLICY_LABELS = {
+    "prod_approver_not_qa_approver": "PROD approver not the QA approver",
+    "execution_order": "Approvers",
+    "soak_hours": "Soak time after QA",
+    "soak_mode": "Soak mode",
+    "signoff_required": "Sign-off after PROD deployment",
+    "min_maturity_level": "Minimum maturity",
+}
 DEFAULT_SOURCE = "built-in default"
 
 
@@ -62,9 +70,15 @@ class EffectivePolicy:
         return self.sources.get(name, DEFAULT_SOURCE)
 
     def rows(self) -> list[dict]:
-        """The values for a page or the API: name, value, shown, source."""
+        """The values for a page or the API: name, label, value, shown, source."""
         return [
-            {"name": n, "value": self.values[n], "shown": _shown(n, self), "source": self.source(n)}
+            {
+                "name": n,
+                "label": POLICY_LABELS[n],
+                "value": self.values[n],
+                "shown": _shown(n, self),
+                "source": self.source(n),
+            }
             for n in POLICY_FIELDS
         ]
 
