@@ -335,3 +335,126 @@ def test_the_gates_are_in_environment_rules_for_the_automated_check(version):
     )
     assert [r.code for r in rules] == ["qa_first", "soak_time", "min_maturity"]
     assert [r.ok for r in rules] == [True, False, False]
+
+
+# --- Editing policies ---------------------------------------------------------------------------
+
+POLICIES = "/api/v1/approvals/policies/"
+
+
+def api_as(user) -> APIClient:
+    client = APIClient()
+    client.force_login(user)
+    return client
+
+
+def test_managers_create_and_change_policies_every_edit_audited(make_user, version):
+    manager = make_user(Role.MANAGER, username="mona")
+    created = api_as(manager).post(
+        POLICIES,
+        {
+            "environment": "PROD",
+            "scope": "model",
+            "catalog_model": "fraud-detector",
+            "soak_hours": 24,
+            "soak_mode": "block",
+        },
+        format="json",
+    )
+    assert created.status_code == 201, created.content
+    pk = created.json()["id"]
+    assert created.json()["catalog_model"] == "fraud-detector"
+    [row] = AuditEvent.objects.filter(action=AuditAction.POLICY_CHANGED)
+    assert row.actor == manager and row.environment == "PROD" and row.model_name == "fraud-detector"
+    assert row.detail["before"] is None and row.detail["after"]["soak_hours"] == 24
+    admin = make_user(Role.ADMIN, username="adam")
+    changed = api_as(admin).patch(
+        f"{POLICIES}{pk}", {"soak_hours": 12, "soak_mode": None}, format="json"
+    )
+    assert changed.status_code == 200, changed.content
+    assert changed.json()["soak_hours"] == 12 and changed.json()["soak_mode"] == ""
+    row = AuditEvent.objects.filter(action=AuditAction.POLICY_CHANGED).order_by("-pk").first()
+    assert row.actor == admin
+    assert row.detail["before"]["soak_hours"] == 24 and row.detail["before"]["soak_mode"] == "block"
+    assert row.detail["after"]["soak_hours"] == 12 and row.detail["after"]["soak_mode"] == ""
+    effective = (
+        api_as(admin)
+        .get("/api/v1/approvals/policies/effective?environment=PROD&model=fraud-detector")
+        .json()
+    )
+    soak = next(v for v in effective["values"] if v["name"] == "soak_hours")
+    assert soak["value"] == 12 and soak["source"] == "model fraud-detector"
+    listed = api_as(make_user(Role.DATA_SCIENTIST)).get(POLICIES + "?environment=PROD").json()
+    assert [p["id"] for p in listed["results"]] == [pk]
+
+
+@pytest.mark.parametrize("role", [Role.APPROVER, Role.DATA_SCIENTIST])
+def test_non_managers_get_403_on_edit_and_nothing_changes(make_user, role):
+    existing = policy(soak_hours=24)
+    client = api_as(make_user(role))
+    create = client.post(POLICIES, {"environment": "QA", "scope": "global"}, format="json")
+    assert create.status_code == 403 and create.json()["code"] == "policy_edit_forbidden"
+    change = client.patch(f"{POLICIES}{existing.pk}", {"soak_hours": 1}, format="json")
+    assert change.status_code == 403
+    existing.refresh_from_db()
+    assert existing.soak_hours == 24 and ApprovalPolicy.objects.count() == 1
+    assert not AuditEvent.objects.filter(action=AuditAction.POLICY_CHANGED).exists()
+    assert client.get(f"{POLICIES}{existing.pk}").status_code == 200  # reading is fine
+
+
+@pytest.mark.parametrize(
+    ("body", "words"),
+    [
+        ({"environment": "PROD", "scope": "model"}, "A model policy names its model"),
+        ({"environment": "PROD", "scope": "global", "soak_hours": "a day"}, "soak_hours"),
+        ({"environment": "DEV", "scope": "global"}, "environment"),
+        ({"environment": "PROD", "scope": "global", "colour": "red"}, "Unknown fields: colour"),
+        (
+            {"environment": "PROD", "scope": "global", "execution_order": "inSequence"},
+            "In sequence needs the approvers",
+        ),
+    ],
+)
+def test_bad_policy_input_is_a_400_with_a_message(make_user, body, words):
+    response = api_as(make_user(Role.MANAGER)).post(POLICIES, body, format="json")
+    assert response.status_code == 400, response.content
+    assert words in response.json()["detail"]
+    assert not ApprovalPolicy.objects.exists()
+
+
+def test_a_second_global_policy_for_an_environment_is_a_400(make_user):
+    policy()
+    response = api_as(make_user(Role.ADMIN)).post(
+        POLICIES, {"environment": "PROD", "scope": "global"}, format="json"
+    )
+    assert response.status_code == 400 and ApprovalPolicy.objects.count() == 1
+
+
+def test_admin_edits_are_audited_too(make_user, client):
+    admin = make_user(Role.ADMIN, username="adam", is_staff=True)
+    client.force_login(admin)
+    add = reverse("admin:approvals_approvalpolicy_add")
+    response = client.post(
+        add,
+        {
+            "environment": "QA",
+            "scope": "global",
+            "team": "",
+            "execution_order": "inSequence",
+            "sequence_approvers": '["bob", "alice"]',
+            "prod_approver_not_qa_approver": "unknown",
+            "signoff_required": "unknown",
+            "soak_mode": "",
+            "note": "Bob first",
+        },
+    )
+    assert response.status_code == 302, response.content.decode()[:3000]
+    saved = ApprovalPolicy.objects.get()
+    assert saved.sequence_approvers == ["bob", "alice"] and saved.updated_by == admin
+    row = AuditEvent.objects.get(action=AuditAction.POLICY_CHANGED)
+    assert row.actor == admin and row.detail["after"]["execution_order"] == "inSequence"
+    delete = reverse("admin:approvals_approvalpolicy_delete", args=[saved.pk])
+    assert client.post(delete, {"post": "yes"}).status_code == 302
+    assert not ApprovalPolicy.objects.exists()
+    last = AuditEvent.objects.filter(action=AuditAction.POLICY_CHANGED).order_by("-pk").first()
+    assert last.detail["verb"] == "deleted" and last.detail["after"] is None
