@@ -23,6 +23,8 @@ from .models import (
     OutboxState,
     PromotionPolicy,
 )
+from .models.policies import ApprovalPolicy, SignOff
+from .services.policy_edits import EDITABLE_FIELDS as POLICY_FIELDS
 
 
 def _short(text: str, length: int = 80) -> str:
@@ -203,3 +205,72 @@ class PromotionPolicyAdmin(admin.ModelAdmin):
     def save_model(self, request, obj, form, change):
         obj.updated_by = request.user
         super().save_model(request, obj, form, change)
+
+
+@admin.register(ApprovalPolicy)
+class ApprovalPolicyAdmin(admin.ModelAdmin):
+    """Approval policies per environment: every model, a team, or one model (a blank field
+    inherits). Saves and deletes go through ``services.policy_save`` / ``policy_delete``, so
+    each edit is audited with its before and after, as the API's are."""
+
+    list_display = [
+        "__str__",
+        "environment",
+        "scope",
+        "prod_approver_not_qa_approver",
+        "execution_order",
+        "soak_hours",
+        "soak_mode",
+        "signoff_required",
+        "min_maturity_level",
+        "updated_at",
+        "updated_by",
+    ]
+    list_filter = ["environment", "scope", "team"]
+    search_fields = ["catalog_model__name", "team", "note"]
+    autocomplete_fields = ["catalog_model"]
+    readonly_fields = ["updated_at", "updated_by"]
+    fieldsets = [
+        ("Applies to", {"fields": ["environment", "scope", "team", "catalog_model"]}),
+        (
+            "Who decides",
+            {"fields": ["prod_approver_not_qa_approver", "execution_order", "sequence_approvers"]},
+        ),
+        (
+            "Gates",
+            {"fields": ["soak_hours", "soak_mode", "min_maturity_level", "signoff_required"]},
+        ),
+        ("Why", {"fields": ["note"]}),
+        ("Changed", {"fields": ["updated_at", "updated_by"]}),
+    ]
+
+    def save_model(self, request, obj, form, change):
+        data = {name: getattr(obj, name) for name in POLICY_FIELDS}
+        saved = services.policy_save(
+            user=request.user, data=data, policy_id=obj.pk if change else None
+        )
+        obj.pk = saved.pk
+
+    def delete_model(self, request, obj):
+        services.policy_delete(user=request.user, policy_id=obj.pk)
+
+    def delete_queryset(self, request, queryset):
+        for pk in queryset.values_list("pk", flat=True):
+            services.policy_delete(user=request.user, policy_id=pk)
+
+
+@admin.register(SignOff)
+class SignOffAdmin(ReadOnlyAdmin):
+    """Post-deployment sign-offs (closed by approvers on the pages or the API)."""
+
+    list_display = [
+        "__str__",
+        "status",
+        "deployed_at",
+        "deployed_by",
+        "closed_by_name",
+        "closed_at",
+    ]
+    list_filter = ["status", "environment"]
+    search_fields = ["catalog_model__name", "deployed_by", "closed_by_name", "comment"]
+    list_select_related = ["catalog_model", "run"]

@@ -3,9 +3,13 @@
 from django.urls import path
 
 from . import views
-from .api import api_urlpatterns  # noqa: F401 - portal.urls mounts it under /api/v1/approvals/
+from .api import api_urlpatterns as decision_api_urlpatterns
+from .api_policies import policy_api_urlpatterns
 
 app_name = "approvals"
+
+# portal.urls mounts it under /api/v1/approvals/
+api_urlpatterns: list = [*decision_api_urlpatterns, *policy_api_urlpatterns]
 
 urlpatterns: list = [
     path("", views.inbox, name="inbox"),

@@ -20,10 +20,15 @@ class MaturityConfig(AppConfig):
         """Re-assess on what changes a model's evidence: runs, approvals, registered models,
         closed operations episodes."""
         # Here, not at the top: these import models, which need the app registry ready.
+        from approvals import services as approvals_services
         from approvals.models import ApprovalRequest
         from operations.models import Episode
 
-        from . import receivers
+        from . import receivers, selectors
+
+        # Approvals' minimum-maturity gate reads the level through this hook (approvals is
+        # below maturity and may not import it).
+        approvals_services.register_maturity_level_source(selectors.current_level)
 
         post_migrate.connect(_criteria_sync, sender=self, dispatch_uid="maturity-criteria")
         runs_changed.connect(receivers.on_runs_changed, dispatch_uid="maturity-runs")

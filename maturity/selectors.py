@@ -430,3 +430,9 @@ def team_choices() -> list[str]:
 
 KIND_CHOICES = [(k.value, k.label) for k in ModelKind]
 SERVING_CHOICES = [(s.value, s.label) for s in Serving]
+
+
+def current_level(catalog_model: CatalogModel) -> int | None:
+    """The model's current level (declared, else assessed), for approvals' minimum-maturity
+    gate (registered in MaturityConfig.ready: approvals may not import maturity)."""
+    return ModelMaturity.objects.filter(pk=catalog_model.pk).values_list("level", flat=True).first()

@@ -2,7 +2,8 @@
 
 ``base``: approval requests mirrored from ADO, decisions, the outbox, the audit trail,
 notifications, the sync's bookkeeping and promotion policies. ``checks``: the automated ADO
-check's requests, evaluations and callbacks.
+check's requests, evaluations and callbacks. ``policies``: approval policies per environment
+and the post-deployment sign-offs they ask for.
 """
 
 from .base import (
@@ -23,10 +24,19 @@ from .base import (
     PromotionPolicy,
 )
 from .checks import CallbackState, CheckCallback, CheckEvaluation, CheckRequest, CheckResult
+from .policies import (
+    ApprovalPolicy,
+    ExecutionOrder,
+    PolicyScope,
+    SignOff,
+    SignOffStatus,
+    SoakMode,
+)
 
 __all__ = [
     "OPEN_STATUSES",
     "OUTBOX_FINAL_STATES",
+    "ApprovalPolicy",
     "ApprovalRequest",
     "ApprovalStatus",
     "ApprovalSync",
@@ -40,9 +50,14 @@ __all__ = [
     "DecidedIn",
     "Decision",
     "DecisionStatus",
+    "ExecutionOrder",
     "Notification",
     "NotificationKind",
     "OutboxMessage",
     "OutboxState",
+    "PolicyScope",
     "PromotionPolicy",
+    "SignOff",
+    "SignOffStatus",
+    "SoakMode",
 ]

@@ -268,6 +268,10 @@ class AuditAction(models.TextChoices):
     CHECK_FAILED = "check.failed", "Automated check failed"
     CHECK_CALLBACK_SENT = "check.callback_sent", "Check result sent to ADO"
     CHECK_CALLBACK_FAILED = "check.callback_failed", "Check result could not be sent"
+    POLICY_CHANGED = "policy.changed", "Approval policy changed"
+    SIGNOFF_OPENED = "signoff.opened", "Post-deployment sign-off opened"
+    SIGNOFF_CLOSED = "signoff.closed", "Post-deployment sign-off closed"
+    SIGNOFF_REFUSED = "signoff.refused", "Sign-off refused"
 
 
 class AuditEvent(AppendOnlyModel):

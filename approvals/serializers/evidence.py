@@ -24,6 +24,14 @@ class RuleSerializer(serializers.Serializer):
     code = serializers.CharField()
     ok = serializers.BooleanField(help_text="False: this rule stops you from deciding.")
     message = serializers.CharField()
+    warning = serializers.BooleanField(
+        default=False, help_text="Met, but worth saying (a soak time in warn mode)."
+    )
+    until = serializers.DateTimeField(
+        allow_null=True,
+        default=None,
+        help_text="When a rule that waits stops refusing (a soak time's end), else null.",
+    )
 
 
 class MetricDeltaSerializer(serializers.Serializer):

@@ -13,7 +13,9 @@ under), ``rules`` (who may decide; the refusals), ``mirror`` (ADO's JSON into th
 ``sync`` (polls and hooks), ``outbox`` (queueing deliveries), ``delivery`` (one attempt),
 ``decisions``, ``signins`` (sign-in audit receivers), ``schedules``, ``notifications``;
 ``leases`` (the claim both outboxes use), ``check`` and ``check_callback`` (the automated ADO
-check: ADO's call, its evaluation, the TaskCompleted callback).
+check: ADO's call, its evaluation, the TaskCompleted callback); ``policies`` (approval policies
+per environment and their rules; ``gates`` and ``rules`` add them), ``signoffs``
+(post-deployment sign-offs), ``policy_edits`` (audited policy changes).
 """
 
 from .api_access import api_access_audit
@@ -51,6 +53,21 @@ from .notifications import (
     notifications_send_new,
 )
 from .outbox import outbox_enqueue, outbox_requeue_after_sign_in, outbox_retry, outbox_sweep
+from .policies import (
+    POLICY_DEFAULTS,
+    EffectivePolicy,
+    approval_policy_for,
+    maturity_level_of,
+    register_maturity_level_source,
+)
+from .policy_edits import (
+    POLICY_EDITOR_ROLES,
+    PolicyEditRefused,
+    policy_delete,
+    policy_edit_check,
+    policy_save,
+    policy_snapshot,
+)
 from .rules import (
     CONFLICT_RULES,
     HUMAN_DECISION_REQUIRED,
@@ -71,11 +88,15 @@ __all__ = [
     "DELIVERY_ACTOR",
     "HUMAN_DECISION_REQUIRED",
     "NOT_AN_APPROVER",
+    "POLICY_DEFAULTS",
+    "POLICY_EDITOR_ROLES",
     "PORTAL_MARK",
     "SYSTEM_ACTOR",
     "CheckCall",
     "DecisionRefused",
     "DeliveryOutcome",
+    "EffectivePolicy",
+    "PolicyEditRefused",
     "ReauthenticationRequired",
     "Rule",
     "SyncResult",
@@ -84,6 +105,7 @@ __all__ = [
     "approval_decide",
     "approval_gone",
     "approval_model_name",
+    "approval_policy_for",
     "approval_recipients",
     "approval_refresh",
     "audit_record",
@@ -103,6 +125,7 @@ __all__ = [
     "delivers_with_portal_identity",
     "delivery_backoff",
     "hook_received",
+    "maturity_level_of",
     "notifications_send_expiring",
     "notifications_send_new",
     "outbox_deliver",
@@ -110,10 +133,15 @@ __all__ = [
     "outbox_requeue_after_sign_in",
     "outbox_retry",
     "outbox_sweep",
+    "policy_delete",
+    "policy_edit_check",
+    "policy_save",
+    "policy_snapshot",
     "project_approvals_sync",
     "projects_sync_enqueue",
     "qa_succeeded",
     "reauthenticate_url",
+    "register_maturity_level_source",
     "sign_in_audit",
     "sign_in_denied_audit",
     "sign_in_failed_audit",

@@ -32,7 +32,8 @@ def audit_record(
     model_name: str = "",
 ) -> AuditEvent:
     """Append one row to the audit trail (the only way rows get there). ``environment`` and
-    ``model_name`` name what a row without an approval is about (an automated check)."""
+    ``model_name`` name what a row without an approval is about (an automated check, a policy,
+    a sign-off)."""
     if actor is not None and not actor_name:
         actor_name = user_display_name(actor)
     return AuditEvent.objects.create(

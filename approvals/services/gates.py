@@ -14,6 +14,7 @@ from django.db.models import Q
 
 from pipelines.models import Environment, RunStage
 
+from .policies import policy_gate_rules
 from .refusals import Rule
 
 
@@ -24,6 +25,13 @@ def environment_rules(
     rules: list[Rule] = []
     if environment == Environment.PROD:
         rules.append(qa_first_rule(model_version=model_version, run=run))
+    rules += policy_gate_rules(
+        catalog_model=catalog_model,
+        model_version=model_version,
+        run=run,
+        environment=environment,
+        now=now,
+    )
     return rules
 
 

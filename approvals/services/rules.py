@@ -20,6 +20,7 @@ from ..models import OPEN_STATUSES, ApprovalRequest, DecidedIn
 from .audit import user_identities
 from .gates import environment_rules, qa_succeeded_for
 from .identity import decision_sent_as_portal, delivers_with_portal_identity
+from .policies import approval_policy_for, policy_person_rules
 from .refusals import (
     CONFLICT_RULES,
     HUMAN_DECISION_REQUIRED,
@@ -57,6 +58,10 @@ def decision_rules(
     identities = user_identities(user)
     rules += _assignment_rules(approval, identities)
     rules += _separation_rules(approval, user, identities)
+    policy = approval_policy_for(
+        catalog_model=approval.catalog_model, environment=approval.environment
+    )
+    rules += policy_person_rules(approval=approval, user=user, identities=identities, policy=policy)
     rules += environment_rules(
         catalog_model=approval.catalog_model,
         model_version=approval.model_version,

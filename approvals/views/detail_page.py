@@ -53,11 +53,17 @@ class DecisionBox:
     reauth_url: str = ""
     draft_restored: bool = False  # the choice and comment kept through a re-sign-in
     sent_as: object = None  # selectors.DecisionSender: whom ADO records the decision as
+    policy: object = None  # services.EffectivePolicy of the approval's model and environment
 
     @property
     def blocking(self) -> list:
         """Rules that forbid deciding (a stale sign-in only asks to confirm who you are)."""
         return [r for r in self.rules if not r.ok and r.code != "recent_sign_in"]
+
+    @property
+    def warnings(self) -> list:
+        """Rules met, but worth saying (a soak time in warn mode)."""
+        return [r for r in self.rules if r.ok and r.warning]
 
     @property
     def needs_reauth(self) -> bool:
@@ -117,13 +123,17 @@ def _subject(approval: ApprovalRequest) -> str:
 
 def _decision_box(request, approval: ApprovalRequest, **kwargs) -> DecisionBox:
     is_approver = Role.APPROVER in user_roles(request.user)
-    rules = []
+    rules, policy = [], None
     if is_approver:
         rules = services.decision_rules(
             approval=approval,
             user=request.user,
             authenticated_at=session_authenticated_at(request),
         )
+        if approval.environment:
+            policy = services.approval_policy_for(
+                catalog_model=approval.catalog_model, environment=approval.environment
+            )
     mine = (
         approval.decisions.filter(user=request.user).select_related("outbox").first()
         if request.user.is_authenticated
@@ -136,6 +146,7 @@ def _decision_box(request, approval: ApprovalRequest, **kwargs) -> DecisionBox:
         my_decision=mine,
         reauth_url=services.reauthenticate_url(approval.pk),
         sent_as=selectors.decision_sender(request.user, approval) if is_approver else None,
+        policy=policy,
         **kwargs,
     )
 

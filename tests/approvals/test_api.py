@@ -237,6 +237,8 @@ def test_a_reader_who_cannot_decide_is_told_why(api_as, approval):
             "code": "not_an_approver",
             "ok": False,
             "message": "Only people with the approver role can decide.",
+            "warning": False,
+            "until": None,
         }
     ]
     assert body["can_decide"] is False

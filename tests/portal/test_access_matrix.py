@@ -167,6 +167,14 @@ EXPECTED: dict[str, tuple] = {
         ),
     ),
     "api:approvals:audit-list": ("get", AUDITORS),
+    # approval policies: everyone reads (writes: managers and admins, tests/approvals)
+    "api:approvals:policy-list": ("get", EVERY_ROLE),
+    "api:approvals:policy-detail": ("get", EVERY_ROLE, MISSING),
+    "api:approvals:policy-effective": (
+        "get",
+        EVERY_ROLE,
+        Target(url=lambda: reverse("api:approvals:policy-effective") + "?environment=PROD"),
+    ),
     "api:approvals:outbox-retry": (
         "post",
         ADMINS,
