@@ -2,6 +2,7 @@
 
 ``base``: approval requests mirrored from ADO, decisions, the outbox, the audit trail,
 notifications, the sync's bookkeeping and promotion policies.
+``freeze``: freeze windows (allow and deny windows as recurrence rules).
 """
 
 from .base import (
@@ -21,6 +22,7 @@ from .base import (
     OutboxState,
     PromotionPolicy,
 )
+from .freeze import FreezeKind, FreezeScope, FreezeWindow
 
 __all__ = [
     "OPEN_STATUSES",
@@ -33,6 +35,9 @@ __all__ = [
     "DecidedIn",
     "Decision",
     "DecisionStatus",
+    "FreezeKind",
+    "FreezeScope",
+    "FreezeWindow",
     "Notification",
     "NotificationKind",
     "OutboxMessage",

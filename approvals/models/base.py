@@ -263,6 +263,9 @@ class AuditAction(models.TextChoices):
     API_TOKEN_REVOKED = "api.token_revoked", "API token revoked"
     API_ACCESS = "api.access", "API called with a token"
     API_ACCESS_REFUSED = "api.refused", "API token refused"
+    FREEZE_CREATED = "freeze.created", "Freeze window created"
+    FREEZE_CHANGED = "freeze.changed", "Freeze window changed"
+    FREEZE_DELETED = "freeze.deleted", "Freeze window deleted"
 
 
 class AuditEvent(AppendOnlyModel):

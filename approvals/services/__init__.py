@@ -11,7 +11,8 @@ The two promises (docs/approvals.md):
 Modules, from the bottom: ``audit`` (the trail), ``identity`` (whose identity a decision goes
 under), ``rules`` (who may decide; the refusals), ``mirror`` (ADO's JSON into the mirror),
 ``sync`` (polls and hooks), ``outbox`` (queueing deliveries), ``delivery`` (one attempt),
-``decisions``, ``signins`` (sign-in audit receivers), ``schedules``, ``notifications``.
+``decisions``, ``freeze`` (freeze windows: the gate, the audited edits), ``signins``
+(sign-in audit receivers), ``schedules``, ``notifications``.
 """
 
 from .api_access import api_access_audit
@@ -31,6 +32,15 @@ from .decisions import (
     decision_token_check,
 )
 from .delivery import DeliveryOutcome, delivery_backoff, outbox_deliver
+from .freeze import (
+    freeze_message,
+    freeze_rule,
+    freeze_window_create,
+    freeze_window_delete,
+    freeze_window_snapshot,
+    freeze_window_update,
+    freeze_windows_in_scope,
+)
 from .identity import decision_sent_as_portal, delivers_with_portal_identity
 from .mirror import approval_apply
 from .notifications import (
@@ -81,6 +91,13 @@ __all__ = [
     "decision_token_check",
     "delivers_with_portal_identity",
     "delivery_backoff",
+    "freeze_message",
+    "freeze_rule",
+    "freeze_window_create",
+    "freeze_window_delete",
+    "freeze_window_snapshot",
+    "freeze_window_update",
+    "freeze_windows_in_scope",
     "hook_received",
     "notifications_send_expiring",
     "notifications_send_new",

@@ -28,8 +28,11 @@ def audit_record(
     decision: Decision | None = None,
     detail: dict | None = None,
     at: datetime | None = None,
+    environment: str = "",
+    model_name: str = "",
 ) -> AuditEvent:
-    """Append one row to the audit trail (the only way rows get there)."""
+    """Append one row to the audit trail (the only way rows get there). ``environment`` and
+    ``model_name`` name what a row without an approval is about (a freeze window's scope)."""
     if actor is not None and not actor_name:
         actor_name = user_display_name(actor)
     return AuditEvent.objects.create(
@@ -39,8 +42,8 @@ def audit_record(
         actor_name=actor_name[:300],
         approval=approval,
         decision=decision,
-        environment=(approval.environment if approval else "") or "",
-        model_name=approval_model_name(approval)[:255],
+        environment=((approval.environment if approval else "") or environment)[:10],
+        model_name=(approval_model_name(approval) or model_name)[:255],
         message=message,
         detail=detail or {},
         request_id=(get_request_id() or "")[:100],

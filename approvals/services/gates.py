@@ -14,6 +14,7 @@ from django.db.models import Q
 
 from pipelines.models import Environment, RunStage
 
+from .freeze import freeze_rule
 from .refusals import Rule
 
 
@@ -24,6 +25,8 @@ def environment_rules(
     rules: list[Rule] = []
     if environment == Environment.PROD:
         rules.append(qa_first_rule(model_version=model_version, run=run))
+    if frozen := freeze_rule(catalog_model=catalog_model, environment=environment, now=now):
+        rules.append(frozen)
     return rules
 
 
