@@ -3,7 +3,8 @@
 ``base``: approval requests mirrored from ADO, decisions, the outbox, the audit trail,
 notifications, the sync's bookkeeping and promotion policies. ``checks``: the automated ADO
 check's requests, evaluations and callbacks. ``policies``: approval policies per environment
-and the post-deployment sign-offs they ask for.
+and the post-deployment sign-offs they ask for. ``freeze``: freeze windows (allow and deny
+windows as recurrence rules).
 """
 
 from .base import (
@@ -32,6 +33,7 @@ from .policies import (
     SignOffStatus,
     SoakMode,
 )
+from .freeze import FreezeKind, FreezeScope, FreezeWindow
 
 __all__ = [
     "OPEN_STATUSES",
@@ -51,6 +53,9 @@ __all__ = [
     "Decision",
     "DecisionStatus",
     "ExecutionOrder",
+    "FreezeKind",
+    "FreezeScope",
+    "FreezeWindow",
     "Notification",
     "NotificationKind",
     "OutboxMessage",

@@ -272,6 +272,9 @@ class AuditAction(models.TextChoices):
     SIGNOFF_OPENED = "signoff.opened", "Post-deployment sign-off opened"
     SIGNOFF_CLOSED = "signoff.closed", "Post-deployment sign-off closed"
     SIGNOFF_REFUSED = "signoff.refused", "Sign-off refused"
+    FREEZE_CREATED = "freeze.created", "Freeze window created"
+    FREEZE_CHANGED = "freeze.changed", "Freeze window changed"
+    FREEZE_DELETED = "freeze.deleted", "Freeze window deleted"
 
 
 class AuditEvent(AppendOnlyModel):

@@ -15,7 +15,8 @@ under), ``rules`` (who may decide; the refusals), ``mirror`` (ADO's JSON into th
 ``leases`` (the claim both outboxes use), ``check`` and ``check_callback`` (the automated ADO
 check: ADO's call, its evaluation, the TaskCompleted callback); ``policies`` (approval policies
 per environment and their rules; ``gates`` and ``rules`` add them), ``signoffs``
-(post-deployment sign-offs), ``policy_edits`` (audited policy changes).
+(post-deployment sign-offs), ``policy_edits`` (audited policy changes); ``freeze`` (freeze
+windows: the gate, the audited edits).
 """
 
 from .api_access import api_access_audit
@@ -45,6 +46,15 @@ from .decisions import (
     decision_token_check,
 )
 from .delivery import DeliveryOutcome, delivery_backoff, outbox_deliver
+from .freeze import (
+    freeze_message,
+    freeze_rule,
+    freeze_window_create,
+    freeze_window_delete,
+    freeze_window_snapshot,
+    freeze_window_update,
+    freeze_windows_in_scope,
+)
 from .identity import decision_sent_as_portal, delivers_with_portal_identity
 from .mirror import approval_apply
 from .notifications import (
@@ -124,6 +134,13 @@ __all__ = [
     "decision_token_check",
     "delivers_with_portal_identity",
     "delivery_backoff",
+    "freeze_message",
+    "freeze_rule",
+    "freeze_window_create",
+    "freeze_window_delete",
+    "freeze_window_snapshot",
+    "freeze_window_update",
+    "freeze_windows_in_scope",
     "hook_received",
     "maturity_level_of",
     "notifications_send_expiring",

@@ -33,7 +33,7 @@ def audit_record(
 ) -> AuditEvent:
     """Append one row to the audit trail (the only way rows get there). ``environment`` and
     ``model_name`` name what a row without an approval is about (an automated check, a policy,
-    a sign-off)."""
+    a sign-off, a freeze window's scope)."""
     if actor is not None and not actor_name:
         actor_name = user_display_name(actor)
     return AuditEvent.objects.create(

@@ -15,6 +15,7 @@ from django.db.models import Q
 from pipelines.models import Environment, RunStage
 
 from .policies import policy_gate_rules
+from .freeze import freeze_rule
 from .refusals import Rule
 
 
@@ -32,6 +33,8 @@ def environment_rules(
         environment=environment,
         now=now,
     )
+    if frozen := freeze_rule(catalog_model=catalog_model, environment=environment, now=now):
+        rules.append(frozen)
     return rules
 
 
