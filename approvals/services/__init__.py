@@ -11,7 +11,8 @@ The two promises (docs/approvals.md):
 Modules, from the bottom: ``audit`` (the trail), ``identity`` (whose identity a decision goes
 under), ``rules`` (who may decide; the refusals), ``mirror`` (ADO's JSON into the mirror),
 ``sync`` (polls and hooks), ``outbox`` (queueing deliveries), ``delivery`` (one attempt),
-``decisions``, ``signins`` (sign-in audit receivers), ``schedules``, ``notifications``.
+``decisions``, ``bulk`` (several at once, each through ``decisions``), ``signins`` (sign-in
+audit receivers), ``schedules``, ``notifications``.
 """
 
 from .api_access import api_access_audit
@@ -24,8 +25,10 @@ from .audit import (
     user_display_name,
     user_identities,
 )
+from .bulk import BulkOutcome, approvals_decide_bulk, bulk_environment_check, bulk_ids_clean
 from .decisions import (
     approval_decide,
+    decision_input_check,
     decision_refusal_record,
     decision_role_check,
     decision_token_check,
@@ -61,6 +64,7 @@ __all__ = [
     "NOT_AN_APPROVER",
     "PORTAL_MARK",
     "SYSTEM_ACTOR",
+    "BulkOutcome",
     "DecisionRefused",
     "DeliveryOutcome",
     "ReauthenticationRequired",
@@ -73,7 +77,11 @@ __all__ = [
     "approval_model_name",
     "approval_recipients",
     "approval_refresh",
+    "approvals_decide_bulk",
     "audit_record",
+    "bulk_environment_check",
+    "bulk_ids_clean",
+    "decision_input_check",
     "decision_refusal_record",
     "decision_role_check",
     "decision_rules",
