@@ -11,12 +11,12 @@ The two promises (docs/approvals.md):
 Modules, from the bottom: ``audit`` (the trail), ``identity`` (whose identity a decision goes
 under), ``rules`` (who may decide; the refusals), ``mirror`` (ADO's JSON into the mirror),
 ``sync`` (polls and hooks), ``outbox`` (queueing deliveries), ``delivery`` (one attempt),
-``decisions``, ``signins`` (sign-in audit receivers), ``schedules``, ``notifications``;
-``leases`` (the claim both outboxes use), ``check`` and ``check_callback`` (the automated ADO
-check: ADO's call, its evaluation, the TaskCompleted callback); ``policies`` (approval policies
-per environment and their rules; ``gates`` and ``rules`` add them), ``signoffs``
-(post-deployment sign-offs), ``policy_edits`` (audited policy changes); ``freeze`` (freeze
-windows: the gate, the audited edits).
+``decisions``, ``bulk`` (several at once, each through ``decisions``), ``signins`` (sign-in
+audit receivers), ``schedules``, ``notifications``; ``leases`` (the claim both outboxes use),
+``check`` and ``check_callback`` (the automated ADO check: ADO's call, its evaluation, the
+TaskCompleted callback); ``policies`` (approval policies per environment and their rules;
+``gates`` and ``rules`` add them), ``signoffs`` (post-deployment sign-offs), ``policy_edits``
+(audited policy changes); ``freeze`` (freeze windows: the gate, the audited edits).
 """
 
 from .api_access import api_access_audit
@@ -39,8 +39,10 @@ from .check import (
     check_token_encrypt,
 )
 from .check_callback import check_callback_deliver, checks_sweep
+from .bulk import BulkOutcome, approvals_decide_bulk, bulk_environment_check, bulk_ids_clean
 from .decisions import (
     approval_decide,
+    decision_input_check,
     decision_refusal_record,
     decision_role_check,
     decision_token_check,
@@ -103,6 +105,7 @@ __all__ = [
     "PORTAL_MARK",
     "SYSTEM_ACTOR",
     "CheckCall",
+    "BulkOutcome",
     "DecisionRefused",
     "DeliveryOutcome",
     "EffectivePolicy",
@@ -118,7 +121,9 @@ __all__ = [
     "approval_policy_for",
     "approval_recipients",
     "approval_refresh",
+    "approvals_decide_bulk",
     "audit_record",
+<<<<<<< HEAD
     "challenger_rule",
     "check_callback_deliver",
     "check_evaluate",
@@ -127,6 +132,11 @@ __all__ = [
     "check_token_decrypt",
     "check_token_encrypt",
     "checks_sweep",
+=======
+    "bulk_environment_check",
+    "bulk_ids_clean",
+    "decision_input_check",
+>>>>>>> wt-bulk
     "decision_refusal_record",
     "decision_role_check",
     "decision_rules",

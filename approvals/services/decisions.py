@@ -63,7 +63,9 @@ def decision_token_check(
     raise refusal
 
 
-def _decision_input_check(status: str, comment: str) -> None:
+def decision_input_check(*, status: str, comment: str) -> None:
+    """Refuse (400) a status that is neither approve nor reject, a rejection without a
+    comment, a comment too long: the one check of a decision's input (single and bulk)."""
     if status not in DecisionStatus.values:
         raise DecisionRefused("invalid_status", "Choose approve or reject.", http_status=400)
     if status == DecisionStatus.REJECTED and not comment:
@@ -101,7 +103,7 @@ def approval_decide(
     page's "are you sure?" step, so its refusals are recorded like every other)."""
     comment = (comment or "").strip()
     try:
-        _decision_input_check(status, comment)
+        decision_input_check(status=status, comment=comment)
         if dry_run:
             approval = ApprovalRequest.objects.select_related(
                 "run", "model_version", "catalog_model"

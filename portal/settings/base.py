@@ -593,6 +593,9 @@ APPROVALS_EXPIRY_WARNING_HOURS = env.int("APPROVALS_EXPIRY_WARNING_HOURS", defau
 # A PROD decision needs a sign-in at most this old.
 APPROVALS_PROD_REAUTH_MINUTES = env.int("APPROVALS_PROD_REAUTH_MINUTES", default=15)
 APPROVALS_COMMENT_MAX_LENGTH = 2000
+# Deciding several at once (the inbox selection, POST /api/v1/approvals/bulk-decisions): at
+# most this many requests in one go (more is refused with 400).
+APPROVALS_BULK_MAX = env.int("APPROVALS_BULK_MAX", default=100)
 # Delivery: a deliverer holds a message this long (a killed worker lets go when it ends);
 # transient failures back off from BACKOFF up to BACKOFF_MAX (or ADO's Retry-After).
 APPROVALS_DELIVERY_CLAIM_SECONDS = env.int("APPROVALS_DELIVERY_CLAIM_SECONDS", default=120)
