@@ -25,6 +25,7 @@ from .base import (
     PromotionPolicy,
 )
 from .checks import CallbackState, CheckCallback, CheckEvaluation, CheckRequest, CheckResult
+from .freeze import FreezeKind, FreezeScope, FreezeWindow
 from .policies import (
     ApprovalPolicy,
     ExecutionOrder,
@@ -33,7 +34,6 @@ from .policies import (
     SignOffStatus,
     SoakMode,
 )
-from .freeze import FreezeKind, FreezeScope, FreezeWindow
 
 __all__ = [
     "OPEN_STATUSES",

@@ -29,6 +29,7 @@ from .audit import (
     user_display_name,
     user_identities,
 )
+from .bulk import BulkOutcome, approvals_decide_bulk, bulk_environment_check, bulk_ids_clean
 from .check import (
     CheckCall,
     challenger_rule,
@@ -39,7 +40,6 @@ from .check import (
     check_token_encrypt,
 )
 from .check_callback import check_callback_deliver, checks_sweep
-from .bulk import BulkOutcome, approvals_decide_bulk, bulk_environment_check, bulk_ids_clean
 from .decisions import (
     approval_decide,
     decision_input_check,
@@ -104,8 +104,8 @@ __all__ = [
     "POLICY_EDITOR_ROLES",
     "PORTAL_MARK",
     "SYSTEM_ACTOR",
-    "CheckCall",
     "BulkOutcome",
+    "CheckCall",
     "DecisionRefused",
     "DeliveryOutcome",
     "EffectivePolicy",
@@ -123,7 +123,8 @@ __all__ = [
     "approval_refresh",
     "approvals_decide_bulk",
     "audit_record",
-<<<<<<< HEAD
+    "bulk_environment_check",
+    "bulk_ids_clean",
     "challenger_rule",
     "check_callback_deliver",
     "check_evaluate",
@@ -132,11 +133,7 @@ __all__ = [
     "check_token_decrypt",
     "check_token_encrypt",
     "checks_sweep",
-=======
-    "bulk_environment_check",
-    "bulk_ids_clean",
     "decision_input_check",
->>>>>>> wt-bulk
     "decision_refusal_record",
     "decision_role_check",
     "decision_rules",

@@ -14,8 +14,8 @@ from django.db.models import Q
 
 from pipelines.models import Environment, RunStage
 
-from .policies import policy_gate_rules
 from .freeze import freeze_rule
+from .policies import policy_gate_rules
 from .refusals import Rule
 
 
