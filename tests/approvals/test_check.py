@@ -61,7 +61,12 @@ def call(client, body=None, **headers):
 
 @pytest.fixture
 def fraud():
-    """fraud-detector v1 (auc 0.74) running in QA and PROD; v2 and v3 registered."""
+    return fraud_models()
+
+
+def fraud_models() -> dict:
+    """fraud-detector v1 (auc 0.74) running in QA and PROD; v2 (0.71) and v3 (0.80)
+    registered; a policy on auc with a minimum change of 0.01."""
     registered = RegisteredModelFactory(name="fraud-detector")
     catalog = registered.catalog_model
     versions = {
