@@ -22,6 +22,9 @@ from approvals.models import (
     CheckRequest,
     PromotionPolicy,
 )
+from tests.approvals import test_pages
+from tests.approvals.factories import ApprovalRequestFactory
+from tests.approvals.test_pages import _detail, _soup
 from tests.pipelines.factories import PipelineFactory, PipelineRunFactory, RunStageFactory
 from tests.registry.factories import ModelVersionFactory, RegisteredModelFactory
 
@@ -265,3 +268,41 @@ def test_the_sweep_queues_unevaluated_requests_and_lost_callbacks(fraud, setting
     swept = services.checks_sweep()
     assert swept["evaluations"] == [lost.pk]
     assert swept["callbacks"] == [CheckCallback.objects.get().pk]
+
+
+# --- The approval page and the audit trail ----------------------------------------------------
+
+approver = test_pages.approver
+approver_client = test_pages.approver_client
+
+
+def test_the_approval_page_shows_each_evaluation_with_its_rules_and_numbers(approver_client, fraud):
+    approval = ApprovalRequestFactory(model_version=fraud[2], environment_name="PROD")
+    RunStageFactory(run=approval.run, environment="QA", order=0)
+    request = received(fraud, 2, run=approval.run)
+    services.check_evaluate(request_id=request.pk)
+    soup = _soup(approver_client.get(_detail(approval)))
+    section = soup.select_one("[data-testid=automated-check]")
+    assert section is not None
+    text = section.get_text(" ", strip=True)
+    assert "Failed" in text and "Callback pending" in text
+    rules = {
+        r["data-code"]: r.get_text(" ", strip=True)
+        for r in section.select("[data-testid=check-rule]")
+    }
+    assert "worse by 0.03" in rules["challenger"] and "0.7100" in rules["challenger"]
+    assert "qa_first" in rules
+
+
+def test_an_approval_without_a_check_has_no_section(approver_client, fraud):
+    approval = ApprovalRequestFactory(model_version=fraud[2], environment_name="PROD")
+    soup = _soup(approver_client.get(_detail(approval)))
+    assert soup.select_one("[data-testid=automated-check]") is None
+
+
+def test_the_audit_trail_names_the_failed_rule(approver_client, fraud):
+    request = received(fraud, 2, run=released(fraud, 2, ado_id=45))
+    services.check_evaluate(request_id=request.pk)
+    page = approver_client.get(reverse("approvals:audit") + "?action=check.failed").content.decode()
+    assert "Automated check failed for fraud-detector v2 to PROD" in page
+    assert "worse by 0.03" in page
