@@ -182,6 +182,7 @@ def main(argv=None) -> int:
     from django.db import connection
 
     from ado_simulator import AdoSimulator
+    from pipelines.models import AdoProject
     from portal.queues import all_queues
     from registry.devserver import free_port
 
@@ -200,6 +201,9 @@ def main(argv=None) -> int:
         worker = Worker(1, tmp / "worker.log").start()
         now = dt.datetime.now(tz=dt.UTC).replace(microsecond=0)
         sim = AdoSimulator(start=now - dt.timedelta(minutes=1)).start()
+        # PlanUrl must be the organization of one of the portal's ADO projects.
+        AdoProject.objects.create(name="bench", organization_url=sim.org_url, project="MLOps")
+        connection.close()
         sim.configure_rest_check(
             "PROD", f"{gunicorn.url}/api/v1/approvals/checks/ado", username="ado", secret=SECRET,
             body=BODY, timeout_minutes=60,

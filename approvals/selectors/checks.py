@@ -11,7 +11,8 @@ EVALUATIONS_SHOWN = 10
 
 def check_evaluations_for(approval: ApprovalRequest) -> list[CheckEvaluation]:
     """The check's evaluations for this approval's run and environment, newest first, with
-    their request and callback (the run mirrored, or ADO's run id when it is not yet)."""
+    their request and callback (by the mirrored run, or by ADO's run id from the body or the
+    BuildId header when the run was not mirrored yet)."""
     if not approval.environment or not (approval.run_id or approval.build_id):
         return []
     same_run = Q()
@@ -19,6 +20,7 @@ def check_evaluations_for(approval: ApprovalRequest) -> list[CheckEvaluation]:
         same_run |= Q(request__run_id=approval.run_id)
     if approval.build_id:
         same_run |= Q(request__ado_run_id=str(approval.build_id))
+        same_run |= Q(request__build_id=str(approval.build_id))
     return list(
         CheckEvaluation.objects.filter(same_run, request__environment=approval.environment)
         .select_related("request", "callback")

@@ -22,6 +22,7 @@ from approvals.models import (
     CheckRequest,
     PromotionPolicy,
 )
+from pipelines.models import AdoProject
 from tests.approvals import test_pages
 from tests.approvals.factories import ApprovalRequestFactory
 from tests.approvals.test_pages import _detail, _soup
@@ -36,6 +37,14 @@ SECRET = "check-secret-for-tests"
 @pytest.fixture(autouse=True)
 def _secret(settings):
     settings.APPROVALS_CHECK_SECRET = SECRET
+
+
+@pytest.fixture(autouse=True)
+def _organization(db):
+    """The organization ADO's PlanUrl names, as one of the portal's ADO projects."""
+    AdoProject.objects.create(
+        name="org", organization_url="https://dev.azure.com/org", project="MLOps"
+    )
 
 
 def ado_headers(**overrides) -> dict:
@@ -148,6 +157,13 @@ def test_a_bad_body_is_a_400_that_names_the_field(client, body, field):
     response = call(client, body, **ado_headers())
     assert response.status_code == 400
     assert f"'{field}'" in response.json()["detail"]
+
+
+def test_a_plan_url_outside_the_known_organizations_is_a_400(client):
+    response = call(client, **ado_headers(PlanUrl="http://169.254.169.254/"))
+    assert response.status_code == 400
+    assert "'PlanUrl'" in response.json()["detail"]
+    assert CheckRequest.objects.count() == 0
 
 
 def test_a_body_that_is_not_json_is_a_400(client):

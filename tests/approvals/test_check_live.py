@@ -25,6 +25,7 @@ from approvals.models import (
     CheckEvaluation,
     CheckRequest,
 )
+from pipelines.models import AdoProject
 from tests.approvals.faults import RedisServer, Worker, celery_app_on, wait_until
 from tests.approvals.test_check import fraud_models, released
 
@@ -92,6 +93,12 @@ def models(transactional_db):
     released(data, 2, ado_id=9002)
     released(data, 3, ado_id=9003)
     return data
+
+
+@pytest.fixture(autouse=True)
+def organization(sim, transactional_db):
+    """The simulator's organization, as one of the portal's ADO projects (PlanUrl must be)."""
+    return AdoProject.objects.create(name="mlops", organization_url=sim.org_url, project="MLOps")
 
 
 @pytest.fixture
@@ -189,9 +196,9 @@ def test_the_wrong_secret_is_refused_and_adoss_check_fails(sim, models, live_ser
     assert CheckRequest.objects.count() == 0
 
 
-def _headers(**extra) -> dict:
+def _headers(plan_url: str, **extra) -> dict:
     return {
-        "PlanUrl": "http://127.0.0.1:9/simorg/",
+        "PlanUrl": plan_url,
         "ProjectId": str(uuid.uuid4()),
         "HubName": "checks",
         "PlanId": str(uuid.uuid4()),
@@ -203,20 +210,20 @@ def _headers(**extra) -> dict:
     }
 
 
-def test_bad_headers_are_400_and_a_repeat_is_answered_once(models, live_server):
+def test_bad_headers_are_400_and_a_repeat_is_answered_once(sim, models, live_server):
     url = f"{live_server.url}/api/v1/approvals/checks/ado"
     body = {"model": "fraud-detector", "version": "3", "environment": "PROD"}
-    missing = _headers()
+    missing = _headers(sim.org_url)
     del missing["TaskInstanceId"]
     answer = requests.post(url, json=body, headers=missing, timeout=10)
     assert answer.status_code == 400 and "'TaskInstanceId'" in answer.json()["detail"]
     assert (
         requests.post(
-            url, json=body, headers=_headers(Authorization="Bearer no"), timeout=10
+            url, json=body, headers=_headers(sim.org_url, Authorization="Bearer no"), timeout=10
         ).status_code
         == 401
     )
-    headers = _headers()
+    headers = _headers(sim.org_url)
     first = requests.post(url, json=body, headers=headers, timeout=10)
     second = requests.post(url, json=body, headers=headers, timeout=10)
     assert (first.status_code, second.status_code) == (200, 200)
