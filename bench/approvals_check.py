@@ -8,7 +8,8 @@ What it does, every time from scratch:
 1. creates a PostgreSQL database of its own (default ``portal_bench_checks``; never the test
    database), migrates it, and adds fraud-detector: v1 (auc 0.74) running in PROD, v2 (0.71)
    and v3 (0.80) through QA, a promotion policy on auc (+0.01);
-2. serves the portal with gunicorn (1 sync worker, a free port, APPROVALS_CHECK_SECRET set)
+2. serves the portal with gunicorn (``--web-workers`` sync workers, default 3 as
+   gunicorn.conf.py's default; a free port; APPROVALS_CHECK_SECRET set)
    and starts one real ``celery worker`` on Redis (127.0.0.1:6379, a private queue);
 3. starts the ADO simulator in this process with an Invoke REST API check (callback mode) on
    PROD pointing at the portal, and queues release runs of v2 and v3 in turn; each reaches PROD,
@@ -66,6 +67,9 @@ def parse_args(argv=None):
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--sequential", type=int, default=50)
     parser.add_argument("--bursts", default="5x10", help="COUNTxSIZE runs reaching PROD at once")
+    parser.add_argument(
+        "--web-workers", type=int, default=3, help="gunicorn workers (gunicorn.conf.py's default)"
+    )
     parser.add_argument("--db-name", default="portal_bench_checks")
     parser.add_argument("--output", default=str(BASE_DIR / "docs" / "performance.md"))
     parser.add_argument("--no-write", action="store_true")
@@ -196,7 +200,7 @@ def main(argv=None) -> int:
         seed_portal()
         connection.close()
         gunicorn = Gunicorn(
-            {**os.environ, "WEB_CONCURRENCY": "1"}, free_port(), tmp / "gunicorn.log"
+            dict(os.environ), free_port(), tmp / "gunicorn.log", workers=args.web_workers
         ).start()
         worker = Worker(1, tmp / "worker.log").start()
         now = dt.datetime.now(tz=dt.UTC).replace(microsecond=0)
@@ -258,7 +262,8 @@ def render(results: dict) -> str:
     lines = [
         f"Run {results['date']} with `{results['command']}`: {results['checks']} checks, "
         f"{results['log_lines']} log lines appended; every run got one TaskCompleted with the "
-        "expected result (v2 failed, v3 succeeded).",
+        f"expected result (v2 failed, v3 succeeded). gunicorn: {results['args']['web_workers']} "
+        "sync workers; one Celery worker.",
         "",
         f"Machine: {facts['nproc']} CPUs ({facts['cpu']}), {facts['memory']}, "
         f"PostgreSQL {facts['postgresql']}, Django {facts['django']}, Python {facts['python']}.",
