@@ -22,6 +22,7 @@ from approvals.models import (
     CheckRequest,
     PromotionPolicy,
 )
+from core.roles import Role
 from pipelines.models import AdoProject
 from tests.approvals import test_pages
 from tests.approvals.factories import ApprovalRequestFactory
@@ -322,3 +323,13 @@ def test_the_audit_trail_names_the_failed_rule(approver_client, fraud):
     page = approver_client.get(reverse("approvals:audit") + "?action=check.failed").content.decode()
     assert "Automated check failed for fraud-detector v2 to PROD" in page
     assert "worse by 0.03" in page
+
+
+def test_the_admin_shows_a_check_request_without_its_token(client, make_user, fraud):
+    request = received(fraud, 3)
+    client.force_login(make_user(Role.ADMIN))
+    page = client.get(reverse("admin:approvals_checkrequest_change", args=[request.pk]))
+    assert page.status_code == 200
+    assert "fraud-detector" in page.content.decode()
+    assert request.auth_token not in page.content.decode()
+    assert "Auth token" not in page.content.decode()
