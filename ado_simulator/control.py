@@ -184,5 +184,20 @@ class RemoteSimulator:
     def wait_for_mlflow(self, timeout: float = 30) -> bool:
         return self._call("POST", "/mlflow/wait", {"timeout": timeout})["idle"]
 
+    def configure_rest_check(self, environment: str, url: str, **options) -> dict:
+        """An Invoke REST API check (callback mode) on ``environment``: ``secret``,
+        ``username``, ``body`` (with ``$(variables)``), ``timeout_minutes``."""
+        return self._call(
+            "POST", "/checks", {"environment": environment, "url": url, **self._body(**options)}
+        )
+
+    def remove_rest_check(self, environment: str) -> dict:
+        return self._call("DELETE", f"/checks/{environment}")
+
+    def check_runs(self, run_id: int | None = None) -> list[dict]:
+        """Each check run: status, the service's answer, log lines, TaskCompleted events."""
+        query = {"runId": run_id} if run_id is not None else {}
+        return self._call("GET", "/checks", **query)["runs"]
+
     def requests(self, since: int = 0) -> dict:
         return self._call("GET", "/requests", since=since)

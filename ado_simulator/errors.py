@@ -150,6 +150,21 @@ RULES: dict[str, VersionRule] = {
         frozenset(),
         {v: 1 for v in KNOWN_VERSIONS},
     ),
+    # Distributed task plan events (a REST check's TaskCompleted): ADO's docs for the Invoke
+    # REST API check post them with 2.0-preview.1; preview .1 at every version.
+    "planevents": VersionRule(
+        "distributedtask",
+        "events",
+        frozenset(),
+        {"2.0": 1, **{v: 1 for v in KNOWN_VERSIONS}},
+    ),
+    # The timeline record feed (a check's log lines): GA in the SDKs since 4.0.
+    "timelinefeed": VersionRule(
+        "distributedtask",
+        "feed",
+        _BUILD_RELEASED,
+        {v: 1 for v in KNOWN_VERSIONS},
+    ),
     # Core projects (GET one): GA at every release, previews up to .4.
     "projects": VersionRule(
         "core",

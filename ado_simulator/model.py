@@ -4,6 +4,7 @@ from __future__ import annotations
 
 from dataclasses import dataclass, field
 from datetime import datetime, timedelta
+from typing import Any
 
 from .auth import Identity
 
@@ -159,6 +160,7 @@ class StageRun:
     job_start: datetime | None = None  # when its job started (after the checkpoint)
     finish_time: datetime | None = None
     approval: Approval | None = None
+    check: Any = None  # state.checks.CheckRun: the environment's REST check, while it runs
     checkpoint_start: datetime | None = None
     checkpoint_finish: datetime | None = None
     last_modified: datetime | None = None

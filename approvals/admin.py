@@ -4,7 +4,8 @@ Everything here is a mirror of ADO or a record of what happened, so it is read-o
 requests come from the sync, decisions and their outbox messages from approvers, and the audit
 trail is append-only (no add, change or delete, even for a superuser). The one action is
 "Retry delivery" on failed outbox messages, which goes through ``services.outbox_retry``
-(audited) like the retry button of the pages.
+(audited) like the retry button of the pages. The automated check's requests, evaluations and
+callbacks are shown too (the job's token never: it is left out of the form).
 """
 
 from django.contrib import admin, messages
@@ -17,6 +18,9 @@ from .models import (
     ApprovalRequest,
     ApprovalSync,
     AuditEvent,
+    CheckCallback,
+    CheckEvaluation,
+    CheckRequest,
     Decision,
     Notification,
     OutboxMessage,
@@ -274,3 +278,35 @@ class SignOffAdmin(ReadOnlyAdmin):
     list_filter = ["status", "environment"]
     search_fields = ["catalog_model__name", "deployed_by", "closed_by_name", "comment"]
     list_select_related = ["catalog_model", "run"]
+@admin.register(CheckRequest)
+class CheckRequestAdmin(ReadOnlyAdmin):
+    list_display = ["__str__", "environment", "model_name", "version", "ado_run_id", "received_at"]
+    list_filter = ["environment"]
+    search_fields = ["model_name", "plan_id", "job_id", "task_instance_id", "ado_run_id"]
+    exclude = ["auth_token"]  # encrypted, and of no use to a person
+    date_hierarchy = "received_at"
+    show_full_result_count = False
+
+    def get_readonly_fields(self, request, obj=None):
+        return [f for f in super().get_readonly_fields(request, obj) if f != "auth_token"]
+
+
+@admin.register(CheckEvaluation)
+class CheckEvaluationAdmin(ReadOnlyAdmin):
+    list_display = ["__str__", "result", "evaluated_at"]
+    list_filter = ["result"]
+    list_select_related = ["request"]
+    search_fields = ["request__model_name", "request__plan_id"]
+    show_full_result_count = False
+
+
+@admin.register(CheckCallback)
+class CheckCallbackAdmin(ReadOnlyAdmin):
+    list_display = ["__str__", "result", "state", "attempts", "delivered_at", "short_error"]
+    list_filter = ["state", "result"]
+    search_fields = ["request__model_name", "request__plan_id"]
+    show_full_result_count = False
+
+    @admin.display(description="last error")
+    def short_error(self, obj):
+        return _short(obj.last_error)

@@ -3,9 +3,10 @@ asynchronous (callback) mode. Authenticate, validate, keep the call, answer 200 
 worker evaluates it and posts TaskCompleted back (``services.check`` / ``check_callback``).
 
 ADO signs nothing: the check's service connection sends the shared secret
-(APPROVALS_CHECK_SECRET) as a basic-auth password or a bearer token. Bad input is a 400 that
-names the header or field; a repeat of the same (plan, job, task instance) is a 200 that
-evaluates nothing.
+(APPROVALS_CHECK_SECRET) as a basic-auth password or a bearer token. PlanUrl must be the
+organization of an enabled ADO project, since the job's token is posted back there. Bad
+input is a 400 that names the header or field; a repeat of the same (plan, job, task
+instance) is a 200 that evaluates nothing.
 """
 
 from __future__ import annotations
@@ -22,7 +23,7 @@ from django.views.decorators.http import require_POST
 
 from core.access import PUBLIC, access
 from pipelines.hooks import basic_auth_password
-from pipelines.models import Environment
+from pipelines.models import AdoProject, Environment
 
 from . import services
 
@@ -86,6 +87,11 @@ def check_call(headers, raw_body: bytes) -> services.CheckCall:
         raise BadCheckCall("The header 'PlanUrl' is required (ADO sends it).")
     if not URL_PATTERN.match(plan_url):
         raise BadCheckCall("The header 'PlanUrl' must be an http(s) URL.")
+    if not _known_organization(plan_url):
+        raise BadCheckCall(
+            f"The header 'PlanUrl' ({plan_url}) is not the organization URL of an ADO project "
+            "the portal knows: the job's token is only ever sent back there."
+        )
     for name in ID_HEADERS:
         if not values[name]:
             raise BadCheckCall(f"The header '{name}' is required (ADO sends it).")
@@ -116,6 +122,14 @@ def check_call(headers, raw_body: bytes) -> services.CheckCall:
         run_id=body["runId"],
         body=body,
     )
+
+
+def _known_organization(plan_url: str) -> bool:
+    """PlanUrl is where the portal posts the job's token back: only to an organization one of
+    its enabled ADO projects is in (no request forgery through a crafted PlanUrl)."""
+    wanted = plan_url.rstrip("/").lower()
+    urls = AdoProject.objects.filter(enabled=True).values_list("organization_url", flat=True)
+    return any(url.rstrip("/").lower() == wanted for url in urls)
 
 
 def _body(raw: bytes) -> dict:

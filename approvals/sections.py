@@ -163,3 +163,17 @@ def approval_detail_sections(request, approval) -> list[RenderedSection]:
             continue
         sections.extend([found] if isinstance(found, Section) else found)
     return sections_render(request, sorted(sections, key=lambda s: s.order))
+
+
+def approval_checks(request, approval) -> Section | None:
+    """ "Automated check": what the portal's ADO check answered for this run and environment,
+    each rule with its reason and numbers, and whether ADO was told; None when no check ran."""
+    evaluations = selectors.check_evaluations_for(approval)
+    if not evaluations:
+        return None
+    return Section(
+        "Automated check",
+        "approvals/_checks.html",
+        {"evaluations": evaluations},
+        order=8,
+    )

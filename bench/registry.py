@@ -246,10 +246,12 @@ def timed(fn, count: int, warmup: int = 3) -> list[float]:
 
 
 class Gunicorn:
-    """The portal served by gunicorn (1 sync worker) on a free port, stopped by its pid."""
+    """The portal served by gunicorn (``workers`` sync workers, 1 by default) on a free port,
+    stopped by its pid."""
 
-    def __init__(self, env: dict, port: int, log_path: Path):
+    def __init__(self, env: dict, port: int, log_path: Path, workers: int = 1):
         self.env, self.port, self.log_path = env, port, log_path
+        self.workers = workers
         self.process: subprocess.Popen | None = None
 
     @property
@@ -264,7 +266,7 @@ class Gunicorn:
             "portal.wsgi",
             "-c", str(BASE_DIR / "gunicorn.conf.py"),
             "-b", f"127.0.0.1:{self.port}",
-            "-w", "1",
+            "-w", str(self.workers),
             "--access-logfile", "/dev/null",
         ]  # fmt: skip
         with open(self.log_path, "ab") as log:

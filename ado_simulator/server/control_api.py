@@ -89,6 +89,7 @@ the portal uses, so the demo runs offline and the tests exercise the real HTTP c
             self._control_pipelines,
             self._control_runs,
             self._control_approvals,
+            self._control_checks,
             self._control_faults,
             self._control_outage,
             self._control_hooks,
@@ -351,6 +352,32 @@ the portal uses, so the demo runs offline and the tests exercise the real HTTP c
                 return {"idle": self.wait_for_deliveries(float(body.get("timeout", 10)))}
             if len(segments) == 3 and segments[2] == "redeliver" and method == "POST":
                 return self.redeliver(int(segments[1])).to_json()
+        return UNHANDLED
+
+    def _control_checks(self, method, path, segments, request, body):
+        """Invoke REST API checks on environments (callback mode), and their runs with the log
+        lines and TaskCompleted events they received."""
+        if segments[:1] != ["checks"]:
+            return UNHANDLED
+        if len(segments) == 1 and method == "GET":
+            run_id = request.query.get("runid")
+            return {
+                "configured": [c.to_json() for c in self.rest_checks.values()],
+                "runs": [c.to_json() for c in self.check_runs_for(int(run_id) if run_id else None)],
+            }
+        if len(segments) == 1 and method == "POST":
+            check = self.configure_rest_check(
+                body["environment"],
+                body["url"],
+                secret=body.get("secret", ""),
+                username=body.get("username", ""),
+                body=body.get("body") or {},
+                timeout_minutes=float(body.get("timeoutMinutes", 60)),
+            )
+            return check.to_json()
+        if len(segments) == 2 and method == "DELETE":
+            self.remove_rest_check(segments[1])
+            return {"removed": segments[1]}
         return UNHANDLED
 
     def _control_logs(self, method, path, segments, request, body):

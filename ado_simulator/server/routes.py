@@ -3,7 +3,8 @@ of patterns, their api-version rules and handlers, and the dispatch that checks 
 organization, the method and the api-version, then answers under the state's lock.
 
 The handlers live with their ADO area: ``routes_pipelines`` (pipelines, runs, builds, timeline),
-``routes_approvals`` (approvals and checks), ``routes_hooks`` (service-hook subscriptions) and
+``routes_approvals`` (approvals and checks), ``routes_checks`` (a REST check's callback:
+plan events, timeline record feed), ``routes_hooks`` (service-hook subscriptions) and
 ``routes_org`` (resource locations and areas, projects, connectionData).
 """
 
@@ -16,6 +17,7 @@ from ..auth import Caller
 from ..errors import RULES, VERSION_OPTIONAL, ApiError, check_version, requested_version
 from .httpd import Request, Response
 from .routes_approvals import ApprovalRoutes
+from .routes_checks import CheckRoutes
 from .routes_hooks import HookRoutes
 from .routes_org import OrgRoutes
 from .routes_pipelines import PipelineRoutes
@@ -23,7 +25,7 @@ from .routes_pipelines import PipelineRoutes
 GUID = r"[0-9a-fA-F]{8}-[0-9a-fA-F]{4}-[0-9a-fA-F]{4}-[0-9a-fA-F]{4}-[0-9a-fA-F]{12}"
 
 
-class AdoRoutes(PipelineRoutes, ApprovalRoutes, HookRoutes, OrgRoutes):
+class AdoRoutes(PipelineRoutes, ApprovalRoutes, CheckRoutes, HookRoutes, OrgRoutes):
     """Every ADO route the simulator serves."""
 
     def _routes(self) -> list[tuple[re.Pattern, str, dict[str, Callable]]]:
@@ -39,6 +41,17 @@ class AdoRoutes(PipelineRoutes, ApprovalRoutes, HookRoutes, OrgRoutes):
                 p + rf"/pipelines/approvals/(?P<approval>{GUID})/?$",
                 "approvals",
                 {"GET": self._approval_get},
+            ),
+            (
+                p + r"/distributedtask/hubs/(?P<hub>[^/]+)/plans/(?P<plan>[^/]+)/events/?$",
+                "planevents",
+                {"POST": self._plan_events},
+            ),
+            (
+                p + r"/distributedtask/hubs/(?P<hub>[^/]+)/plans/(?P<plan>[^/]+)/timelines/"
+                r"(?P<timeline>[^/]+)/records/(?P<record>[^/]+)/feed/?$",
+                "timelinefeed",
+                {"POST": self._plan_feed},
             ),
             (p + r"/pipelines/?$", "pipelines", {"GET": self._pipelines_list}),
             (p + r"/pipelines/(?P<pipeline>\d+)/?$", "pipelines", {"GET": self._pipeline_get}),

@@ -62,6 +62,8 @@ class StateBase(EventPublisher):
         self.subscriptions: dict[str, Subscription] = {}
         self.pats: dict[str, Identity] = {}
         self.patch_log: list[dict] = []
+        self.rest_checks: dict = {}  # environment (lower) -> checks.RestCheck
+        self.check_runs: dict = {}  # plan id (lower) -> checks.CheckRun
         self.hooks = HookDispatcher(
             retry_delay=hook_retry_delay, timeout=hook_timeout, auto_probation=auto_probation
         )
@@ -138,6 +140,8 @@ class StateBase(EventPublisher):
             self.approvals.clear()
             self.subscriptions.clear()
             self.patch_log.clear()
+            self.rest_checks.clear()
+            self.check_runs.clear()
             self.hooks.clear_log()
             if self.mlflow is not None:
                 self.mlflow.clear_log()

@@ -1,6 +1,7 @@
 """The engine: runs move through their stages on the simulated clock.
 
-A stage with an approval check pauses at a checkpoint; approving moves it on, rejecting fails
+A stage on an environment with a REST check (``checks``) first waits for the check's callback;
+a stage with an approval check pauses at a checkpoint; approving moves it on, rejecting fails
 the stage and the run, and a check that is not decided within its timeout times out (the
 approval becomes ``timedOut``, the stage is skipped and the run fails). Every transition happens
 at its own simulated time, in time order across runs, and publishes the service-hook events ADO
@@ -15,10 +16,11 @@ from ..events import APPROVAL_COMPLETED, APPROVAL_PENDING
 from ..mlflow_sink import registration_for
 from ..model import Approval, ApprovalStep, Run, StageRun, stage_seconds
 from .approvals import step_for
-from .base import SIMULATOR_IDENTITY, StateBase
+from .base import SIMULATOR_IDENTITY
+from .checks import CheckState
 
 
-class Engine(StateBase):
+class Engine(CheckState):
     """Plays the transitions due by a time, earliest first, and publishes their events."""
 
     def _progress(self, now: datetime, only: Run | None = None) -> None:
@@ -45,6 +47,8 @@ class Engine(StateBase):
         if stage.state == "pending":
             return run.ready_time(stage)
         if stage.state == "waiting":
+            if stage.check is not None and stage.approval is None:
+                return self._check_due(stage)
             approval = stage.approval
             if approval is None:
                 return None
@@ -85,6 +89,8 @@ class Engine(StateBase):
             for key in run.stages_to_skip
         ):
             self._finish_stage(run, stage, t, "skipped", event=False, started=False)
+        elif (check := self._rest_check_for(run, stage)) is not None:
+            self._open_rest_check(run, stage, check, t)
         elif stage.spec.has_approval:
             self._open_checkpoint(run, stage, t)
         else:
@@ -93,6 +99,9 @@ class Engine(StateBase):
     def _step_checkpoint(self, run: Run, stage: StageRun, t: datetime) -> None:
         """A stage waiting at its checkpoint: the scripted decision or the timeout while the
         approval is pending; once decided, the job starts (approved) or the run fails."""
+        if stage.check is not None and stage.approval is None:
+            self._step_rest_check(run, stage, t)
+            return
         approval = stage.approval
         if approval is None:
             return
@@ -271,7 +280,12 @@ class Engine(StateBase):
 
 
 def _run_result(run: Run) -> str:
-    failed = any(s.result == "failed" for s in run.stages) or any(
-        s.approval is not None and s.approval.status in ("rejected", "timedOut") for s in run.stages
+    failed = (
+        any(s.result == "failed" for s in run.stages)
+        or any(
+            s.approval is not None and s.approval.status in ("rejected", "timedOut")
+            for s in run.stages
+        )
+        or any(s.check is not None and s.check.status == "timedOut" for s in run.stages)
     )
     return "failed" if failed else "succeeded"

@@ -3,6 +3,7 @@ callers use ``from approvals import selectors`` and the names below. ``inbox`` (
 the audit trail), ``detail`` and ``evidence`` (an approval's page), ``home`` (the home cards,
 the mirror's health: ``sync_status_list`` is a PORTAL_SYNC_STATUS_PROVIDERS entry)."""
 
+from .checks import check_evaluations_for
 from .detail import (
     DecisionSender,
     approval_audit,
@@ -77,6 +78,7 @@ __all__ = [
     "approvals_for_version",
     "audit_list",
     "champion_for",
+    "check_evaluations_for",
     "decided_by",
     "decision_sender",
     "delivery_problems",

@@ -219,11 +219,11 @@ def challenger_rule(*, request: CheckRequest) -> Rule:
             values=result,
         )
     return Rule(
-        "challenger", result["verdict"] == PROMOTE, comparison_message(result), values=result
+        "challenger", result["verdict"] == PROMOTE, _comparison_message(result), values=result
     )
 
 
-def comparison_message(result: dict) -> str:
+def _comparison_message(result: dict) -> str:
     """ "auc 0.71 vs champion v3 0.74: worse by 0.03; policy needs +0.01", then the reasons."""
     metric, ours, theirs = result.get("metric"), result.get("challenger"), result.get("champion")
     reasons = " ".join(result.get("reasons") or [])

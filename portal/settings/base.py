@@ -581,7 +581,10 @@ REGISTRY_CATALOG_LIST_ANNOTATORS.append("maturity.sections.catalog_levels")
 # ------------------------------------------------------------------------------
 # Sections the apps above approvals add to an approval's evidence column: f(request, approval)
 # -> Section | list[Section] | None (approvals/sections.py).
-APPROVALS_DETAIL_SECTIONS: list[str] = ["operations.sections.approval_why"]
+APPROVALS_DETAIL_SECTIONS: list[str] = [
+    "operations.sections.approval_why",
+    "approvals.sections.approval_checks",
+]
 # The public address of the portal, for links in e-mails and Teams messages.
 PORTAL_BASE_URL = env("PORTAL_BASE_URL", default="http://127.0.0.1:8000")
 # ADO does not say when an approval expires; its check's timeout does (ADO's default: 30 days).

@@ -22,6 +22,7 @@ import re
 from pathlib import Path
 
 import pytest
+import requests
 
 from ado_simulator import (
     APPROVAL_COMPLETED,
@@ -217,6 +218,60 @@ def check_event(sim, ado, receiver, example):
     assert_shape(example, actual)
 
 
+def _rest_check_call(sim, receiver) -> dict:
+    """A release reaching PROD with a REST check on it: the call the receiver got."""
+    sim.configure_rest_check("PROD", receiver.url, secret="s", body={"model": "m"})
+    pipe = sim.create_pipeline("checked", "release", model="m", approvers={"Deploy_PROD": []})
+    sim.queue_run(pipe, decisions={"Deploy_QA": "approved"})
+    sim.advance(600)
+    [call] = receiver.wait_for(1)
+    return call
+
+
+def _plan_url(call: dict, tail: str) -> str:
+    h = call["headers"]
+    return (
+        f"{h['planurl']}{h['projectid']}/_apis/distributedtask/hubs/{h['hubname']}/plans/"
+        f"{h['planid']}/{tail}"
+    )
+
+
+def check_call_headers(sim, ado, receiver, example):
+    headers = _rest_check_call(sim, receiver)["headers"]
+    assert_shape({k.lower(): v for k, v in example.items()}, headers)
+
+
+def check_task_completed(sim, ado, receiver, example):
+    call = _rest_check_call(sim, receiver)
+    h = call["headers"]
+    body = {**example, "taskId": h["taskinstanceid"], "jobId": h["jobid"]}
+    answer = requests.post(
+        _plan_url(call, "events"),
+        params={"api-version": "2.0-preview.1"},
+        json=body,
+        headers={"Authorization": f"Bearer {h['authtoken']}"},
+        timeout=10,
+    )
+    assert answer.status_code == 204, answer.text
+    [check] = sim.check_runs_for()
+    assert check.status == example["result"]
+
+
+def check_timeline_feed(sim, ado, receiver, example):
+    call = _rest_check_call(sim, receiver)
+    h = call["headers"]
+    answer = requests.post(
+        _plan_url(call, f"timelines/{h['timelineid']}/records/{h['taskinstanceid']}/feed"),
+        params={"api-version": "4.1"},
+        json=example,
+        headers={"Authorization": f"Bearer {h['authtoken']}"},
+        timeout=10,
+    )
+    assert answer.status_code == 204, answer.text
+    [check] = sim.check_runs_for()
+    assert check.log_lines == example["value"]
+
+
 CHECKS = {
     "approval": check_approval,
     "approvals_query": check_approvals_query,
@@ -226,6 +281,9 @@ CHECKS = {
     "subscription_request": check_subscription_request,
     "subscription_response": check_subscription_response,
     "event": check_event,
+    "check_call_headers": check_call_headers,
+    "task_completed": check_task_completed,
+    "timeline_feed": check_timeline_feed,
 }
 EVENT_TYPES_WITH_SAMPLES = {
     RUN_EVENT,

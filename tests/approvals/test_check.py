@@ -22,6 +22,11 @@ from approvals.models import (
     CheckRequest,
     PromotionPolicy,
 )
+from core.roles import Role
+from pipelines.models import AdoProject
+from tests.approvals import test_pages
+from tests.approvals.factories import ApprovalRequestFactory
+from tests.approvals.test_pages import _detail, _soup
 from tests.pipelines.factories import PipelineFactory, PipelineRunFactory, RunStageFactory
 from tests.registry.factories import ModelVersionFactory, RegisteredModelFactory
 
@@ -33,6 +38,14 @@ SECRET = "check-secret-for-tests"
 @pytest.fixture(autouse=True)
 def _secret(settings):
     settings.APPROVALS_CHECK_SECRET = SECRET
+
+
+@pytest.fixture(autouse=True)
+def _organization(db):
+    """The organization ADO's PlanUrl names, as one of the portal's ADO projects."""
+    AdoProject.objects.create(
+        name="org", organization_url="https://dev.azure.com/org", project="MLOps"
+    )
 
 
 def ado_headers(**overrides) -> dict:
@@ -61,7 +74,12 @@ def call(client, body=None, **headers):
 
 @pytest.fixture
 def fraud():
-    """fraud-detector v1 (auc 0.74) running in QA and PROD; v2 and v3 registered."""
+    return fraud_models()
+
+
+def fraud_models() -> dict:
+    """fraud-detector v1 (auc 0.74) running in QA and PROD; v2 (0.71) and v3 (0.80)
+    registered; a policy on auc with a minimum change of 0.01."""
     registered = RegisteredModelFactory(name="fraud-detector")
     catalog = registered.catalog_model
     versions = {
@@ -140,6 +158,13 @@ def test_a_bad_body_is_a_400_that_names_the_field(client, body, field):
     response = call(client, body, **ado_headers())
     assert response.status_code == 400
     assert f"'{field}'" in response.json()["detail"]
+
+
+def test_a_plan_url_outside_the_known_organizations_is_a_400(client):
+    response = call(client, **ado_headers(PlanUrl="http://169.254.169.254/"))
+    assert response.status_code == 400
+    assert "'PlanUrl'" in response.json()["detail"]
+    assert CheckRequest.objects.count() == 0
 
 
 def test_a_body_that_is_not_json_is_a_400(client):
@@ -260,3 +285,51 @@ def test_the_sweep_queues_unevaluated_requests_and_lost_callbacks(fraud, setting
     swept = services.checks_sweep()
     assert swept["evaluations"] == [lost.pk]
     assert swept["callbacks"] == [CheckCallback.objects.get().pk]
+
+
+# --- The approval page and the audit trail ----------------------------------------------------
+
+approver = test_pages.approver
+approver_client = test_pages.approver_client
+
+
+def test_the_approval_page_shows_each_evaluation_with_its_rules_and_numbers(approver_client, fraud):
+    approval = ApprovalRequestFactory(model_version=fraud[2], environment_name="PROD")
+    RunStageFactory(run=approval.run, environment="QA", order=0)
+    request = received(fraud, 2, run=approval.run)
+    services.check_evaluate(request_id=request.pk)
+    soup = _soup(approver_client.get(_detail(approval)))
+    section = soup.select_one("[data-testid=automated-check]")
+    assert section is not None
+    text = section.get_text(" ", strip=True)
+    assert "Failed" in text and "Callback pending" in text
+    rules = {
+        r["data-code"]: r.get_text(" ", strip=True)
+        for r in section.select("[data-testid=check-rule]")
+    }
+    assert "worse by 0.03" in rules["challenger"] and "0.7100" in rules["challenger"]
+    assert "qa_first" in rules
+
+
+def test_an_approval_without_a_check_has_no_section(approver_client, fraud):
+    approval = ApprovalRequestFactory(model_version=fraud[2], environment_name="PROD")
+    soup = _soup(approver_client.get(_detail(approval)))
+    assert soup.select_one("[data-testid=automated-check]") is None
+
+
+def test_the_audit_trail_names_the_failed_rule(approver_client, fraud):
+    request = received(fraud, 2, run=released(fraud, 2, ado_id=45))
+    services.check_evaluate(request_id=request.pk)
+    page = approver_client.get(reverse("approvals:audit") + "?action=check.failed").content.decode()
+    assert "Automated check failed for fraud-detector v2 to PROD" in page
+    assert "worse by 0.03" in page
+
+
+def test_the_admin_shows_a_check_request_without_its_token(client, make_user, fraud):
+    request = received(fraud, 3)
+    client.force_login(make_user(Role.ADMIN))
+    page = client.get(reverse("admin:approvals_checkrequest_change", args=[request.pk]))
+    assert page.status_code == 200
+    assert "fraud-detector" in page.content.decode()
+    assert request.auth_token not in page.content.decode()
+    assert "Auth token" not in page.content.decode()

@@ -217,9 +217,14 @@ def test_headers_auth_and_api_version_as_sent(echo, tmp_path, monkeypatch):
 
 
 def test_every_endpoint_uses_its_api_version(sim, client):
-    """7.1 everywhere, except connectionData, which ADO has only as a preview."""
-    assert set(API_VERSIONS.values()) == {"7.1", "7.1-preview.1"}
-    assert [k for k, v in API_VERSIONS.items() if v != "7.1"] == ["connectionData"]
+    """7.1 everywhere, except connectionData, which ADO has only as a preview, and the two
+    calls an automated check makes back on its plan (``PlanClient``, tests/approvals)."""
+    assert set(API_VERSIONS.values()) == {"7.1", "7.1-preview.1", "2.0-preview.1", "4.1"}
+    assert [k for k, v in API_VERSIONS.items() if v != "7.1"] == [
+        "connectionData",
+        "plan_events",
+        "timeline_feed",
+    ]
     pipe = release(sim)
     run = client.queue_run(pipe.id, template_parameters={"modelName": "fraud-detector"})
     sim.advance(130)

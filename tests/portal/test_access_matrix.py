@@ -98,6 +98,9 @@ EXPECTED: dict[str, tuple] = {
         EVERYONE,
         Target({"source": SAMPLE_SOURCE}, let_in=frozenset({400, 401, 503})),
     ),
+    # The automated ADO check: public, the shared APPROVALS_CHECK_SECRET is the authentication
+    # (503 while it is unset, 401 without it)
+    "api:approvals:check-ado": ("post", EVERYONE, Target(let_in=frozenset({401, 503}))),
     # ADO service hooks: public, basic auth with ADO_HOOK_SECRET is the authentication
     "pipelines:ado-hook": (
         "post",
