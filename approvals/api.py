@@ -25,6 +25,7 @@ from core.sessions import session_authenticated_at
 from pipelines.models import Environment
 
 from . import selectors, services
+from .freeze_api import freeze_api_urlpatterns
 from .models import ApprovalRequest, AuditAction, AuditEvent, OutboxMessage
 from .serializers import (
     DECIDED_STATUSES,
@@ -303,4 +304,5 @@ api_urlpatterns: list = [
     path("<int:pk>/decision", ApprovalDecisionApi.as_view(), name="approval-decision"),
     path("audit/", AuditEventListApi.as_view(), name="audit-list"),
     path("outbox/<int:pk>/retry", OutboxRetryApi.as_view(), name="outbox-retry"),
+    *freeze_api_urlpatterns,
 ]
