@@ -542,3 +542,37 @@ def test_bad_input_in_the_api_is_a_400_that_names_it(api_as, change, field, says
     assert answer["code"] == "invalid_freeze_window"
     assert says in " ".join(answer["errors"][field]) and says in answer["detail"]
     assert FreezeWindow.objects.count() == 0
+
+
+def test_the_admin_edits_windows_through_the_audited_services(make_user, client):
+    admin_user = make_user(Role.ADMIN, is_staff=True)
+    client.force_login(admin_user)
+    add = client.post(
+        "/admin/approvals/freezewindow/add/",
+        {
+            "name": "Admin freeze",
+            "kind": "deny",
+            "reason": "",
+            "environment": "QA",
+            "team": "",
+            "dtstart_0": "2026-12-24",
+            "dtstart_1": "00:00:00",
+            "duration_minutes": "1440",
+            "rrule": "FREQ=YEARLY",
+            "timezone": "UTC",
+            "active": "on",
+        },
+    )
+    assert add.status_code == 302, _soup(add).select_one(".errornote")
+    window = FreezeWindow.objects.get()
+    assert AuditEvent.objects.get(action=AuditAction.FREEZE_CREATED).actor == admin_user
+    bad = client.post(
+        f"/admin/approvals/freezewindow/{window.pk}/change/",
+        {"name": "x", "kind": "deny", "environment": "QA", "dtstart_0": "2026-12-24",
+         "dtstart_1": "00:00:00", "duration_minutes": "60", "rrule": "FREQ=NEVER",
+         "timezone": "UTC"},
+    )  # fmt: skip
+    assert bad.status_code == 200 and "invalid &#x27;FREQ&#x27;" in bad.content.decode()
+    client.post(f"/admin/approvals/freezewindow/{window.pk}/delete/", {"post": "yes"})
+    assert not FreezeWindow.objects.exists()
+    assert AuditEvent.objects.filter(action=AuditAction.FREEZE_DELETED).count() == 1
