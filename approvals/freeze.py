@@ -289,17 +289,28 @@ def _reopen(denies, allows, now: datetime, horizon: datetime) -> datetime | None
             at = max(o.end for o in denied)
             continue
         if allows and not _inside_allow(allows, at):
-            upcoming = [
-                o
-                for w in allows
-                for o in window_occurrences(w, start=at, end=horizon)
-                if o.start > at
-            ]
-            if not upcoming:
+            opening = _next_opening(allows, at, horizon)
+            if opening is None:
                 return None
-            at = min(o.start for o in upcoming)
+            at = opening
             continue
         return at
+    return None
+
+
+def _next_opening(allows, at: datetime, horizon: datetime) -> datetime | None:
+    """The next allow occurrence's start after ``at``: a day ahead first, then a month, then
+    the horizon (an hourly window expands a few occurrences, not two years of them)."""
+    for span in (timedelta(days=1), timedelta(days=31), horizon - at):
+        end = min(at + span, horizon)
+        starts = [
+            o.start
+            for w in allows
+            for o in window_occurrences(w, start=at, end=end)
+            if o.start > at
+        ]
+        if starts:
+            return min(starts)
     return None
 
 

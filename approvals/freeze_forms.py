@@ -39,6 +39,7 @@ class FreezeWindowForm(forms.Form):
         to_field_name="name",
         required=False,
         label="Model",
+        empty_label="Every model",
         help_text="Blank: every model.",
         error_messages={"invalid_choice": "No catalog model has this name."},
     )
