@@ -8,6 +8,7 @@ from __future__ import annotations
 from django.core.exceptions import ValidationError
 from django.http import Http404
 from django.urls import path
+from django.utils import timezone
 from drf_spectacular.types import OpenApiTypes
 from drf_spectacular.utils import OpenApiParameter, OpenApiResponse, extend_schema
 from rest_framework import exceptions
@@ -93,12 +94,9 @@ class FreezeWindowListApi(APIView):
         operation_id="approvals_freeze_windows_list", responses={200: FreezeWindowListSerializer}
     )
     def get(self, request):
-        overview = selectors.freeze_overview()
-        body = {
-            "frozen_now": overview.frozen,
-            "count": len(overview.windows),
-            "results": overview.windows,
-        }
+        windows = list(selectors.freeze_window_list())
+        frozen = selectors.frozen_now(windows=windows, now=timezone.now())
+        body = {"frozen_now": frozen, "count": len(windows), "results": windows}
         return Response(FreezeWindowListSerializer(body).data)
 
     @extend_schema(

@@ -209,6 +209,23 @@ def test_an_occurrence_across_the_autumn_change_lasts_its_wall_clock_time():
     assert verdict([night], at=at).reopens_at == datetime(2026, 10, 25, 5, tzinfo=UTC)
 
 
+def test_an_occurrence_in_the_spring_gap_starts_when_the_clocks_have_moved():
+    early = window(
+        name="early",
+        rrule="FREQ=DAILY",
+        timezone="Europe/Amsterdam",
+        dtstart=datetime(2026, 3, 1, 2, 30, tzinfo=AMS),
+        duration_minutes=60,
+    )
+    # 29 Mar 2026: 02:00-03:00 does not exist; 02:30 is read with the winter offset (01:30 UTC)
+    gap_day = datetime(2026, 3, 29, 0, 0, tzinfo=UTC)
+    [occurrence] = freeze.window_occurrences(
+        early, start=gap_day, end=gap_day + timedelta(hours=12)
+    )
+    assert occurrence.start == datetime(2026, 3, 29, 1, 30, tzinfo=UTC)
+    assert occurrence.end == datetime(2026, 3, 29, 1, 30, tzinfo=UTC) + timedelta(hours=1)
+
+
 def test_the_scope_environment_team_and_model():
     every = window(name="all", environment="all", dtstart=NOW - timedelta(minutes=1))
     assert verdict([every], environment="QA").frozen
@@ -263,6 +280,31 @@ def test_frozen_means_inside_a_deny_or_outside_every_allow_and_reopening_is_open
         assert result.reopens_at > at
         assert not verdict(windows, at=result.reopens_at).frozen
         assert not any(_covered([w], result.reopens_at) for w in result.windows if w in denies)
+
+
+@pytest.mark.django_db
+def test_the_gate_is_one_of_the_environment_rules_with_its_reopen_time():
+    """What the decision box, the API and the automated ADO check all evaluate."""
+    from approvals.services.gates import environment_rules
+    from tests.registry.factories import RegisteredModelFactory
+
+    model = RegisteredModelFactory(name="fraud-detector").catalog_model
+    now = datetime.now(UTC)
+    rules = lambda: environment_rules(  # noqa: E731
+        catalog_model=model, model_version=None, run=None, environment="QA", now=now
+    )
+    assert [r.code for r in rules()] == []  # no window: nothing listed
+    deny = FreezeWindow.objects.create(
+        name="Freeze", environment="QA", dtstart=now - timedelta(minutes=1), duration_minutes=5
+    )
+    [rule] = rules()
+    assert (rule.code, rule.ok) == ("freeze_window", False)
+    assert rule.until == deny.dtstart + timedelta(minutes=5)
+    assert rule.values["windows"] == [deny.pk] and rule.values["cause"] == "deny"
+    assert rule.refusal().http_status == 403
+    deny.team = "growth"  # fraud-detector's team is risk: the window no longer applies
+    deny.save()
+    assert rules() == []
 
 
 # --- The gate refuses a decision: page and API ------------------------------------------------
