@@ -83,7 +83,7 @@ def frozen_now(*, windows, now: datetime) -> dict[str, list[FrozenScope]]:
     result: dict[str, list[FrozenScope]] = {}
     for environment in ENVIRONMENTS:
         scoped = [w for w in active if w.environment in (freeze.ALL_ENVIRONMENTS, environment)]
-        scopes = sorted({(w.team, w.model_name) for w in scoped}, key=lambda s: (bool(s[1]), s))
+        scopes = sorted({_scope_of(w) for w in scoped}, key=lambda s: (bool(s[1]), s))
         rows, seen = [], set()
         for team, model_name in [("", ""), *[s for s in scopes if s != ("", "")]]:
             verdict = freeze.freeze_verdict(
@@ -96,6 +96,14 @@ def frozen_now(*, windows, now: datetime) -> dict[str, list[FrozenScope]]:
             rows.append(_frozen_scope(environment, verdict, _scope_label(team, model_name)))
         result[environment] = rows
     return result
+
+
+def _scope_of(window: FreezeWindow) -> tuple[str, str]:
+    """The (team, model) a window names; a model's window is evaluated with the model's team,
+    so a team's windows count for it too, as the gate counts them."""
+    if window.catalog_model_id:
+        return (window.catalog_model.effective_team, window.model_name)
+    return (window.team, "")
 
 
 def _frozen_scope(environment: str, verdict: freeze.FreezeVerdict, scope: str) -> FrozenScope:

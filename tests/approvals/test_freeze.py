@@ -419,6 +419,30 @@ def test_the_page_shows_what_is_frozen_now_and_next(role_client):
     assert soup.select_one("[data-testid=freeze-new]") is None  # not an editor
 
 
+@pytest.mark.django_db
+def test_frozen_now_evaluates_a_models_scope_with_the_models_team():
+    from approvals import selectors
+    from tests.registry.factories import RegisteredModelFactory
+
+    fraud = RegisteredModelFactory(name="fraud-detector").catalog_model  # team risk
+    now = datetime.now(UTC)
+    team_freeze = _make(name="risk freeze", environment="QA", team="risk")
+    _make(
+        name="fraud release window",
+        kind=freeze.ALLOW,
+        environment="QA",
+        catalog_model=fraud,
+        dtstart=now + timedelta(days=1),
+        duration_minutes=60,
+    )
+    rows = {row.scope: row for row in selectors.frozen_now(windows=list(
+        selectors.freeze_window_list()), now=now)["QA"]}  # fmt: skip
+    assert rows["team risk"].windows == (team_freeze,)
+    model_row = rows["model fraud-detector"]
+    assert model_row.cause == "deny" and model_row.windows == (team_freeze,)
+    assert model_row.reopens_at == now + timedelta(days=1)  # the deny ends, then the allow opens
+
+
 def test_the_inbox_links_the_freeze_page(role_client):
     soup = _soup(role_client(Role.APPROVER).get("/approvals/"))
     assert soup.select_one("[data-testid=freeze-link]")["href"] == "/approvals/freeze/"
