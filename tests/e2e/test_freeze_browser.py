@@ -102,3 +102,30 @@ def test_a_manager_reads_the_freeze_page_and_creates_a_window(
     page.wait_for_url(f"{live_server.url}/approvals/freeze/")
     created = FreezeWindow.objects.get(name="Year-end freeze")
     assert created.dtstart == datetime(2026, 12, 18, 15, 0, tzinfo=UTC)
+
+
+def test_an_approver_sees_the_freeze_refuse_a_decision(page, live_server, make_user, screenshot):
+    from tests.approvals.factories import ApprovalRequestFactory
+
+    approval = ApprovalRequestFactory()
+    now = datetime.now(UTC).replace(second=0, microsecond=0)
+    FreezeWindow.objects.create(
+        name="Year-end freeze",
+        reason="Finance closes the books",
+        environment="QA",
+        dtstart=now - timedelta(hours=1),
+        duration_minutes=6 * 60,
+        timezone="Europe/Amsterdam",
+    )
+    make_user(Role.APPROVER, username="alice", first_name="Alice", email="alice@example.com")
+    _sign_in(page, live_server.url, "alice")
+    page.goto(f"{live_server.url}/approvals/{approval.pk}/")
+    blocked = page.get_by_test_id("decision-blocked")
+    assert "Year-end freeze" in blocked.inner_text() and "reopens at" in blocked.inner_text()
+    assert page.locator("[data-rule=freeze_window]").get_attribute("data-ok") == "false"
+    page.locator("#decision-box").scroll_into_view_if_needed()
+    screenshot(page, "freeze-decision-1280")
+    page.set_viewport_size(NARROW)
+    page.wait_for_timeout(200)
+    assert _no_page_overflow(page), page.evaluate(OVERFLOWING)
+    screenshot(page, "freeze-decision-390")
