@@ -5,7 +5,8 @@ requests come from the sync, decisions and their outbox messages from approvers,
 trail is append-only (no add, change or delete, even for a superuser). The one action is
 "Retry delivery" on failed outbox messages, which goes through ``services.outbox_retry``
 (audited) like the retry button of the pages. The automated check's requests, evaluations and
-callbacks are shown too (the job's token never: it is left out of the form).
+callbacks are shown too (the job's token never: it is left out of the form). Freeze windows
+are edited here too, through the same audited services as their page.
 """
 
 from django.contrib import admin, messages
@@ -22,6 +23,7 @@ from .models import (
     CheckEvaluation,
     CheckRequest,
     Decision,
+    FreezeWindow,
     Notification,
     OutboxMessage,
     OutboxState,
@@ -310,3 +312,39 @@ class CheckCallbackAdmin(ReadOnlyAdmin):
     @admin.display(description="last error")
     def short_error(self, obj):
         return _short(obj.last_error)
+@admin.register(FreezeWindow)
+class FreezeWindowAdmin(admin.ModelAdmin):
+    """Freeze windows (the page /approvals/freeze/ edits them too). Saving and deleting go
+    through the services, so the audit trail records every edit with before and after;
+    ``dtstart`` here is in UTC (the page's form takes it in the window's own zone)."""
+
+    list_display = [
+        "name",
+        "kind",
+        "environment",
+        "team",
+        "catalog_model",
+        "rrule",
+        "timezone",
+        "active",
+        "updated_at",
+        "updated_by",
+    ]
+    list_filter = ["kind", "environment", "active"]
+    search_fields = ["name", "reason", "team", "catalog_model__name"]
+    autocomplete_fields = ["catalog_model"]
+    readonly_fields = ["created_at", "created_by", "updated_at", "updated_by"]
+
+    def save_model(self, request, obj, form, change):
+        fields = {name: getattr(obj, name) for name in services.FREEZE_EDITABLE_FIELDS}
+        if change:
+            services.freeze_window_update(window_id=obj.pk, user=request.user, **fields)
+        else:
+            obj.pk = services.freeze_window_create(user=request.user, **fields).pk
+
+    def delete_model(self, request, obj):
+        services.freeze_window_delete(window_id=obj.pk, user=request.user)
+
+    def delete_queryset(self, request, queryset):
+        for pk in list(queryset.values_list("pk", flat=True)):
+            services.freeze_window_delete(window_id=pk, user=request.user)

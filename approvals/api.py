@@ -25,6 +25,7 @@ from core.sessions import session_authenticated_at
 from pipelines.models import Environment
 
 from . import check_api, selectors, services
+from .freeze_api import freeze_api_urlpatterns
 from .models import ApprovalRequest, AuditAction, AuditEvent, OutboxMessage
 from .serializers import (
     DECIDED_STATUSES,
@@ -304,4 +305,5 @@ api_urlpatterns: list = [
     path("audit/", AuditEventListApi.as_view(), name="audit-list"),
     path("outbox/<int:pk>/retry", OutboxRetryApi.as_view(), name="outbox-retry"),
     path("checks/ado", check_api.ado_check, name="check-ado"),
+    *freeze_api_urlpatterns,
 ]

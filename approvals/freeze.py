@@ -25,8 +25,8 @@ ALL_ENVIRONMENTS = "all"
 ALLOW, DENY = "allow", "deny"
 HORIZON_DAYS = 731  # "the next 2 years": how far ahead a rule must match, and reopen is sought
 MAX_CHAIN = 500  # at most this many occurrences chained when looking for the reopen time
-ALLOWED_FREQUENCIES = {YEARLY: "yearly", MONTHLY: "monthly", WEEKLY: "weekly", DAILY: "daily"}
-ALLOWED_FREQUENCIES[HOURLY] = "hourly"
+# Finer rules (MINUTELY, SECONDLY) would make every evaluation scan 60x or 3600x more periods.
+ALLOWED_FREQUENCIES = (YEARLY, MONTHLY, WEEKLY, DAILY, HOURLY)
 
 
 class RecurrenceError(ValueError):
@@ -179,7 +179,10 @@ def window_occurrences(window: WindowLike, *, start: datetime, end: datetime) ->
             (start - slack).astimezone(tz), (end + timedelta(days=1)).astimezone(tz)
         )
     found = []
-    for local_start in starts:
+    for wall_start in starts:
+        # A start in the spring gap (02:30 that never happens) is the instant the clocks moved
+        # past it (03:30 summer time); the occurrence lasts its length from there.
+        local_start = wall_start.astimezone(UTC).astimezone(tz)
         occurrence = Occurrence(local_start.astimezone(UTC), (local_start + length).astimezone(UTC))
         if occurrence.end > start and occurrence.start < end and occurrence.end > occurrence.start:
             found.append(occurrence)
@@ -233,17 +236,12 @@ def freeze_verdict(
     denies = [w for w in scoped if w.kind == DENY]
     allows = [w for w in scoped if w.kind == ALLOW]
     horizon = now + timedelta(days=HORIZON_DAYS)
-    covering = [
-        (w, o)
-        for w in denies
-        for o in window_occurrences(w, start=now, end=now + timedelta(seconds=1))
-        if o.covers(now)
-    ]
+    covering = [(w, o) for w in denies for o in _covering([w], now)]
     if covering:
         return FreezeVerdict(
             True,
             DENY,
-            tuple(_unique(w for w, _ in covering)),
+            tuple({id(w): w for w, _ in covering}.values()),  # unsaved models do not hash
             _reopen(denies, allows, now, horizon),
             tuple(o for _, o in covering),
         )
@@ -252,15 +250,6 @@ def freeze_verdict(
             True, "outside_allow", tuple(allows), _reopen(denies, allows, now, horizon)
         )
     return FreezeVerdict(False)
-
-
-def _unique(items) -> list:
-    seen, out = set(), []
-    for item in items:
-        if id(item) not in seen:
-            seen.add(id(item))
-            out.append(item)
-    return out
 
 
 def _covering(windows, at: datetime) -> list[Occurrence]:
@@ -289,17 +278,28 @@ def _reopen(denies, allows, now: datetime, horizon: datetime) -> datetime | None
             at = max(o.end for o in denied)
             continue
         if allows and not _inside_allow(allows, at):
-            upcoming = [
-                o
-                for w in allows
-                for o in window_occurrences(w, start=at, end=horizon)
-                if o.start > at
-            ]
-            if not upcoming:
+            opening = _next_opening(allows, at, horizon)
+            if opening is None:
                 return None
-            at = min(o.start for o in upcoming)
+            at = opening
             continue
         return at
+    return None
+
+
+def _next_opening(allows, at: datetime, horizon: datetime) -> datetime | None:
+    """The next allow occurrence's start after ``at``: a day ahead first, then a month, then
+    the horizon (an hourly window expands a few occurrences, not two years of them)."""
+    for span in (timedelta(days=1), timedelta(days=31), horizon - at):
+        end = min(at + span, horizon)
+        starts = [
+            o.start
+            for w in allows
+            for o in window_occurrences(w, start=at, end=end)
+            if o.start > at
+        ]
+        if starts:
+            return min(starts)
     return None
 
 

@@ -19,4 +19,9 @@ urlpatterns: list = [
     path("outbox/<int:pk>/retry/", views.outbox_retry, name="outbox-retry"),
     path("audit/", views.audit, name="audit"),
     path("audit.csv", views.audit_csv, name="audit-csv"),
+    path("freeze/", views.freeze_page, name="freeze"),
+    path("freeze/new/", views.freeze_new, name="freeze-new"),
+    path("freeze/<int:pk>/edit/", views.freeze_edit, name="freeze-edit"),
+    path("freeze/<int:pk>/active/", views.freeze_deactivate, name="freeze-active"),
+    path("freeze/<int:pk>/delete/", views.freeze_delete, name="freeze-delete"),
 ]

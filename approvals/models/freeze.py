@@ -90,6 +90,22 @@ class FreezeWindow(models.Model):
         return self.catalog_model.name if self.catalog_model_id else ""
 
     @property
+    def duration_label(self) -> str:
+        """ "45 min", "8 h", "1 d 2 h": how long each occurrence lasts."""
+        days, rest = divmod(self.duration_minutes or 0, 24 * 60)
+        hours, minutes = divmod(rest, 60)
+        parts = [f"{days} d" if days else "", f"{hours} h" if hours else ""]
+        parts.append(f"{minutes} min" if minutes else "")
+        return " ".join(p for p in parts if p) or "0 min"
+
+    @property
+    def scope_label(self) -> str:
+        """Whom it covers beyond the environment: every model, a team, a model."""
+        if self.catalog_model_id:
+            return f"model {self.model_name}"
+        return f"team {self.team}" if self.team else "every model"
+
+    @property
     def ends_at(self):
         """The end of the first occurrence (wall-clock in the window's zone)."""
         if self.dtstart is None or not self.duration_minutes:

@@ -1,7 +1,8 @@
 """Read queries shared by this app's views, API, home cards and the pages of other apps;
 callers use ``from approvals import selectors`` and the names below. ``inbox`` (the inbox and
-the audit trail), ``detail`` and ``evidence`` (an approval's page), ``home`` (the home cards,
-the mirror's health: ``sync_status_list`` is a PORTAL_SYNC_STATUS_PROVIDERS entry)."""
+the audit trail), ``detail`` and ``evidence`` (an approval's page), ``freeze`` (the freeze
+windows page and API), ``home`` (the home cards, the mirror's health: ``sync_status_list``
+is a PORTAL_SYNC_STATUS_PROVIDERS entry)."""
 
 from .checks import check_evaluations_for
 from .detail import (
@@ -22,6 +23,16 @@ from .evidence import (
     champion_for,
     metric_deltas,
     rule_changes,
+)
+from .freeze import (
+    CalendarDay,
+    FreezeOverview,
+    FrozenScope,
+    UpcomingOccurrence,
+    freeze_overview,
+    freeze_window_get,
+    freeze_window_list,
+    frozen_now,
 )
 from .home import (
     OutboxBacklog,
@@ -60,12 +71,16 @@ __all__ = [
     "TABS",
     "ApprovalFilters",
     "AuditFilters",
+    "CalendarDay",
     "DecisionSender",
     "Evidence",
+    "FreezeOverview",
+    "FrozenScope",
     "MetricDelta",
     "OutboxBacklog",
     "ParamChange",
     "RuleChanges",
+    "UpcomingOccurrence",
     "approval_audit",
     "approval_decisions",
     "approval_evidence",
@@ -82,6 +97,10 @@ __all__ = [
     "decided_by",
     "decision_sender",
     "delivery_problems",
+    "freeze_overview",
+    "freeze_window_get",
+    "freeze_window_list",
+    "frozen_now",
     "is_overdue",
     "metric_deltas",
     "model_choices",

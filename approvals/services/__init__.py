@@ -48,6 +48,7 @@ from .decisions import (
     decision_token_check,
 )
 from .delivery import DeliveryOutcome, delivery_backoff, outbox_deliver
+from .freeze import EDITABLE_FIELDS as FREEZE_EDITABLE_FIELDS
 from .freeze import (
     freeze_message,
     freeze_rule,
@@ -98,6 +99,7 @@ from .sync import SyncResult, approval_gone, approval_refresh, project_approvals
 __all__ = [
     "CONFLICT_RULES",
     "DELIVERY_ACTOR",
+    "FREEZE_EDITABLE_FIELDS",
     "HUMAN_DECISION_REQUIRED",
     "NOT_AN_APPROVER",
     "POLICY_DEFAULTS",

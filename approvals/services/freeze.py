@@ -176,7 +176,9 @@ def freeze_window_update(*, window_id: int, user, **fields) -> FreezeWindow:
 def freeze_window_delete(*, window_id: int, user) -> None:
     """Remove a window for good; the trail keeps what it was."""
     window = (
-        FreezeWindow.objects.select_for_update().select_related("catalog_model").get(pk=window_id)
+        FreezeWindow.objects.select_for_update(of=("self",))
+        .select_related("catalog_model")
+        .get(pk=window_id)
     )
     before = freeze_window_snapshot(window)
     pk = window.pk

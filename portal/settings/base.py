@@ -234,6 +234,9 @@ SPECTACULAR_SETTINGS = {
         "SignalKindEnum": "operations.models.SignalKind",
         "EpisodeKindEnum": "operations.models.EpisodeKind",
         "EpisodeStateEnum": "operations.models.EpisodeState",
+        "EnvironmentEnum": "pipelines.models.Environment",
+        "FreezeKindEnum": "approvals.models.FreezeKind",
+        "FreezeScopeEnum": "approvals.models.FreezeScope",
     },
 }
 

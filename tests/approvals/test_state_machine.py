@@ -1,11 +1,12 @@
 """A hypothesis state machine over the life of approvals: created in ADO, approved or rejected
 in the portal (by approvers, the run's requester, the version's creator, a non-approver),
-expired, decided in ADO itself, hooks replayed, deliveries tried while the simulator fails.
-After every step the invariants hold:
+expired, decided in ADO itself, hooks replayed, deliveries tried while the simulator fails,
+QA frozen and thawed by a deny window. After every step the invariants hold:
 
 - per approval: at most ``min_required_approvers`` approvals and one rejection, nothing after
   the decision that closed it, nothing once the portal knows it is closed;
 - never a self-approval (the run's requester, the version's creator);
+- no decision while a freeze window covers QA (``decide`` checks it at each attempt);
 - every decision has one outbox message and one ``decision.made`` row; every delivered (or
   already-decided, or failed) message has its audit row; a delivered one is in ADO;
 - ADO applied each decision at most once (PATCHes per approval never exceed its decisions);
@@ -53,6 +54,7 @@ from approvals.models import (
     DecidedIn,
     Decision,
     DecisionStatus,
+    FreezeWindow,
     OutboxMessage,
     OutboxState,
 )
@@ -164,6 +166,7 @@ class ApprovalsMachine(RuleBasedStateMachine):
     def decide(self, item, user, status, comment):
         person = self.env.users[user]
         before = Decision.objects.filter(approval_id=item.pk).count()
+        frozen = FreezeWindow.objects.filter(active=True, environment="QA").exists()
         try:
             decision = services.approval_decide(
                 approval_id=item.pk, user=person, status=status, comment=comment
@@ -181,6 +184,22 @@ class ApprovalsMachine(RuleBasedStateMachine):
         assert decision.status == status
         assert user != NOT_AN_APPROVER
         assert status == "rejected" or user not in (item.requested_by, CREATOR)
+        assert not frozen, "decided while a freeze window covers QA"
+
+    @rule(on=st.booleans())
+    def freeze_qa(self, on):
+        """A manager freezes QA (a deny window covering the next hours) or lifts every freeze."""
+        if on:
+            services.freeze_window_create(
+                user=self.env.admin,
+                name="QA freeze",
+                environment="QA",
+                dtstart=timezone.now() - timedelta(minutes=1),
+                duration_minutes=600,
+            )
+        else:
+            for pk in FreezeWindow.objects.filter(active=True).values_list("pk", flat=True):
+                services.freeze_window_update(window_id=pk, user=self.env.admin, active=False)
 
     @rule(item=approvals)
     def expire(self, item):

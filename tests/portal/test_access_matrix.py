@@ -153,6 +153,12 @@ EXPECTED: dict[str, tuple] = {
     "approvals:outbox-retry": ("post", ADMINS, Target({"pk": 999999}, let_in=frozenset({404}))),
     "approvals:audit": ("get", AUDITORS),
     "approvals:audit-csv": ("get", AUDITORS),
+    # freeze windows: everyone with a role reads; managers and admins edit
+    "approvals:freeze": ("get", EVERY_ROLE),
+    "approvals:freeze-new": ("get", ASSESSORS),
+    "approvals:freeze-edit": ("get", ASSESSORS, MISSING),
+    "approvals:freeze-active": ("post", ASSESSORS, MISSING),
+    "approvals:freeze-delete": ("post", ASSESSORS, MISSING),
     "reauthenticate": ("get", SIGNED_IN),
     # approvals API (the same rules as the pages)
     "api:approvals:approval-list": ("get", EVERY_ROLE),
@@ -178,6 +184,8 @@ EXPECTED: dict[str, tuple] = {
         EVERY_ROLE,
         Target(url=lambda: reverse("api:approvals:policy-effective") + "?environment=PROD"),
     ),
+    "api:approvals:freeze-window-list": ("get", EVERY_ROLE),
+    "api:approvals:freeze-window-detail": ("get", EVERY_ROLE, MISSING),
     "api:approvals:outbox-retry": (
         "post",
         ADMINS,
