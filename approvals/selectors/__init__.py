@@ -1,8 +1,10 @@
 """Read queries shared by this app's views, API, home cards and the pages of other apps;
 callers use ``from approvals import selectors`` and the names below. ``inbox`` (the inbox and
-the audit trail), ``detail`` and ``evidence`` (an approval's page), ``home`` (the home cards,
+the audit trail), ``detail`` and ``evidence`` (an approval's page), ``bulk`` (the
+combined evidence of several requests decided at once), ``home`` (the home cards,
 the mirror's health: ``sync_status_list`` is a PORTAL_SYNC_STATUS_PROVIDERS entry)."""
 
+from .bulk import BulkReview, BulkRow, bulk_review
 from .detail import (
     DecisionSender,
     approval_audit,
@@ -20,6 +22,7 @@ from .evidence import (
     approval_evidence,
     champion_for,
     metric_deltas,
+    qa_stage_order,
     rule_changes,
 )
 from .home import (
@@ -59,6 +62,8 @@ __all__ = [
     "TABS",
     "ApprovalFilters",
     "AuditFilters",
+    "BulkReview",
+    "BulkRow",
     "DecisionSender",
     "Evidence",
     "MetricDelta",
@@ -76,6 +81,7 @@ __all__ = [
     "approvals_base",
     "approvals_for_version",
     "audit_list",
+    "bulk_review",
     "champion_for",
     "decided_by",
     "decision_sender",
@@ -88,6 +94,7 @@ __all__ = [
     "overdue_pending",
     "pending_count",
     "portal_identity_name",
+    "qa_stage_order",
     "rule_changes",
     "sync_status_list",
     "team_choices",

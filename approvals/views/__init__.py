@@ -1,13 +1,26 @@
 """HTML views; each declares its access rule with core.access (``urls`` names them here).
 
 ``inbox_page`` (the inbox), ``detail_page`` (an approval, its decision box, deciding, an
-admin's retry of a delivery), ``audit_page`` (the audit trail and its CSV); ``base`` what they
+admin's retry of a delivery), ``bulk_page`` (deciding several at once: the combined evidence,
+the decision, its result), ``audit_page`` (the audit trail and its CSV); ``base`` what they
 share. A refusal the page does not show in place is a ``core.errors.PortalError`` that the
 middleware renders as its error page.
 """
 
 from .audit_page import audit, audit_csv
+from .bulk_page import bulk, bulk_decide, bulk_result
 from .detail_page import decide, decision_box, detail, outbox_retry
 from .inbox_page import inbox
 
-__all__ = ["audit", "audit_csv", "decide", "decision_box", "detail", "inbox", "outbox_retry"]
+__all__ = [
+    "audit",
+    "audit_csv",
+    "bulk",
+    "bulk_decide",
+    "bulk_result",
+    "decide",
+    "decision_box",
+    "detail",
+    "inbox",
+    "outbox_retry",
+]

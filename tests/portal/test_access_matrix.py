@@ -148,6 +148,11 @@ EXPECTED: dict[str, tuple] = {
         Target(url=lambda: _approval_url("decide"), let_in=frozenset({400})),
     ),
     "approvals:outbox-retry": ("post", ADMINS, Target({"pk": 999999}, let_in=frozenset({404}))),
+    # deciding several at once: approvers only (no ids is the screen's own 400; an unknown
+    # result token its 404)
+    "approvals:bulk": ("get", APPROVERS, Target(let_in=frozenset({400}))),
+    "approvals:bulk-decide": ("post", APPROVERS, Target(let_in=frozenset({400}))),
+    "approvals:bulk-result": ("get", APPROVERS, Target({"token": "gone"}, let_in=frozenset({404}))),
     "approvals:audit": ("get", AUDITORS),
     "approvals:audit-csv": ("get", AUDITORS),
     "reauthenticate": ("get", SIGNED_IN),
