@@ -6,6 +6,7 @@ role, a stale sign-in for PROD)."""
 from __future__ import annotations
 
 import datetime as dt
+import json
 
 import pytest
 from django.db import connection
@@ -13,6 +14,7 @@ from django.test import Client
 from django.test.utils import CaptureQueriesContext
 from django.urls import reverse
 from django.utils import timezone
+from rest_framework.test import APIClient
 
 from approvals import services
 from approvals.models import (
@@ -26,6 +28,7 @@ from approvals.models import (
 )
 from core.roles import Role
 from core.sessions import AUTHENTICATED_AT_SESSION_KEY
+from portal import api_tokens
 from tests.approvals.conftest import mirror, wait_at
 from tests.approvals.factories import ApprovalRequestFactory
 from tests.factories import UserFactory
@@ -498,3 +501,138 @@ def test_the_combined_screen_reads_a_fixed_number_of_queries(
     assert twenty == fifty, (twenty, fifty)
     with django_assert_max_num_queries(15):
         bulk_page(client, ids)
+
+
+# API: POST /api/v1/approvals/bulk-decisions ----------------------------------------------------
+
+BULK_API = "/api/v1/approvals/bulk-decisions"
+
+
+def api_post(client, body):
+    return client.post(BULK_API, json.dumps(body), content_type="application/json")
+
+
+def test_the_api_decides_each_and_answers_per_request(alice):
+    good = ApprovalRequestFactory.create_batch(2)
+    mine = queued_by_alice()
+    client = APIClient()
+    client.force_login(alice)
+    ids = [good[0].pk, mine.pk, good[1].pk, good[0].pk]
+    response = api_post(client, {"ids": ids, "status": "approved", "comment": "batch ok"})
+    assert response.status_code == 200, response.json()
+    body = response.json()
+    assert body["status"] == "approved" and body["decided"] == 2 and body["refused"] == 1
+    results = {r["id"]: r for r in body["results"]}
+    assert [r["id"] for r in body["results"]] == ids[:3]
+    for pk in (good[0].pk, good[1].pk):
+        r = results[pk]
+        assert r["outcome"] == "decided" and r["code"] == "decided" and r["http_status"] == 201
+        assert r["approval_status"] == "approved"
+        assert r["decision_id"] == Decision.objects.get(approval_id=pk).pk
+        assert r["url"] == reverse("approvals:detail", kwargs={"pk": pk})
+    refusal = results[mine.pk]
+    assert refusal["outcome"] == "refused" and refusal["code"] == "requester"
+    assert refusal["http_status"] == 403 and refusal["decision_id"] is None
+    assert "You queued this run" in refusal["detail"]
+    assert Decision.objects.filter(via="api").count() == 2
+
+
+@pytest.mark.parametrize(
+    ("body", "code"),
+    [
+        ({"ids": [], "status": "approved"}, "bulk_empty"),
+        ({"ids": ["x"], "status": "approved"}, "bulk_bad_id"),
+        ({"ids": "1,2", "status": "approved"}, "bad_request"),
+        ({"status": "approved"}, "bad_request"),
+        ({"ids": [1], "status": 3}, "bad_request"),
+        ({"ids": ["SELF"], "status": "rejected", "comment": ""}, "comment_required"),
+        ({"ids": ["SELF"], "status": "maybe"}, "invalid_status"),
+    ],
+)
+def test_the_api_answers_bad_input_with_400(alice, body, code):
+    approval = ApprovalRequestFactory()
+    body = (
+        {**body, "ids": [approval.pk if i == "SELF" else i for i in body["ids"]]}
+        if isinstance(body.get("ids"), list)
+        else body
+    )
+    client = APIClient()
+    client.force_login(alice)
+    response = api_post(client, body)
+    assert response.status_code == 400, response.json()
+    assert response.json()["code"] == code
+    assert not Decision.objects.exists()
+
+
+def test_the_api_refuses_too_many_and_mixed_environments(alice, settings):
+    settings.APPROVALS_BULK_MAX = 2
+    client = APIClient()
+    client.force_login(alice)
+    three = ApprovalRequestFactory.create_batch(3)
+    response = api_post(client, {"ids": [a.pk for a in three], "status": "approved"})
+    assert response.status_code == 400 and response.json()["code"] == "bulk_too_many"
+    prod = prod_after_qa()
+    response = api_post(client, {"ids": [three[0].pk, prod.pk], "status": "approved"})
+    assert response.status_code == 400
+    body = response.json()
+    assert body["code"] == "bulk_mixed_environments"
+    assert body["environments"] == {str(three[0].pk): "QA", str(prod.pk): "PROD"}
+    assert not Decision.objects.exists()
+
+
+def test_the_api_asks_for_a_fresh_sign_in_for_prod(alice):
+    approvals = [prod_after_qa() for _ in range(2)]
+    client = APIClient()
+    client.force_login(alice)
+    stale_sign_in(client)
+    response = api_post(client, {"ids": [a.pk for a in approvals], "status": "approved"})
+    assert response.status_code == 401
+    assert response.json()["code"] == "reauthentication_required"
+    assert "reauthenticate_url" in response.json()
+    assert not Decision.objects.exists()
+
+
+def test_the_api_refuses_a_non_approver_and_any_token(make_user, alice):
+    approval = ApprovalRequestFactory()
+    client = APIClient()
+    client.force_login(make_user(Role.MANAGER))
+    response = api_post(client, {"ids": [approval.pk], "status": "approved"})
+    assert response.status_code == 403 and response.json()["code"] == "not_an_approver"
+    _, raw = api_tokens.token_create(user=alice, name="bot", scope="write")
+    robot = APIClient(enforce_csrf_checks=True)
+    robot.credentials(HTTP_AUTHORIZATION=f"Bearer {raw}")
+    response = robot.post(BULK_API, {"ids": [approval.pk], "status": "approved"}, format="json")
+    assert response.status_code == 403 and response.json()["code"] == "human_decision_required"
+    assert not Decision.objects.exists()
+    codes = set(
+        AuditEvent.objects.filter(action=AuditAction.DECISION_REFUSED).values_list(
+            "detail__code", flat=True
+        )
+    )
+    assert codes == {"not_an_approver", "human_decision_required"}
+
+
+def test_the_api_needs_the_csrf_token_in_a_session(alice):
+    approval = ApprovalRequestFactory()
+    client = Client(enforce_csrf_checks=True)
+    client.force_login(alice)
+    body = {"ids": [approval.pk], "status": "approved"}
+    response = api_post(client, body)
+    assert response.status_code == 403 and "CSRF" in response.json()["detail"]
+    token = "b" * 32
+    client.cookies["csrftoken"] = token
+    response = client.post(
+        BULK_API, json.dumps(body), content_type="application/json", HTTP_X_CSRFTOKEN=token
+    )
+    assert response.status_code == 200 and Decision.objects.count() == 1
+
+
+def test_the_bulk_operation_is_in_the_openapi_schema(alice):
+    client = APIClient()
+    client.force_login(alice)
+    schema = client.get("/api/schema/", HTTP_ACCEPT="application/json").json()
+    operation = schema["paths"][BULK_API]["post"]
+    assert operation["operationId"] == "approvals_bulk_decisions_create"
+    assert set(operation["responses"]) >= {"200", "400", "401", "403"}
+    result = schema["components"]["schemas"]["BulkDecisionResult"]
+    assert {"decided", "refused", "results"} <= set(result["properties"])

@@ -171,6 +171,8 @@ EXPECTED: dict[str, tuple] = {
             let_in=frozenset({400}),
         ),
     ),
+    # an empty POST from an approver is its own 400 (no ids)
+    "api:approvals:bulk-decisions": ("post", APPROVERS, Target(let_in=frozenset({400}))),
     "api:approvals:audit-list": ("get", AUDITORS),
     "api:approvals:outbox-retry": (
         "post",
