@@ -18,6 +18,7 @@ from pipelines.selectors import deployments_for_catalog
 from registry.models import ModelVersion
 
 from ..models import ApprovalRequest, Decision
+from ..services.gates import qa_outcomes_known
 from ..services.refusals import Rule
 from ..services.rules import decision_rules
 from .evidence import MetricDelta, champion_for, metric_deltas, qa_stage_order
@@ -113,23 +114,33 @@ def bulk_review(
     ordered = [approvals[pk] for pk in approval_ids if pk in approvals]
     deployments = deployments_for_catalog({a.catalog_model_id for a in ordered})
     qa_stages = _qa_stages([a for a in ordered if a.environment == Environment.PROD])
-    rows = []
-    for approval in ordered:
-        row = BulkRow(approval=approval)
-        champion, row.champion_target = champion_for(
-            approval, deployments=deployments.get(approval.catalog_model_id, {})
+    # The rules' "QA first" answered from the same stages (one query for the selection).
+    qa_known = {
+        (a.model_version_id, a.run_id): any(
+            s.result == "succeeded" and _qa_stage_of(s, a) for s in qa_stages
         )
-        row.champion = champion
-        if approval.model_version is not None:
-            row.metrics = metric_deltas(approval.model_version, champion)
-        if approval.environment == Environment.PROD:
-            row.qa_stage = next(
-                (s for s in qa_stages if _qa_stage_of(s, approval)),
-                None,
-            )
-        row.rules = decision_rules(approval=approval, user=user, authenticated_at=authenticated_at)
-        rows.append(row)
+        for a in ordered
+        if a.environment == Environment.PROD
+    }
+    with qa_outcomes_known(qa_known):
+        rows = [
+            _row(approval, deployments, qa_stages, user, authenticated_at) for approval in ordered
+        ]
     return BulkReview(rows=rows, missing=[pk for pk in approval_ids if pk not in approvals])
+
+
+def _row(approval, deployments, qa_stages, user, authenticated_at) -> BulkRow:
+    """One request's evidence (what the approval page compares) and its rules."""
+    row = BulkRow(approval=approval)
+    row.champion, row.champion_target = champion_for(
+        approval, deployments=deployments.get(approval.catalog_model_id, {})
+    )
+    if approval.model_version is not None:
+        row.metrics = metric_deltas(approval.model_version, row.champion)
+    if approval.environment == Environment.PROD:
+        row.qa_stage = next((s for s in qa_stages if _qa_stage_of(s, approval)), None)
+    row.rules = decision_rules(approval=approval, user=user, authenticated_at=authenticated_at)
+    return row
 
 
 def _qa_stages(approvals: list[ApprovalRequest]) -> list[RunStage]:

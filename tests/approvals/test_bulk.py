@@ -342,7 +342,8 @@ def test_the_combined_screen_of_prod_shows_the_qa_outcome(client, alice):
     first = page[page.index(f'id="bulk-{ok.pk}"') : page.index(f'id="bulk-{no_qa.pk}"')]
     assert 'data-testid="row-qa"' in first and "succeeded" in first
     second = page[page.index(f'id="bulk-{no_qa.pk}"') :]
-    assert "no QA stage of this version seen" in second and 'data-rule="qa_first"' in second
+    assert "no QA stage of this version seen" in second and REFUSED_BY_QA_FIRST in second
+    assert REFUSED_BY_QA_FIRST not in first
     assert 'data-testid="bulk-reauth"' not in page  # just signed in
     stale_sign_in(client)
     assert 'data-testid="bulk-reauth"' in bulk_page(client, [ok.pk]).content.decode()
@@ -470,15 +471,22 @@ def test_a_prod_selection_asks_for_a_fresh_sign_in_and_keeps_the_draft(client, a
     assert response.status_code == 302 and Decision.objects.count() == 2
 
 
-def _selection(count) -> list[int]:
-    """``count`` pending QA requests of different models, some with a champion to compare
-    with, some already approved once by someone else (two approvals required)."""
-    approvals = ApprovalRequestFactory.create_batch(count, min_required_approvers=2)
+def _selection(count, environment="QA") -> list[int]:
+    """``count`` pending requests of different models, some with a champion to compare with,
+    some already approved once by someone else (two approvals required); for PROD, QA went
+    through for all but a few."""
+    approvals = ApprovalRequestFactory.create_batch(
+        count, min_required_approvers=2, environment_name=environment
+    )
     for approval in approvals[::5]:
         with_champion(approval)
+    if environment == "PROD":
+        for approval in approvals[::4]:
+            RunStageFactory(run=approval.run, environment="QA", result="succeeded")
     other = UserFactory(roles=[Role.APPROVER])
     for approval in approvals[1::7]:
-        services.approval_decide(approval_id=approval.pk, user=other, status="approved")
+        if environment == "QA":
+            services.approval_decide(approval_id=approval.pk, user=other, status="approved")
     return [a.pk for a in approvals]
 
 
@@ -490,17 +498,46 @@ def _screen_queries(client, ids) -> int:
     return len(queries)
 
 
+@pytest.mark.parametrize("environment", ["QA", "PROD"])
 def test_the_combined_screen_reads_a_fixed_number_of_queries(
-    client, alice, django_assert_max_num_queries
+    client, alice, django_assert_max_num_queries, environment
 ):
     client.force_login(alice)
-    ids = _selection(20)
+    ids = _selection(20, environment)
     bulk_page(client, ids)  # the session's and the user's first reads
     twenty = _screen_queries(client, ids)
-    fifty = _screen_queries(client, ids + _selection(30))
+    fifty = _screen_queries(client, ids + _selection(30, environment))
     assert twenty == fifty, (twenty, fifty)
     with django_assert_max_num_queries(15):
         bulk_page(client, ids)
+
+
+REFUSED_BY_QA_FIRST = 'text-danger-emphasis mb-1" data-rule="qa_first"'
+
+
+def test_the_combined_screen_and_a_decision_agree_on_qa_first(client, alice):
+    """The screen reads QA outcomes for all at once; the decision reads them again: the
+    rule's answer is the same."""
+    ok = prod_after_qa()
+    # its own run failed QA, but another run deployed the same version to QA: it counts
+    failed = ApprovalRequestFactory(environment_name="PROD")
+    RunStageFactory(run=failed.run, environment="QA", result="failed")
+    earlier = PipelineRunFactory(pipeline=failed.run.pipeline, model_version=failed.model_version)
+    RunStageFactory(run=earlier, environment="QA", result="succeeded")
+    # QA failed, and no other run of the version went through QA
+    later = ApprovalRequestFactory(environment_name="PROD")
+    RunStageFactory(run=later.run, environment="QA", result="failed")
+    client.force_login(alice)
+    page = bulk_page(client, [ok.pk, failed.pk, later.pk]).content.decode()
+    refused_on_screen = {
+        pk
+        for pk in (ok.pk, failed.pk, later.pk)
+        if REFUSED_BY_QA_FIRST in page.split(f'id="bulk-{pk}"')[1].split("bulk-row")[0]
+    }
+    outcomes = bulk([ok.pk, failed.pk, later.pk], alice, authenticated_at=just_now())
+    refused_by_decision = {o.approval_id for o in outcomes if o.code == "qa_first"}
+    assert refused_on_screen == refused_by_decision
+    assert refused_by_decision == {later.pk}
 
 
 # API: POST /api/v1/approvals/bulk-decisions ----------------------------------------------------
