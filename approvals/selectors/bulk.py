@@ -113,23 +113,19 @@ def bulk_review(
     }
     ordered = [approvals[pk] for pk in approval_ids if pk in approvals]
     deployments = deployments_for_catalog({a.catalog_model_id for a in ordered})
-    qa_stages = _qa_stages([a for a in ordered if a.environment == Environment.PROD])
+    qa = _QaStages([a for a in ordered if a.environment == Environment.PROD])
     # The rules' "QA first" answered from the same stages (one query for the selection).
     qa_known = {
-        (a.model_version_id, a.run_id): any(
-            s.result == "succeeded" and _qa_stage_of(s, a) for s in qa_stages
-        )
+        (a.model_version_id, a.run_id): any(s.result == "succeeded" for s in qa.of(a))
         for a in ordered
         if a.environment == Environment.PROD
     }
     with qa_outcomes_known(qa_known):
-        rows = [
-            _row(approval, deployments, qa_stages, user, authenticated_at) for approval in ordered
-        ]
+        rows = [_row(approval, deployments, qa, user, authenticated_at) for approval in ordered]
     return BulkReview(rows=rows, missing=[pk for pk in approval_ids if pk not in approvals])
 
 
-def _row(approval, deployments, qa_stages, user, authenticated_at) -> BulkRow:
+def _row(approval, deployments, qa: _QaStages, user, authenticated_at) -> BulkRow:
     """One request's evidence (what the approval page compares) and its rules."""
     row = BulkRow(approval=approval)
     row.champion, row.champion_target = champion_for(
@@ -138,31 +134,37 @@ def _row(approval, deployments, qa_stages, user, authenticated_at) -> BulkRow:
     if approval.model_version is not None:
         row.metrics = metric_deltas(approval.model_version, row.champion)
     if approval.environment == Environment.PROD:
-        row.qa_stage = next((s for s in qa_stages if _qa_stage_of(s, approval)), None)
+        row.qa_stage = next(iter(qa.of(approval)), None)
     row.rules = decision_rules(approval=approval, user=user, authenticated_at=authenticated_at)
     return row
 
 
-def _qa_stages(approvals: list[ApprovalRequest]) -> list[RunStage]:
+class _QaStages:
     """Every QA stage of these PROD requests' versions or runs, best first (the order the
-    approval page picks its QA outcome by)."""
-    versions = {a.model_version_id for a in approvals if a.model_version_id}
-    runs = {a.run_id for a in approvals if a.run_id}
-    if not versions and not runs:
-        return []
-    return list(
-        RunStage.objects.filter(environment=Environment.QA)
-        .filter(Q(run__model_version_id__in=versions) | Q(run_id__in=runs))
-        .select_related("run__pipeline")
-        .order_by(*qa_stage_order())
-    )
+    approval page picks its QA outcome by), read in one query and looked up per request."""
 
+    def __init__(self, approvals: list[ApprovalRequest]):
+        versions = {a.model_version_id for a in approvals if a.model_version_id}
+        runs = {a.run_id for a in approvals if a.run_id}
+        stages = []
+        if versions or runs:
+            stages = list(
+                RunStage.objects.filter(environment=Environment.QA)
+                .filter(Q(run__model_version_id__in=versions) | Q(run_id__in=runs))
+                .select_related("run__pipeline")
+                .order_by(*qa_stage_order())
+            )
+        self.by_version: dict[int, list[tuple[int, RunStage]]] = {}
+        self.by_run: dict[int, list[tuple[int, RunStage]]] = {}
+        for position, stage in enumerate(stages):
+            if stage.run.model_version_id is not None:
+                self.by_version.setdefault(stage.run.model_version_id, []).append((position, stage))
+            self.by_run.setdefault(stage.run_id, []).append((position, stage))
 
-def _qa_stage_of(stage: RunStage, approval: ApprovalRequest) -> bool:
-    """The approval page's match: a run of the same version, or the approval's own run."""
-    if approval.model_version_id is not None:
-        return (
-            stage.run.model_version_id == approval.model_version_id
-            or stage.run_id == approval.run_id
-        )
-    return approval.run_id is not None and stage.run_id == approval.run_id
+    def of(self, approval: ApprovalRequest) -> list[RunStage]:
+        """The approval page's match, best first: a run of the same version, or (and, for an
+        unregistered model, only) the approval's own run."""
+        found = dict(self.by_run.get(approval.run_id, []) if approval.run_id else [])
+        if approval.model_version_id is not None:
+            found.update(self.by_version.get(approval.model_version_id, []))
+        return [stage for _, stage in sorted(found.items(), key=lambda item: item[0])]

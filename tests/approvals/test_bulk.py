@@ -673,3 +673,26 @@ def test_the_bulk_operation_is_in_the_openapi_schema(alice):
     assert set(operation["responses"]) >= {"200", "400", "401", "403"}
     result = schema["components"]["schemas"]["BulkDecisionResult"]
     assert {"decided", "refused", "results"} <= set(result["properties"])
+
+
+def _inbox_queries(client) -> int:
+    with CaptureQueriesContext(connection) as queries:
+        response = client.get(reverse("approvals:inbox"))
+    assert response.status_code == 200
+    return len(queries)
+
+
+def test_the_inbox_with_its_selection_reads_a_fixed_number_of_queries(client, alice):
+    """The inbox's rows (a page of 50) cost the same queries for 5 requests as for 60."""
+    ApprovalRequestFactory.create_batch(4)
+    prod_after_qa()
+    client.force_login(alice)
+    client.get(reverse("approvals:inbox"))
+    few = _inbox_queries(client)
+    ApprovalRequestFactory.create_batch(40)
+    for _ in range(15):
+        prod_after_qa()
+    many = _inbox_queries(client)
+    assert few == many, (few, many)
+    page = client.get(reverse("approvals:inbox")).content.decode()
+    assert page.count('name="ids"') == 50  # one page
