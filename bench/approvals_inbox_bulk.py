@@ -15,7 +15,7 @@ What it does, every time from scratch:
    in this process: what is measured is the view, the ORM and PostgreSQL, not a network) and
    times ``--requests`` sequential GETs, after 3 warm-up requests, of: the inbox's pending tab
    (``/approvals/``, 50 rows a page), the inbox filtered to PROD, and the combined evidence
-   screen (``/approvals/bulk/?ids=…``) of 20 and of 50 QA requests and of 50 PROD requests
+   screen (``/approvals/bulk/?ids=…``) of 20 and of 50 QA requests and of 20 and 50 PROD ones
    (a different selection each request), with the SQL queries of one request of each;
 3. writes the results into docs/performance.md between the ``bench:approvals-bulk`` markers
    (unless ``--no-write``) and drops the database.
@@ -55,7 +55,7 @@ SECTION_TITLE = "## Approvals: the inbox with 1,000 pending, and deciding 20 or 
 TARGET_MS = 150
 MODELS = 10
 VERSIONS = 20
-SELECTIONS = (("QA", 20), ("QA", 50), ("PROD", 50))
+SELECTIONS = (("QA", 20), ("QA", 50), ("PROD", 20), ("PROD", 50))
 
 
 def parse_args(argv=None):

@@ -116,7 +116,7 @@ def bulk_review(
     qa = _QaStages([a for a in ordered if a.environment == Environment.PROD])
     # The rules' "QA first" answered from the same stages (one query for the selection).
     qa_known = {
-        (a.model_version_id, a.run_id): any(s.result == "succeeded" for s in qa.of(a))
+        (a.model_version_id, a.run_id): qa.succeeded(a)
         for a in ordered
         if a.environment == Environment.PROD
     }
@@ -134,37 +134,48 @@ def _row(approval, deployments, qa: _QaStages, user, authenticated_at) -> BulkRo
     if approval.model_version is not None:
         row.metrics = metric_deltas(approval.model_version, row.champion)
     if approval.environment == Environment.PROD:
-        row.qa_stage = next(iter(qa.of(approval)), None)
+        row.qa_stage = qa.best(approval)
     row.rules = decision_rules(approval=approval, user=user, authenticated_at=authenticated_at)
     return row
 
 
 class _QaStages:
-    """Every QA stage of these PROD requests' versions or runs, best first (the order the
-    approval page picks its QA outcome by), read in one query and looked up per request."""
+    """The QA stages of these PROD requests' versions or runs, best first (the order the
+    approval page picks its QA outcome by): which ones match each request is read as plain
+    values in one query, and only each request's best stage is loaded, in a second."""
 
     def __init__(self, approvals: list[ApprovalRequest]):
         versions = {a.model_version_id for a in approvals if a.model_version_id}
         runs = {a.run_id for a in approvals if a.run_id}
-        stages = []
+        rows = []
         if versions or runs:
-            stages = list(
+            rows = list(
                 RunStage.objects.filter(environment=Environment.QA)
                 .filter(Q(run__model_version_id__in=versions) | Q(run_id__in=runs))
-                .select_related("run__pipeline")
                 .order_by(*qa_stage_order())
+                .values_list("pk", "run_id", "run__model_version_id", "result")
             )
-        self.by_version: dict[int, list[tuple[int, RunStage]]] = {}
-        self.by_run: dict[int, list[tuple[int, RunStage]]] = {}
-        for position, stage in enumerate(stages):
-            if stage.run.model_version_id is not None:
-                self.by_version.setdefault(stage.run.model_version_id, []).append((position, stage))
-            self.by_run.setdefault(stage.run_id, []).append((position, stage))
+        self.by_version: dict[int, list[tuple[int, int, str]]] = {}
+        self.by_run: dict[int, list[tuple[int, int, str]]] = {}
+        for position, (pk, run_id, version_id, result) in enumerate(rows):
+            if version_id is not None:
+                self.by_version.setdefault(version_id, []).append((position, pk, result))
+            self.by_run.setdefault(run_id, []).append((position, pk, result))
+        best = {matches[0][1] for matches in (self._matches(a) for a in approvals) if matches}
+        self.stages = RunStage.objects.select_related("run__pipeline").in_bulk(best)
 
-    def of(self, approval: ApprovalRequest) -> list[RunStage]:
+    def _matches(self, approval: ApprovalRequest) -> list[tuple[int, int, str]]:
         """The approval page's match, best first: a run of the same version, or (and, for an
         unregistered model, only) the approval's own run."""
-        found = dict(self.by_run.get(approval.run_id, []) if approval.run_id else [])
+        found = {m[0]: m for m in (self.by_run.get(approval.run_id, []) if approval.run_id else [])}
         if approval.model_version_id is not None:
-            found.update(self.by_version.get(approval.model_version_id, []))
-        return [stage for _, stage in sorted(found.items(), key=lambda item: item[0])]
+            found.update({m[0]: m for m in self.by_version.get(approval.model_version_id, [])})
+        return [found[position] for position in sorted(found)]
+
+    def succeeded(self, approval: ApprovalRequest) -> bool:
+        """What the rule ``qa_first`` asks: a matching QA stage succeeded."""
+        return any(result == "succeeded" for _, _, result in self._matches(approval))
+
+    def best(self, approval: ApprovalRequest) -> RunStage | None:
+        matches = self._matches(approval)
+        return self.stages.get(matches[0][1]) if matches else None
