@@ -148,3 +148,40 @@ def test_an_approver_selects_three_requests_and_approves_them_together(
     assert patched == sorted(ado_ids)
     page.reload()
     _shots(page, screenshot, "bulk-result")
+
+
+def test_a_request_a_rule_refuses_is_shown_refused_and_left_as_it_is(
+    page, live_server, make_user, screenshot
+):
+    """Works without the simulator too: the decisions wait in the outbox."""
+    make_user(Role.APPROVER, username="e2e-bulk-rita", first_name="Rita", email="rita@example.com")
+    good = ApprovalRequestFactory.create_batch(2)
+    hers = ApprovalRequestFactory()
+    hers.run.requested_by, hers.run.requested_by_id = "Rita", "rita@example.com"
+    hers.run.save()
+    base = live_server.url
+    _sign_in(page, base, "e2e-bulk-rita")
+    page.goto(f"{base}/approvals/")
+    page.get_by_label("Select all on this page").check()
+    page.get_by_test_id("bulk-review").click()
+    page.wait_for_url(f"{base}/approvals/bulk/?ids=*")
+    assert page.get_by_test_id("bulk-decidable").inner_text() == "2"
+    assert page.get_by_test_id("bulk-refused").inner_text() == "1"
+    refused = page.locator(f"#bulk-{hers.pk}")
+    assert refused.get_attribute("data-decidable") == "false"
+    assert "You queued this run" in refused.inner_text()
+    _shots(page, screenshot, "bulk-evidence-refusal")
+    page.get_by_text("Reject", exact=True).click()
+    page.get_by_test_id("bulk-submit").click()  # no comment: refused for the batch, in place
+    error = page.get_by_test_id("bulk-error")
+    assert "A rejection needs a comment" in error.inner_text()
+    assert Decision.objects.count() == 0
+    page.get_by_text("Approve", exact=True).click()
+    page.get_by_test_id("bulk-submit").click()
+    page.wait_for_url(f"{base}/approvals/bulk/result/*/")
+    assert page.get_by_test_id("result-heading").inner_text() == "2 of 3 approved"
+    row = page.locator(f"#result-{hers.pk}")
+    assert row.get_attribute("data-outcome") == "refused"
+    assert row.get_attribute("data-code") == "requester"
+    assert {d.approval_id for d in Decision.objects.all()} == {a.pk for a in good}
+    _shots(page, screenshot, "bulk-result-refusal")
