@@ -67,7 +67,6 @@ def _review_response(request, ids_raw, *, status=200, error=None, draft=None):
         by_environment.setdefault(row.approval.environment, []).append(row.approval.pk)
     context.update(
         review=review,
-        self_url=bulk_url(review.ids or ids),
         reauth_url=f"{reverse('reauthenticate')}?{urlencode({'next': bulk_url(review.ids)})}",
         split_urls=[(env, len(pks), bulk_url(pks)) for env, pks in sorted(by_environment.items())],
     )
