@@ -32,7 +32,7 @@ class BulkOutcomeSerializer(serializers.Serializer):
     """What happened to one request: decided, or refused by the rule named."""
 
     id = serializers.IntegerField(source="approval_id")
-    outcome = serializers.ChoiceField(choices=["decided", "refused"])
+    outcome = serializers.CharField(help_text="decided or refused.")
     code = serializers.CharField(
         help_text="decided, or the refusal's code (requester, qa_first, already_decided, "
         "not_found...): the codes a single decision answers."
