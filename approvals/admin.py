@@ -280,6 +280,8 @@ class SignOffAdmin(ReadOnlyAdmin):
     list_filter = ["status", "environment"]
     search_fields = ["catalog_model__name", "deployed_by", "closed_by_name", "comment"]
     list_select_related = ["catalog_model", "run"]
+
+
 @admin.register(CheckRequest)
 class CheckRequestAdmin(ReadOnlyAdmin):
     list_display = ["__str__", "environment", "model_name", "version", "ado_run_id", "received_at"]
@@ -312,6 +314,8 @@ class CheckCallbackAdmin(ReadOnlyAdmin):
     @admin.display(description="last error")
     def short_error(self, obj):
         return _short(obj.last_error)
+
+
 @admin.register(FreezeWindow)
 class FreezeWindowAdmin(admin.ModelAdmin):
     """Freeze windows (the page /approvals/freeze/ edits them too). Saving and deleting go

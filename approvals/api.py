@@ -35,6 +35,8 @@ from .serializers import (
     ApprovalsErrorSerializer,
     AuditEventSerializer,
     AuditFilterSerializer,
+    BulkDecisionInputSerializer,
+    BulkDecisionResultSerializer,
     DecisionInputSerializer,
     DecisionSerializer,
     OutboxMessageSerializer,
@@ -254,6 +256,79 @@ class ApprovalDecisionApi(APIView):
         return Response(DecisionSerializer(decision).data, status=201)
 
 
+class BulkDecisionApi(APIView):
+    """Approve, or reject with a comment, several requests of one environment at once. Each
+    is re-checked and decided on its own by ``services.approvals_decide_bulk`` (through the
+    very function a single decision goes through: its own decision, outbox message and audit
+    row), so a rule that refuses one request refuses it here too; the answer (200, like a
+    207) says per request what happened. The batch as a whole is refused (nothing decided)
+    for bad input (400), more than APPROVALS_BULK_MAX requests (400), mixed environments
+    (400), a token of either kind or not an approver (403), and for PROD a sign-in that is
+    not recent (401)."""
+
+    portal_access = DECIDERS
+
+    def check_permissions(self, request):
+        """A token of either kind is refused before anything else (audited), as for a
+        single decision: decisions stay human."""
+        services.decision_token_check(
+            approval_id=None, user=request.user, credential=machine_credential(request)
+        )
+        super().check_permissions(request)
+
+    def permission_denied(self, request, message=None, code=None):
+        user = request.user
+        if user.is_authenticated and not user_has_role(user, Role.APPROVER):
+            services.decision_role_check(approval_id=None, user=user, via="api")
+        super().permission_denied(request, message=message, code=code)
+
+    @extend_schema(
+        operation_id="approvals_bulk_decisions_create",
+        request=BulkDecisionInputSerializer,
+        responses={
+            200: BulkDecisionResultSerializer,
+            400: OpenApiResponse(
+                ERROR,
+                description="Bad input: no ids, an id that is not one, more than "
+                "APPROVALS_BULK_MAX, a rejection without a comment, or requests of more than "
+                "one environment (code bulk_mixed_environments, with environments per id).",
+            ),
+            401: ERRORS[401],
+            403: ERRORS[403],
+        },
+    )
+    def post(self, request):
+        try:
+            data = request.data
+        except exceptions.ParseError as exc:
+            return error_response(400, f"The body could not be read: {exc.detail}", "bad_request")
+        example = '{"ids": [1, 2], "status": "approved" or "rejected", "comment": "..."}'
+        if not hasattr(data, "get") or not isinstance(data.get("ids"), list):
+            return error_response(400, f"Send a JSON object: {example}.", "bad_request")
+        status, comment = data.get("status", ""), data.get("comment", "")
+        if comment is None:
+            comment = ""
+        if not isinstance(status, str) or not isinstance(comment, str):
+            return error_response(400, "status and comment must be strings.", "bad_request")
+        # A refused batch is a PortalError: core.api_support answers it with its status.
+        outcomes = services.approvals_decide_bulk(
+            approval_ids=data["ids"],
+            user=request.user,
+            status=status,
+            comment=comment,
+            authenticated_at=session_authenticated_at(request),
+            via="api",
+        )
+        decided = sum(1 for o in outcomes if o.decided)
+        body = {
+            "status": status,
+            "decided": decided,
+            "refused": len(outcomes) - decided,
+            "results": outcomes,
+        }
+        return Response(BulkDecisionResultSerializer(body).data)
+
+
 class AuditEventListApi(generics.ListAPIView):
     """The approvals audit trail, newest first (read-only: it is append-only)."""
 
@@ -302,6 +377,7 @@ api_urlpatterns: list = [
     path("", ApprovalListApi.as_view(), name="approval-list"),
     path("<int:pk>/", ApprovalDetailApi.as_view(), name="approval-detail"),
     path("<int:pk>/decision", ApprovalDecisionApi.as_view(), name="approval-decision"),
+    path("bulk-decisions", BulkDecisionApi.as_view(), name="bulk-decisions"),
     path("audit/", AuditEventListApi.as_view(), name="audit-list"),
     path("outbox/<int:pk>/retry", OutboxRetryApi.as_view(), name="outbox-retry"),
     path("checks/ado", check_api.ado_check, name="check-ado"),

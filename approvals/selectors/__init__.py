@@ -1,9 +1,11 @@
 """Read queries shared by this app's views, API, home cards and the pages of other apps;
 callers use ``from approvals import selectors`` and the names below. ``inbox`` (the inbox and
-the audit trail), ``detail`` and ``evidence`` (an approval's page), ``freeze`` (the freeze
-windows page and API), ``home`` (the home cards, the mirror's health: ``sync_status_list``
-is a PORTAL_SYNC_STATUS_PROVIDERS entry)."""
+the audit trail), ``detail`` and ``evidence`` (an approval's page), ``bulk`` (the combined
+evidence of several requests decided at once), ``checks`` (the automated check's evaluations),
+``freeze`` (the freeze windows page and API), ``home`` (the home cards, the mirror's health:
+``sync_status_list`` is a PORTAL_SYNC_STATUS_PROVIDERS entry)."""
 
+from .bulk import BulkReview, BulkRow, bulk_review
 from .checks import check_evaluations_for
 from .detail import (
     DecisionSender,
@@ -22,6 +24,7 @@ from .evidence import (
     approval_evidence,
     champion_for,
     metric_deltas,
+    qa_stage_order,
     rule_changes,
 )
 from .freeze import (
@@ -71,6 +74,8 @@ __all__ = [
     "TABS",
     "ApprovalFilters",
     "AuditFilters",
+    "BulkReview",
+    "BulkRow",
     "CalendarDay",
     "DecisionSender",
     "Evidence",
@@ -92,6 +97,7 @@ __all__ = [
     "approvals_base",
     "approvals_for_version",
     "audit_list",
+    "bulk_review",
     "champion_for",
     "check_evaluations_for",
     "decided_by",
@@ -109,6 +115,7 @@ __all__ = [
     "overdue_pending",
     "pending_count",
     "portal_identity_name",
+    "qa_stage_order",
     "rule_changes",
     "sync_status_list",
     "team_choices",

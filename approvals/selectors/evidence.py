@@ -120,9 +120,12 @@ def metric_deltas(challenger: ModelVersion, champion: ModelVersion | None) -> li
     return rows
 
 
-def champion_for(approval: ApprovalRequest) -> tuple[ModelVersion | None, str]:
+def champion_for(
+    approval: ApprovalRequest, *, deployments: dict | None = None
+) -> tuple[ModelVersion | None, str]:
     """The version running now in the approval's environment (same target when it can
-    tell), other than the one asking to go there."""
+    tell), other than the one asking to go there. ``deployments``: the model's
+    ``deployments_now``, when the caller read it already (several approvals at once)."""
     if not approval.catalog_model_id or not approval.environment:
         return None, ""
     return champion_in(
@@ -130,6 +133,17 @@ def champion_for(approval: ApprovalRequest) -> tuple[ModelVersion | None, str]:
         environment=approval.environment,
         challenger_id=approval.model_version_id,
         target=(approval.run.parameters.get("deployTarget") if approval.run else "") or "",
+        deployments=deployments,
+    )
+
+
+def qa_stage_order() -> tuple:
+    """Which QA stage is a version's QA outcome: one that succeeded beats a newer one still
+    waiting or one that failed; then the latest."""
+    return (
+        Case(When(result="succeeded", then=0), default=1),
+        F("finished_at").desc(nulls_last=True),
+        "-pk",
     )
 
 
@@ -173,12 +187,7 @@ def approval_evidence(approval: ApprovalRequest) -> Evidence:
             qa = qa.filter(run_id=approval.run_id)
         else:
             qa = qa.none()
-        # A QA stage that succeeded beats a newer one still waiting or one that failed.
-        evidence.qa_stage = qa.order_by(
-            Case(When(result="succeeded", then=0), default=1),
-            F("finished_at").desc(nulls_last=True),
-            "-pk",
-        ).first()
+        evidence.qa_stage = qa.order_by(*qa_stage_order()).first()
         qa_approvals = ApprovalRequest.objects.filter(environment=Environment.QA)
         if challenger is not None:
             qa_approvals = qa_approvals.filter(model_version=challenger)

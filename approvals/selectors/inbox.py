@@ -7,12 +7,13 @@ from dataclasses import dataclass
 from datetime import datetime, timedelta
 
 from django.conf import settings
-from django.db.models import Count, Q, QuerySet
+from django.db.models import Count, IntegerField, OuterRef, Q, QuerySet, Subquery, Value
+from django.db.models.functions import Coalesce
 from django.utils import timezone
 
 from pipelines.models import Environment
 
-from ..models import OPEN_STATUSES, ApprovalRequest, AuditEvent, DecisionStatus
+from ..models import OPEN_STATUSES, ApprovalRequest, AuditEvent, Decision, DecisionStatus
 
 TABS = ("pending", "decided")
 AGE_CHOICES = {"1h": timedelta(hours=1), "1d": timedelta(days=1), "7d": timedelta(days=7)}
@@ -53,15 +54,21 @@ def overdue_cutoff() -> datetime:
 
 def approvals_base() -> QuerySet[ApprovalRequest]:
     """Approval rows with what every list shows (model, version, run, project, approvals so
-    far)."""
+    far). The approvals so far are a subquery per row, not a join with GROUP BY over every
+    selected column: the inbox's page of 50 and its count stay cheap with 1,000 pending."""
+    approved = (
+        Decision.objects.filter(approval=OuterRef("pk"), status=DecisionStatus.APPROVED)
+        .order_by()
+        .values("approval")
+        .annotate(n=Count("pk"))
+        .values("n")
+    )
     return ApprovalRequest.objects.select_related(
         "catalog_model",
         "model_version__registered_model__source",
         "run__pipeline",
         "project",
-    ).annotate(
-        approvals_so_far=Count("decisions", filter=Q(decisions__status=DecisionStatus.APPROVED))
-    )
+    ).annotate(approvals_so_far=Coalesce(Subquery(approved, output_field=IntegerField()), Value(0)))
 
 
 def approval_list(*, filters: ApprovalFilters) -> QuerySet[ApprovalRequest]:

@@ -1,7 +1,9 @@
 """DRF serializers of this app's API: approvals (list, detail with evidence, rules and
 decisions), a decision and its delivery state, the audit trail, and the query filters.
-``inputs`` (bodies, filters, the error body), ``links``, ``evidence``, ``records``."""
+``inputs`` (bodies, filters, the error body), ``links``, ``evidence``, ``records``, ``bulk``
+(deciding several at once)."""
 
+from .bulk import BulkDecisionInputSerializer, BulkDecisionResultSerializer, BulkOutcomeSerializer
 from .evidence import (
     EvidenceSerializer,
     MetricDeltaSerializer,
@@ -48,6 +50,9 @@ __all__ = [
     "ApproveInputSerializer",
     "AuditEventSerializer",
     "AuditFilterSerializer",
+    "BulkDecisionInputSerializer",
+    "BulkDecisionResultSerializer",
+    "BulkOutcomeSerializer",
     "DecisionInputSerializer",
     "DecisionSerializer",
     "DecisionSummarySerializer",

@@ -119,9 +119,10 @@ def approvals_decide_bulk(
     comment = (comment or "").strip()
     ids: list[int] = []
     try:
-        ids = bulk_ids_clean(approval_ids=approval_ids)
-        if Role.APPROVER not in user_roles(user):
+        if Role.APPROVER not in user_roles(user):  # before any input is read, as alone
+            ids = _ids_for_audit(approval_ids)
             raise DecisionRefused("not_an_approver", NOT_AN_APPROVER)
+        ids = bulk_ids_clean(approval_ids=approval_ids)
         decision_input_check(status=status, comment=comment)
         found = {
             a.pk: a
@@ -139,6 +140,13 @@ def approvals_decide_bulk(
     return [
         _decide_one(pk, found.get(pk), user, status, comment, authenticated_at, via) for pk in ids
     ]
+
+
+def _ids_for_audit(approval_ids) -> list[int]:
+    try:
+        return bulk_ids_clean(approval_ids=approval_ids)
+    except DecisionRefused:
+        return []
 
 
 def _sign_in_check(approvals, user, authenticated_at, environment) -> None:

@@ -8,6 +8,9 @@ Each gate is a function of (catalog_model, model_version, run, environment, now)
 
 from __future__ import annotations
 
+from collections.abc import Iterator
+from contextlib import contextmanager
+from contextvars import ContextVar
 from datetime import datetime
 
 from django.db.models import Q
@@ -52,9 +55,28 @@ def qa_first_rule(*, model_version, run) -> Rule:
     )
 
 
+# (model_version_id, run_id) -> QA went through, read beforehand for many requests at once.
+_qa_known: ContextVar[dict | None] = ContextVar("approvals_qa_known", default=None)
+
+
+@contextmanager
+def qa_outcomes_known(known: dict[tuple[int | None, int | None], bool]) -> Iterator[None]:
+    """Evaluate the rules of many requests with their QA outcomes read in one query (the bulk
+    evidence screen): inside, ``qa_succeeded_for`` answers the pairs in ``known`` from it.
+    Only for reading: a decision re-reads it (``approval_decide``)."""
+    token = _qa_known.set(known)
+    try:
+        yield
+    finally:
+        _qa_known.reset(token)
+
+
 def qa_succeeded_for(*, model_version_id: int | None, run_id: int | None) -> bool:
     """QA went through: this run's QA stage, or (for a registered version) any run's QA stage
     that deployed it."""
+    known = _qa_known.get()
+    if known is not None and (model_version_id, run_id) in known:
+        return known[(model_version_id, run_id)]
     stages = RunStage.objects.filter(environment=Environment.QA, result="succeeded")
     if model_version_id:
         match = Q(run__model_version_id=model_version_id)

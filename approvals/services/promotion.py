@@ -20,11 +20,19 @@ NO_METRIC = "no_metric"
 
 
 def champion_in(
-    *, catalog_model, environment: str, challenger_id: int | None, target: str = ""
+    *,
+    catalog_model,
+    environment: str,
+    challenger_id: int | None,
+    target: str = "",
+    deployments: dict | None = None,
 ) -> tuple[ModelVersion | None, str]:
     """The version of ``catalog_model`` running now in ``environment`` (on ``target`` when
-    it runs there), other than the challenger: the page's champion and the check's."""
-    deployments = deployments_now(catalog_model).get(environment, [])
+    it runs there), other than the challenger: the page's champion and the check's.
+    ``deployments``: the model's ``deployments_now``, when the caller read it already."""
+    if deployments is None:
+        deployments = deployments_now(catalog_model)
+    deployments = deployments.get(environment, [])
     candidates = [d for d in deployments if d.version is not None and d.version.pk != challenger_id]
     same_target = [d for d in candidates if target and d.target == target]
     chosen = (same_target or candidates or [None])[0]

@@ -74,6 +74,8 @@ def inbox(request):
         ),
         "freshness": freshness(),
         "can_decide": Role.APPROVER in user_roles(request.user),
+        # approvers select pending requests to decide together (views.bulk_page)
+        "bulk_select": filters.tab == "pending" and Role.APPROVER in user_roles(request.user),
         "can_audit": bool(user_roles(request.user) & set(AUDIT_ROLES)),
     }
     htmx = getattr(request, "htmx", None)

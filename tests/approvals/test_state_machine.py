@@ -201,6 +201,41 @@ class ApprovalsMachine(RuleBasedStateMachine):
             for pk in FreezeWindow.objects.filter(active=True).values_list("pk", flat=True):
                 services.freeze_window_update(window_id=pk, user=self.env.admin, active=False)
 
+    @rule(
+        items=st.lists(approvals, min_size=1, max_size=4),
+        user=st.sampled_from(DECIDERS),
+        status=st.sampled_from(["approved", "rejected"]),
+        comment=st.sampled_from(["Batch looks fine", ""]),
+    )
+    def decide_bulk(self, items, user, status, comment):
+        """Several at once (services.approvals_decide_bulk): each decided or refused on its
+        own, by the same rules; a refused batch writes nothing."""
+        person = self.env.users[user]
+        before = {i.pk: Decision.objects.filter(approval_id=i.pk).count() for i in items}
+        try:
+            outcomes = services.approvals_decide_bulk(
+                approval_ids=[i.pk for i in items], user=person, status=status, comment=comment
+            )
+        except services.DecisionRefused as refusal:
+            for pk, count in before.items():
+                assert Decision.objects.filter(approval_id=pk).count() == count
+            assert refusal.code in ("not_an_approver", "comment_required"), refusal.code
+            return
+        assert [o.approval_id for o in outcomes] == list(before)
+        for outcome in outcomes:
+            count = Decision.objects.filter(approval_id=outcome.approval_id).count()
+            assert count == before[outcome.approval_id] + outcome.decided
+            if outcome.decided:
+                item = self.tracked[outcome.approval_id]
+                assert user != NOT_AN_APPROVER
+                assert status == "rejected" or user not in (item.requested_by, CREATOR)
+            else:
+                assert AuditEvent.objects.filter(
+                    approval_id=outcome.approval_id,
+                    action=AuditAction.DECISION_REFUSED,
+                    detail__code=outcome.code,
+                ).exists()
+
     @rule(item=approvals)
     def expire(self, item):
         """Time passes the approval's expiry. For a short-timeout check ADO times it out too

@@ -151,6 +151,11 @@ EXPECTED: dict[str, tuple] = {
         Target(url=lambda: _approval_url("decide"), let_in=frozenset({400})),
     ),
     "approvals:outbox-retry": ("post", ADMINS, Target({"pk": 999999}, let_in=frozenset({404}))),
+    # deciding several at once: approvers only (no ids is the screen's own 400; an unknown
+    # result token its 404)
+    "approvals:bulk": ("get", APPROVERS, Target(let_in=frozenset({400}))),
+    "approvals:bulk-decide": ("post", APPROVERS, Target(let_in=frozenset({400}))),
+    "approvals:bulk-result": ("get", APPROVERS, Target({"token": "gone"}, let_in=frozenset({404}))),
     "approvals:audit": ("get", AUDITORS),
     "approvals:audit-csv": ("get", AUDITORS),
     # freeze windows: everyone with a role reads; managers and admins edit
@@ -175,6 +180,8 @@ EXPECTED: dict[str, tuple] = {
             let_in=frozenset({400}),
         ),
     ),
+    # an empty POST from an approver is its own 400 (no ids)
+    "api:approvals:bulk-decisions": ("post", APPROVERS, Target(let_in=frozenset({400}))),
     "api:approvals:audit-list": ("get", AUDITORS),
     # approval policies: everyone reads (writes: managers and admins, tests/approvals)
     "api:approvals:policy-list": ("get", EVERY_ROLE),
