@@ -59,3 +59,8 @@ def notify_new_approvals(approval_ids: list[int]) -> dict:
 @shared_task(name="approvals.notify_expiring", acks_late=True)
 def notify_expiring_approvals() -> dict:
     return services.notifications_send_expiring()
+
+
+@shared_task(name="approvals.notify_signoff", acks_late=True)
+def notify_signoff(signoff_id: int) -> dict:
+    return services.signoff_notify(signoff_id=signoff_id)

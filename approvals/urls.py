@@ -17,6 +17,7 @@ urlpatterns: list = [
     path("<int:pk>/decide/", views.decide, name="decide"),
     path("<int:pk>/decision-box/", views.decision_box, name="decision-box"),
     path("outbox/<int:pk>/retry/", views.outbox_retry, name="outbox-retry"),
+    path("signoffs/<int:pk>/close/", views.signoff_close, name="signoff-close"),
     path("audit/", views.audit, name="audit"),
     path("audit.csv", views.audit_csv, name="audit-csv"),
 ]

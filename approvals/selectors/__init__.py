@@ -51,6 +51,7 @@ from .inbox import (
     pending_count,
     team_choices,
 )
+from .signoffs import signoff_list, signoffs_for_approval, signoffs_open
 
 __all__ = [
     "AGE_CHOICES",
@@ -89,6 +90,9 @@ __all__ = [
     "pending_count",
     "portal_identity_name",
     "rule_changes",
+    "signoff_list",
+    "signoffs_for_approval",
+    "signoffs_open",
     "sync_status_list",
     "team_choices",
     "versions_waiting",

@@ -9,5 +9,15 @@ middleware renders as its error page.
 from .audit_page import audit, audit_csv
 from .detail_page import decide, decision_box, detail, outbox_retry
 from .inbox_page import inbox
+from .signoff_page import signoff_close
 
-__all__ = ["audit", "audit_csv", "decide", "decision_box", "detail", "inbox", "outbox_retry"]
+__all__ = [
+    "audit",
+    "audit_csv",
+    "decide",
+    "decision_box",
+    "detail",
+    "inbox",
+    "outbox_retry",
+    "signoff_close",
+]
