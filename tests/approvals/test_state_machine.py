@@ -12,6 +12,11 @@ After every step the invariants hold:
 - ADO's close of an approval is recorded once, however often hooks are replayed;
 - audit rows never change.
 
+``PolicyMachine`` adds approval policies set as it runs (soak time warn or block, the QA
+approver not the PROD approver, approvers in sequence), runs taken to their PROD approval, and
+a clock step; its invariant: no sequence of actions gets a request approved that a policy rule
+refuses (judged by an oracle written apart from the rules).
+
 The simulator (real HTTP) lives for the whole run; each example makes its own runs in it.
 The database: the test holds pytest-django's transaction, and each example runs in a savepoint
 rolled back at its teardown (what ``hypothesis.extra.django.TestCase`` does per example), so
