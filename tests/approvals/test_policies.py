@@ -509,3 +509,17 @@ def test_any_rule_that_waits_is_named_whatever_its_code(version, people, monkeyp
         f"Freeze window blocks it: Freeze window 'Christmas' is closed. "
         f"(until {reopens:%Y-%m-%d %H:%M} UTC)" in message.body
     )
+
+
+@pytest.mark.parametrize(
+    "raw",
+    [
+        '{"environment": "PROD", "scope": "global", "soak_hours": NaN}',
+        '{"environment": "PROD", "scope": "global", "soak_hours": Infinity}',
+        '["not", "an", "object"]',
+    ],
+)
+def test_a_soak_time_that_is_not_a_number_is_a_400(make_user, raw):
+    response = api_as(make_user(Role.MANAGER)).post(POLICIES, raw, content_type="application/json")
+    assert response.status_code == 400, response.content
+    assert not ApprovalPolicy.objects.exists()
