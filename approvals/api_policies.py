@@ -180,6 +180,8 @@ class EffectivePolicyApi(APIView):
         if environment not in Environment.values:
             return error_response(400, "environment: QA or PROD.", "bad_request")
         name = request.query_params.get("model") or ""
+        if "\x00" in name:
+            raise Http404
         model = None
         if name:
             model = CatalogModel.objects.filter(name=name).first()
@@ -246,12 +248,20 @@ class SignOffCloseApi(APIView):
             )
         if not isinstance(request.data, dict):
             return error_response(400, 'Send {"status": ..., "comment": ...}.', "bad_request")
+        if not SignOff.objects.filter(pk=pk).exists():
+            raise Http404
         status, comment = request.data.get("status", ""), request.data.get("comment") or ""
         if not isinstance(status, str) or not isinstance(comment, str):
             return error_response(400, "status and comment must be strings.", "bad_request")
-        try:
+        if "\x00" in status or "\x00" in comment:
+            return error_response(400, "No NUL characters, please.", "bad_request")
+        try:  # the service checks the status itself, so a wrong one is audited as refused
             signoff = services.signoff_close(
-                signoff_id=pk, user=request.user, status=status, comment=comment, via="api"
+                signoff_id=pk,
+                user=request.user,
+                status=status,
+                comment=comment,
+                via="api",
             )
         except SignOff.DoesNotExist:
             raise Http404 from None

@@ -135,6 +135,8 @@ def signoff_close(
                 "Flagging needs a comment saying what is wrong.",
                 http_status=400,
             )
+        if "\x00" in comment:
+            raise DecisionRefused("bad_comment", "No NUL characters, please.", http_status=400)
         if len(comment) > settings.APPROVALS_COMMENT_MAX_LENGTH:
             raise DecisionRefused("comment_too_long", "The comment is too long.", http_status=400)
         with transaction.atomic():

@@ -208,3 +208,27 @@ def test_end_to_end_a_prod_deployment_in_the_simulator_opens_the_signoff(
     signoff = SignOff.objects.get()
     assert signoff.approval == prod and signoff.stage.result == "succeeded"
     assert close(alice, signoff).status_code == 200
+
+
+def test_bad_input_to_close_is_a_400_never_a_500(deployed, people, client):
+    signoff_policy()
+    [signoff] = services.signoffs_open(run_ids=[deployed.run.pk])
+    client_api = api_as(people["bob"])
+    url = f"{SIGNOFFS}{signoff.pk}/close"
+    for body in ({"status": ["x"]}, {"status": "flagged", "comment": "a\x00b"}, ["list"]):
+        assert client_api.post(url, body, format="json").status_code == 400
+    client.force_login(people["bob"])
+    page = client.post(
+        reverse("approvals:signoff-close", kwargs={"pk": signoff.pk}),
+        {"status": "flagged", "comment": "bad\x00"},
+    )
+    assert page.status_code == 400
+    effective = client_api.get("/api/v1/approvals/policies/effective?environment=QA&model=a%00")
+    assert effective.status_code in (400, 404)
+    created = client_api.post(
+        "/api/v1/approvals/policies/",
+        {"environment": "QA", "scope": "model", "catalog_model": "x\x00"},
+        format="json",
+    )
+    assert created.status_code in (400, 403)
+    assert SignOff.objects.get().status == SignOffStatus.OPEN
