@@ -12,14 +12,13 @@ from django.http import Http404
 from django.urls import path
 from drf_spectacular.types import OpenApiTypes
 from drf_spectacular.utils import OpenApiParameter, OpenApiResponse, extend_schema
-from rest_framework import exceptions
 from rest_framework.generics import ListAPIView
 from rest_framework.permissions import SAFE_METHODS
 from rest_framework.response import Response
 from rest_framework.views import APIView
 
 from core.access import roles
-from core.api_support import PortalPagination, error_response
+from core.api_support import BadRequest, PortalPagination, error_response
 from core.machine_access import machine_credential
 from core.roles import Role
 from pipelines.models import Environment
@@ -104,7 +103,7 @@ class PolicyListApi(PolicyWriteMixin, ListAPIView):
         environment = self.request.query_params.get("environment")
         if environment:
             if environment not in Environment.values:
-                raise exceptions.ValidationError({"environment": ["QA or PROD."]})
+                raise BadRequest({"detail": "environment: QA or PROD.", "code": "bad_request"})
             rows = rows.filter(environment=environment)
         return rows
 
@@ -209,7 +208,8 @@ class SignOffListApi(ListAPIView):
     def get_queryset(self):
         status = self.request.query_params.get("status", "")
         if status and status not in SignOffStatus.values:
-            raise exceptions.ValidationError({"status": [", ".join(SignOffStatus.values)]})
+            choices = ", ".join(SignOffStatus.values)
+            raise BadRequest({"detail": f"status: one of {choices}.", "code": "bad_request"})
         return selectors.signoff_list(status=status)
 
     @extend_schema(
