@@ -12,25 +12,27 @@ from django.http import Http404
 from django.urls import path
 from drf_spectacular.types import OpenApiTypes
 from drf_spectacular.utils import OpenApiParameter, OpenApiResponse, extend_schema
-from rest_framework import exceptions
 from rest_framework.generics import ListAPIView
 from rest_framework.permissions import SAFE_METHODS
 from rest_framework.response import Response
 from rest_framework.views import APIView
 
 from core.access import roles
-from core.api_support import PortalPagination, error_response
+from core.api_support import BadRequest, PortalPagination, error_response
+from core.machine_access import machine_credential
 from core.roles import Role
 from pipelines.models import Environment
 from registry.models import CatalogModel
 
-from . import services
-from .models import ApprovalPolicy
+from . import selectors, services
+from .models import ApprovalPolicy, SignOff, SignOffStatus
 from .serializers import ApprovalsErrorSerializer
 from .serializers.policies import (
     ApprovalPolicyInputSerializer,
     ApprovalPolicySerializer,
     EffectivePolicySerializer,
+    SignOffCloseInputSerializer,
+    SignOffSerializer,
 )
 
 READERS = roles(Role.APPROVER, Role.MANAGER, Role.ADMIN, Role.DATA_SCIENTIST)
@@ -101,7 +103,7 @@ class PolicyListApi(PolicyWriteMixin, ListAPIView):
         environment = self.request.query_params.get("environment")
         if environment:
             if environment not in Environment.values:
-                raise exceptions.ValidationError({"environment": ["QA or PROD."]})
+                raise BadRequest({"detail": "environment: QA or PROD.", "code": "bad_request"})
             rows = rows.filter(environment=environment)
         return rows
 
@@ -177,6 +179,8 @@ class EffectivePolicyApi(APIView):
         if environment not in Environment.values:
             return error_response(400, "environment: QA or PROD.", "bad_request")
         name = request.query_params.get("model") or ""
+        if "\x00" in name:
+            raise Http404
         model = None
         if name:
             model = CatalogModel.objects.filter(name=name).first()
@@ -192,7 +196,81 @@ class EffectivePolicyApi(APIView):
         return Response(EffectivePolicySerializer(data).data)
 
 
+class SignOffListApi(ListAPIView):
+    """Post-deployment sign-offs: open ones oldest first (``status=open``), or all, newest
+    first."""
+
+    portal_access = READERS
+    serializer_class = SignOffSerializer
+    pagination_class = PortalPagination
+    queryset = SignOff.objects.none()
+
+    def get_queryset(self):
+        status = self.request.query_params.get("status", "")
+        if status and status not in SignOffStatus.values:
+            choices = ", ".join(SignOffStatus.values)
+            raise BadRequest({"detail": f"status: one of {choices}.", "code": "bad_request"})
+        return selectors.signoff_list(status=status)
+
+    @extend_schema(
+        operation_id="approvals_signoffs_list",
+        parameters=[OpenApiParameter("status", OpenApiTypes.STR, enum=SignOffStatus.values)],
+        responses={200: SignOffSerializer(many=True), 400: POLICY_ERRORS[400]},
+    )
+    def get(self, request, *args, **kwargs):
+        return super().get(request, *args, **kwargs)
+
+
+class SignOffCloseApi(APIView):
+    """Close a sign-off: ``signed_off``, or ``flagged`` with a comment. Approvers only, never
+    the one who deployed the run, never with a token (a person signs off)."""
+
+    portal_access = READERS
+
+    @extend_schema(
+        operation_id="approvals_signoffs_close",
+        parameters=[
+            OpenApiParameter("id", OpenApiTypes.INT, OpenApiParameter.PATH, description="Sign-off.")
+        ],
+        request=SignOffCloseInputSerializer,
+        responses={
+            200: SignOffSerializer,
+            400: POLICY_ERRORS[400],
+            403: OpenApiResponse(ERROR, description="Not an approver, or you deployed it."),
+            404: OpenApiResponse(ERROR),
+            409: OpenApiResponse(ERROR, description="Already closed."),
+        },
+    )
+    def post(self, request, pk):
+        if machine_credential(request) is not None:
+            return error_response(
+                403, "A person signs off, signed in: no token can.", "human_decision_required"
+            )
+        if not isinstance(request.data, dict):
+            return error_response(400, 'Send {"status": ..., "comment": ...}.', "bad_request")
+        if not SignOff.objects.filter(pk=pk).exists():
+            raise Http404
+        status, comment = request.data.get("status", ""), request.data.get("comment") or ""
+        if not isinstance(status, str) or not isinstance(comment, str):
+            return error_response(400, "status and comment must be strings.", "bad_request")
+        if "\x00" in status or "\x00" in comment:
+            return error_response(400, "No NUL characters, please.", "bad_request")
+        try:  # the service checks the status itself, so a wrong one is audited as refused
+            signoff = services.signoff_close(
+                signoff_id=pk,
+                user=request.user,
+                status=status,
+                comment=comment,
+                via="api",
+            )
+        except SignOff.DoesNotExist:
+            raise Http404 from None
+        return Response(SignOffSerializer(signoff).data)
+
+
 policy_api_urlpatterns: list = [
+    path("signoffs/", SignOffListApi.as_view(), name="signoff-list"),
+    path("signoffs/<int:pk>/close", SignOffCloseApi.as_view(), name="signoff-close"),
     path("policies/", PolicyListApi.as_view(), name="policy-list"),
     path("policies/effective", EffectivePolicyApi.as_view(), name="policy-effective"),
     path("policies/<int:pk>", PolicyDetailApi.as_view(), name="policy-detail"),

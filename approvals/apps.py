@@ -11,12 +11,17 @@ class ApprovalsConfig(AppConfig):
         from django.contrib.auth.signals import user_logged_in, user_logged_out, user_login_failed
 
         from core.signals import api_access_event, sign_in_denied
-        from pipelines.signals import hook_received
+        from pipelines.signals import hook_received, runs_changed
 
         from . import services
 
         hook_received.connect(
             services.hook_received, weak=False, dispatch_uid="approvals-hook-received"
+        )
+        # A PROD deployment that succeeded opens its post-deployment sign-off when its policy
+        # asks for one (docs/approvals.md "Policies").
+        runs_changed.connect(
+            services.signoffs_on_runs_changed, weak=False, dispatch_uid="approvals-signoffs"
         )
         # Sign-ins, sign-outs and refused attempts go to the audit trail; a sign-in also
         # sends the person's decisions that waited for it (docs/approvals.md).

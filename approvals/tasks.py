@@ -86,3 +86,8 @@ def send_check_callback(self, callback_id: int) -> dict:
 @shared_task(name="approvals.sweep_checks", acks_late=True)
 def sweep_checks() -> dict:
     return services.checks_sweep()
+
+
+@shared_task(name="approvals.notify_signoff", acks_late=True)
+def notify_signoff(signoff_id: int) -> dict:
+    return services.signoff_notify(signoff_id=signoff_id)

@@ -20,6 +20,7 @@ urlpatterns: list = [
     path("bulk/", views.bulk, name="bulk"),
     path("bulk/decide/", views.bulk_decide, name="bulk-decide"),
     path("bulk/result/<str:token>/", views.bulk_result, name="bulk-result"),
+    path("signoffs/<int:pk>/close/", views.signoff_close, name="signoff-close"),
     path("audit/", views.audit, name="audit"),
     path("audit.csv", views.audit_csv, name="audit-csv"),
     path("freeze/", views.freeze_page, name="freeze"),

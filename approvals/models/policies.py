@@ -8,12 +8,19 @@ inherits from the broader scope: model over team over global over the built-in d
 
 from __future__ import annotations
 
+import math
+
 from django.conf import settings
 from django.core.exceptions import ValidationError
 from django.core.validators import MaxValueValidator, MinValueValidator
 from django.db import models
 
 from pipelines.models import Environment
+
+
+def validate_finite(value) -> None:
+    if value is not None and not math.isfinite(value):
+        raise ValidationError("A number of hours, not NaN or infinity.")
 
 
 class PolicyScope(models.TextChoices):
@@ -68,7 +75,7 @@ class ApprovalPolicy(models.Model):
     soak_hours = models.FloatField(
         null=True,
         blank=True,
-        validators=[MinValueValidator(0)],
+        validators=[MinValueValidator(0), validate_finite],
         help_text="PROD: hours between the QA deployment and a PROD approval (0: none). "
         "Blank: inherit.",
     )

@@ -66,6 +66,7 @@ from .inbox import (
     pending_count,
     team_choices,
 )
+from .signoffs import signoff_list, signoffs_for_approval, signoffs_open
 
 __all__ = [
     "AGE_CHOICES",
@@ -117,6 +118,9 @@ __all__ = [
     "portal_identity_name",
     "qa_stage_order",
     "rule_changes",
+    "signoff_list",
+    "signoffs_for_approval",
+    "signoffs_open",
     "sync_status_list",
     "team_choices",
     "versions_waiting",

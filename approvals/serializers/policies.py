@@ -11,9 +11,20 @@ from registry.models import CatalogModel
 from ..models import ApprovalPolicy, ExecutionOrder, PolicyScope, SignOff, SignOffStatus, SoakMode
 
 
+class NamedModelField(serializers.SlugRelatedField):
+    """A catalog model by name; a name PostgreSQL cannot hold (a NUL) is a 400, not a 500."""
+
+    def to_internal_value(self, data):
+        if isinstance(data, str) and "\x00" in data:
+            self.fail("does_not_exist", slug_name=self.slug_field, value=data.replace("\x00", ""))
+        return super().to_internal_value(data)
+
+
 class ApprovalPolicySerializer(serializers.ModelSerializer):
-    catalog_model = serializers.SlugRelatedField(slug_field="name", read_only=True)
-    updated_by = serializers.SlugRelatedField(slug_field="username", read_only=True)
+    catalog_model = serializers.SlugRelatedField(slug_field="name", read_only=True, allow_null=True)
+    updated_by = serializers.SlugRelatedField(
+        slug_field="username", read_only=True, allow_null=True
+    )
 
     class Meta:
         model = ApprovalPolicy
@@ -49,7 +60,7 @@ class ApprovalPolicyInputSerializer(serializers.Serializer):
     environment = serializers.ChoiceField(choices=Environment.choices)
     scope = serializers.ChoiceField(choices=PolicyScope.choices)
     team = serializers.CharField(required=False, allow_blank=True, max_length=100)
-    catalog_model = serializers.SlugRelatedField(
+    catalog_model = NamedModelField(
         slug_field="name",
         queryset=CatalogModel.objects.all(),
         required=False,
@@ -90,8 +101,8 @@ class EffectivePolicySerializer(serializers.Serializer):
 
 
 class SignOffSerializer(serializers.ModelSerializer):
-    model = serializers.CharField(source="catalog_model.name", default=None)
-    version = serializers.CharField(source="model_version.version", default=None)
+    model = serializers.CharField(source="catalog_model.name", default=None, allow_null=True)
+    version = serializers.CharField(source="model_version.version", default=None, allow_null=True)
     run = serializers.CharField(source="run.name")
     closed_by = serializers.CharField(source="closed_by_name")
 

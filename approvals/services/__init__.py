@@ -94,6 +94,13 @@ from .rules import (
 )
 from .schedules import hook_received, projects_sync_enqueue
 from .signins import sign_in_audit, sign_in_denied_audit, sign_in_failed_audit, sign_out_audit
+from .signoffs import (
+    signoff_close,
+    signoff_close_rules,
+    signoff_notify,
+    signoffs_on_runs_changed,
+    signoffs_open,
+)
 from .sync import SyncResult, approval_gone, approval_refresh, project_approvals_sync
 
 __all__ = [
@@ -172,6 +179,11 @@ __all__ = [
     "sign_in_denied_audit",
     "sign_in_failed_audit",
     "sign_out_audit",
+    "signoff_close",
+    "signoff_close_rules",
+    "signoff_notify",
+    "signoffs_on_runs_changed",
+    "signoffs_open",
     "user_display_name",
     "user_identities",
 ]

@@ -19,6 +19,8 @@ from core.roles import Role
 
 from ..models import OPEN_STATUSES, ApprovalRequest, AuditAction, Notification
 from .audit import approval_model_name, audit_record
+from .gates import environment_rules
+from .refusals import Rule
 
 logger = logging.getLogger(__name__)
 
@@ -49,6 +51,37 @@ def _approval_url(approval: ApprovalRequest) -> str:
     )
 
 
+def waiting_rules(approval: ApprovalRequest) -> list[Rule]:
+    """The gates that block the request now or warn about it (a soak time, a freeze window):
+    any rule of ``environment_rules`` that fails or warns, whatever its code."""
+    if not approval.environment:
+        return []
+    rules = environment_rules(
+        catalog_model=approval.catalog_model,
+        model_version=approval.model_version,
+        run=approval.run,
+        environment=approval.environment,
+        now=timezone.now(),
+    )
+    return [r for r in rules if not r.ok or r.warning]
+
+
+def rule_title(rule: Rule) -> str:
+    """A rule's name from its code ("soak_time": "Soak time"), with when it stops waiting."""
+    title = rule.code.replace("_", " ").capitalize()
+    return f"{title} until {rule.until:%Y-%m-%d %H:%M} UTC" if rule.until else title
+
+
+def rule_notice(rule: Rule) -> str:
+    """One line a notification says about a rule that blocks or warns: its name, its message
+    and, when it waits, until when."""
+    verb = "warns" if rule.ok else "blocks it"
+    line = f"{rule.code.replace('_', ' ').capitalize()} {verb}: {rule.message}"
+    if rule.until and f"{rule.until:%Y-%m-%d %H:%M} UTC" not in rule.message:
+        line += f" (until {rule.until:%Y-%m-%d %H:%M} UTC)"
+    return line
+
+
 def _notification_text(approval: ApprovalRequest, kind: str) -> tuple[str, str]:
     what = approval_model_name(approval) or approval.pipeline_name or "a model"
     version = f" version {approval.model_version.version}" if approval.model_version_id else ""
@@ -62,10 +95,15 @@ def _notification_text(approval: ApprovalRequest, kind: str) -> tuple[str, str]:
     else:
         subject = f"[MLOps Portal] {env} approval requested for {what}{version}"
         lead = f"Run {approval.run_name} of {approval.pipeline_name} waits for a {env} approval."
+    waiting = waiting_rules(approval)
+    blocking = [r for r in waiting if not r.ok]
+    if blocking:
+        subject += " (waits: " + "; ".join(rule_title(r) for r in blocking) + ")"
     body = "\n\n".join(
         part
         for part in (
             lead,
+            "\n".join(rule_notice(r) for r in waiting),
             f"Requested by: {approval.requested_by}" if approval.requested_by else "",
             f"Instructions: {approval.instructions}" if approval.instructions else "",
             f"Review and decide: {_approval_url(approval)}",

@@ -36,6 +36,7 @@ from .base import (
     is_htmx,
     render_page,
 )
+from .signoff_page import signoffs_marked
 
 
 @dataclass
@@ -217,6 +218,7 @@ def _detail_context(request, approval: ApprovalRequest, box: DecisionBox) -> dic
         "can_audit": bool(held & set(AUDIT_ROLES)),
         "freshness": freshness(),
         "extra_sections": approval_detail_sections(request, approval),
+        "signoffs": signoffs_marked(request, selectors.signoffs_for_approval(approval)),
         **_header_context(approval),
     }
 

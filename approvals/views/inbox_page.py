@@ -14,6 +14,7 @@ from core.roles import Role, user_roles
 from .. import selectors
 from ..forms import AGE_LABELS, DECIDED_STATUSES, ApprovalFilterForm
 from .base import AUDIT_ROLES, VIEW_ROLES, freshness, is_htmx, render_page
+from .signoff_page import signoffs_marked
 
 APPROVALS_PER_PAGE = 50
 
@@ -82,6 +83,7 @@ def inbox(request):
     if is_htmx(request) and htmx.target == "approval-results":
         return render_page(request, "approvals/_inbox_results.html", context)
     context.update(
+        signoffs=signoffs_marked(request, selectors.signoffs_open()),
         models=selectors.model_choices(),
         teams=selectors.team_choices(),
         ages=AGE_LABELS.items(),

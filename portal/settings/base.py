@@ -282,6 +282,7 @@ CELERY_TASK_ROUTES = {
     "approvals.sweep_checks": {"queue": "maintenance"},
     "approvals.notify_new": {"queue": "maintenance"},
     "approvals.notify_expiring": {"queue": "maintenance"},
+    "approvals.notify_signoff": {"queue": "maintenance"},
     "pipelines.sweep_run_requests": {"queue": "maintenance"},
     "operations.follow_episodes": {"queue": "maintenance"},
     "operations.tick": {"queue": "maintenance"},

@@ -458,3 +458,68 @@ def test_admin_edits_are_audited_too(make_user, client):
     assert not ApprovalPolicy.objects.exists()
     last = AuditEvent.objects.filter(action=AuditAction.POLICY_CHANGED).order_by("-pk").first()
     assert last.detail["verb"] == "deleted" and last.detail["after"] is None
+
+
+# --- Notifications name what blocks or waits ---------------------------------------------------
+
+
+def test_a_notification_names_the_soak_time_and_when_it_ends(version, people, settings):
+    from django.core import mail
+
+    settings.APPROVALS_TEAMS_WEBHOOK_URL = ""
+    policy(soak_hours=24, soak_mode="block")
+    approval = prod_approval(version, qa_finished_hours_ago=3)
+    services.notifications_send_new(approval_ids=[approval.pk])
+    [message] = mail.outbox
+    ends = approval.run.stages.get(environment="QA").finished_at + dt.timedelta(hours=24)
+    assert f"(waits: Soak time until {ends:%Y-%m-%d %H:%M} UTC)" in message.subject
+    assert (
+        f"Soak time blocks it: In QA for 3 h, policy 24 h; soak time ends at "
+        f"{ends:%Y-%m-%d %H:%M} UTC." in message.body
+    )
+
+
+def test_a_warning_is_named_in_the_body_not_the_subject(version, people):
+    from django.core import mail
+
+    policy(soak_hours=24, soak_mode="warn")
+    approval = prod_approval(version, qa_finished_hours_ago=3)
+    services.notifications_send_new(approval_ids=[approval.pk])
+    [message] = mail.outbox
+    assert "waits" not in message.subject
+    assert "Soak time warns: In QA for 3 h, policy 24 h" in message.body
+
+
+def test_any_rule_that_waits_is_named_whatever_its_code(version, people, monkeypatch):
+    """Generic over Rule: another gate (a freeze window) is named with no more code."""
+    from django.core import mail
+
+    from approvals.services import notifications
+
+    reopens = timezone.now().replace(microsecond=0) + dt.timedelta(days=3)
+    window = services.Rule(
+        "freeze_window", False, "Freeze window 'Christmas' is closed.", until=reopens
+    )
+    monkeypatch.setattr(notifications, "environment_rules", lambda **kwargs: [window])
+    approval = ApprovalRequestFactory(model_version=version)
+    services.notifications_send_new(approval_ids=[approval.pk])
+    [message] = mail.outbox
+    assert f"(waits: Freeze window until {reopens:%Y-%m-%d %H:%M} UTC)" in message.subject
+    assert (
+        f"Freeze window blocks it: Freeze window 'Christmas' is closed. "
+        f"(until {reopens:%Y-%m-%d %H:%M} UTC)" in message.body
+    )
+
+
+@pytest.mark.parametrize(
+    "raw",
+    [
+        '{"environment": "PROD", "scope": "global", "soak_hours": NaN}',
+        '{"environment": "PROD", "scope": "global", "soak_hours": Infinity}',
+        '["not", "an", "object"]',
+    ],
+)
+def test_a_soak_time_that_is_not_a_number_is_a_400(make_user, raw):
+    response = api_as(make_user(Role.MANAGER)).post(POLICIES, raw, content_type="application/json")
+    assert response.status_code == 400, response.content
+    assert not ApprovalPolicy.objects.exists()

@@ -13,6 +13,11 @@ QA frozen and thawed by a deny window. After every step the invariants hold:
 - ADO's close of an approval is recorded once, however often hooks are replayed;
 - audit rows never change.
 
+``PolicyMachine`` adds approval policies set as it runs (soak time warn or block, the QA
+approver not the PROD approver, approvers in sequence), runs taken to their PROD approval, and
+a clock step; its invariant: no sequence of actions gets a request approved that a policy rule
+refuses (judged by an oracle written apart from the rules).
+
 The simulator (real HTTP) lives for the whole run; each example makes its own runs in it.
 The database: the test holds pytest-django's transaction, and each example runs in a savepoint
 rolled back at its teardown (what ``hypothesis.extra.django.TestCase`` does per example), so
@@ -24,10 +29,12 @@ from __future__ import annotations
 
 import contextlib
 import os
+from collections import Counter
 from dataclasses import dataclass, field
 from datetime import timedelta
 from types import SimpleNamespace
 from typing import ClassVar
+from unittest import mock
 
 import pytest
 from django.db import transaction
@@ -39,6 +46,7 @@ from hypothesis.stateful import (
     Bundle,
     RuleBasedStateMachine,
     invariant,
+    multiple,
     precondition,
     rule,
     run_state_machine_as_test,
@@ -48,6 +56,7 @@ from ado_simulator.errors import ApiError
 from approvals import services
 from approvals.models import (
     OPEN_STATUSES,
+    ApprovalPolicy,
     ApprovalRequest,
     AuditAction,
     AuditEvent,
@@ -58,7 +67,9 @@ from approvals.models import (
     OutboxMessage,
     OutboxState,
 )
+from pipelines import services as pipelines_services
 from pipelines.client import AdoClient, AdoCredentials
+from pipelines.models import RunStage
 from tests.approvals.conftest import PAT, wait_at
 
 pytestmark = pytest.mark.django_db
@@ -530,3 +541,234 @@ def test_approvals_keep_their_invariants(machine_env):
             suppress_health_check=[HealthCheck.too_slow, HealthCheck.filter_too_much],
         ),
     )
+
+
+# --- The approval policies in play ---------------------------------------------------------------
+
+_real_now = timezone.now
+SEEN: Counter = Counter()  # what the policy machine's runs did (printed with -s)
+CLOCK_STEPS_HOURS = (1, 6, 25)
+
+
+class PolicyMachine(ApprovalsMachine):
+    """The machine above, with approval policies set and changed as it runs (soak time warn
+    or block, QA approver not the PROD approver, approvers in sequence), runs that reach their
+    PROD approval once QA was approved in ADO, and a clock that moves forward. Invariant: no
+    sequence of actions gets a request approved that a policy rule refuses (an oracle, written
+    apart from the rules, judges each accepted decision from the persisted facts)."""
+
+    def __init__(self):
+        super().__init__()
+        self.offset = timedelta(0)
+        self._clock = mock.patch.object(timezone, "now", lambda: _real_now() + self.offset)
+        self._clock.start()
+        self.accepted: set[int] = set()  # decisions the oracle found allowed when made
+        self.prod_for: set[int] = set()  # QA items whose run reached PROD
+        self.policy_changes = self.clock_steps = 0
+        SEEN["examples"] += 1
+
+    def teardown(self):
+        self._clock.stop()
+        super().teardown()
+
+    # ---- policy and clock ---------------------------------------------------------------------
+
+    @precondition(lambda self: self.policy_changes < 3)
+    @rule(
+        environment=st.sampled_from(["QA", "PROD"]),
+        soak=st.sampled_from([None, 0, 24]),
+        mode=st.sampled_from(["warn", "block"]),
+        qa_approver=st.booleans(),
+        sequence=st.sampled_from([(), ("bob", "alice"), ("carol",), ("alice", "carol")]),
+    )
+    def set_policy(self, environment, soak, mode, qa_approver, sequence):
+        """A manager changes the environment's global policy (audited)."""
+        SEEN["policy changes"] += 1
+        self.policy_changes += 1
+        existing = ApprovalPolicy.objects.filter(environment=environment, scope="global").first()
+        data = {
+            "environment": environment,
+            "scope": "global",
+            "soak_hours": soak,
+            "soak_mode": mode,
+            "prod_approver_not_qa_approver": qa_approver,
+            "execution_order": "inSequence" if sequence else "anyOrder",
+            "sequence_approvers": [f"{name}@example.com" for name in sequence],
+        }
+        before = AuditEvent.objects.filter(action=AuditAction.POLICY_CHANGED).count()
+        services.policy_save(
+            user=self.env.admin, data=data, policy_id=existing.pk if existing else None
+        )
+        after = AuditEvent.objects.filter(action=AuditAction.POLICY_CHANGED).count()
+        assert after in (before, before + 1)
+
+    @precondition(lambda self: self.clock_steps < 3 and bool(self.tracked))
+    @rule(hours=st.sampled_from(CLOCK_STEPS_HOURS))
+    def clock_step(self, hours):
+        """Time passes (the portal's clock; soak times run on it)."""
+        SEEN["clock steps"] += 1
+        self.clock_steps += 1
+        self.offset += timedelta(hours=hours)
+
+    def _prod_candidates(self) -> list[Tracked]:
+        """QA items approved in the portal (or ADO) whose run has not reached PROD yet."""
+        open_qa = [
+            i
+            for i in self.tracked.values()
+            if i.kind in ("single", "pair") and i.pk not in self.prod_for
+        ]
+        approved = set(
+            ApprovalRequest.objects.filter(
+                pk__in=[i.pk for i in open_qa], status=DecisionStatus.APPROVED
+            ).values_list("pk", flat=True)
+        )
+        return [i for i in open_qa if i.pk in approved]
+
+    @precondition(lambda self: bool(self._prod_candidates()))
+    @rule(target=ApprovalsMachine.approvals, data=st.data())
+    def reach_prod(self, data):
+        """A run whose QA approval ADO has approved (once the worker delivered the portal's
+        decisions) deploys to QA and waits at PROD; the pipelines sync mirrors its stages and
+        the portal reads the PROD approval."""
+        item = data.draw(st.sampled_from(self._prod_candidates()))
+        sim = self.env.sim
+        for message in OutboxMessage.objects.filter(
+            approval_id=item.pk, state=OutboxState.QUEUED
+        ):  # the worker catches up with the QA decisions first
+            self._deliver(message, "none")
+        if sim.approval(item.ado_id).status != "approved":
+            return multiple()
+        self.prod_for.add(item.pk)
+        qa = ApprovalRequest.objects.get(pk=item.pk)
+        prod_id = wait_at(sim, sim.run(qa.build_id), "PROD")
+        assert pipelines_services.project_sync(project=self.env.project, client=self.env.client).ok
+        result = services.approval_refresh(
+            project=self.env.project, approval_id=prod_id, client=self.env.client
+        )
+        assert result.ok, result.as_dict()
+        prod = ApprovalRequest.objects.get(project=self.env.project, ado_id=prod_id)
+        assert prod.environment == "PROD" and prod.model_version_id == qa.model_version_id
+        SEEN["a run reached its PROD approval"] += 1
+        tracked = Tracked(prod.pk, prod_id, "prod", item.requested_by)
+        self.tracked[prod.pk] = tracked
+        self._read(tracked)
+        return tracked
+
+    # ---- deciding, judged by the oracle -------------------------------------------------------
+
+    @rule(
+        item=ApprovalsMachine.approvals,
+        user=st.sampled_from(DECIDERS),
+        status=st.sampled_from(["approved", "approved", "rejected"]),
+        comment=st.sampled_from(["Looks fine", "Metrics regressed", ""]),
+    )
+    def decide(self, item, user, status, comment):
+        person = self.env.users[user]
+        approval = ApprovalRequest.objects.select_related("model_version", "run").get(pk=item.pk)
+        refusals_before = policy_refusals(approval, person, timezone.now())
+        try:
+            decision = services.approval_decide(
+                approval_id=item.pk,
+                user=person,
+                status=status,
+                comment=comment,
+                authenticated_at=timezone.now(),
+            )
+        except services.DecisionRefused as refusal:
+            assert AuditEvent.objects.filter(
+                approval_id=item.pk, action=AuditAction.DECISION_REFUSED, detail__code=refusal.code
+            ).exists()
+            SEEN[f"{approval.environment} refused: {refusal.code}"] += 1
+            return
+        SEEN[f"{approval.environment} {status}"] += 1
+        refusals_after = policy_refusals(approval, person, timezone.now())
+        assert not (refusals_before & refusals_after), (
+            f"{user} got {approval.environment} approval {item.pk} {status}, "
+            f"which {sorted(refusals_before & refusals_after)} refuses"
+        )
+        self.accepted.add(decision.pk)
+        assert decision.status == status and user != NOT_AN_APPROVER
+
+    @precondition(lambda self: any(i.kind == "prod" for i in self.tracked.values()))
+    @rule(data=st.data(), user=st.sampled_from(DECIDERS), comment=st.sampled_from(["Fine", ""]))
+    def decide_prod(self, data, user, comment):
+        """The PROD approvals get their share of attempts."""
+        prods = [i for i in self.tracked.values() if i.kind == "prod"]
+        self.decide(data.draw(st.sampled_from(prods)), user, "approved", comment)
+
+    @invariant()
+    def every_decision_was_allowed_by_the_policies(self):
+        made = set(
+            Decision.objects.filter(approval_id__in=self.tracked).values_list("pk", flat=True)
+        )
+        assert made <= self.accepted, f"decisions the oracle never allowed: {made - self.accepted}"
+
+
+def policy_refusals(approval: ApprovalRequest, user, now) -> set[str]:
+    """The policy rules that refuse ``user`` deciding ``approval`` at ``now``, judged from the
+    stored facts (policies, decisions, ADO's steps, QA stages), apart from the rules' code."""
+    found = set()
+    policy = ApprovalPolicy.objects.filter(environment=approval.environment, scope="global").first()
+    if policy is None:
+        return found
+    email = user.email.lower()
+    named = [a.lower() for a in policy.sequence_approvers or []]
+    if policy.execution_order == "inSequence" and named:
+        decided = {
+            d.user.email.lower()
+            for d in Decision.objects.filter(approval=approval).select_related("user")
+        }
+        waiting = [a for a in named if a not in decided]
+        if waiting and waiting[0] != email:
+            found.add("sequence")
+    if approval.environment != "PROD":
+        return found
+    same_version = ApprovalRequest.objects.filter(
+        environment="QA", model_version_id=approval.model_version_id
+    )
+    if policy.prod_approver_not_qa_approver:
+        approved_here = Decision.objects.filter(
+            approval__in=same_version, user=user, status=DecisionStatus.APPROVED
+        ).exists()
+        approved_in_ado = any(
+            step.get("status") == "approved"
+            and str((step.get("actual") or {}).get("unique_name") or "").lower() == email
+            for steps in same_version.filter(decided_in="ado").values_list("steps", flat=True)
+            for step in steps or []
+        )
+        if approved_here or approved_in_ado:
+            found.add("qa_approver")
+    if policy.soak_hours and policy.soak_mode == "block":
+        deployed = (
+            RunStage.objects.filter(
+                environment="QA",
+                result="succeeded",
+                run__model_version_id=approval.model_version_id,
+                finished_at__isnull=False,
+            )
+            .order_by("-finished_at")
+            .values_list("finished_at", flat=True)
+            .first()
+        )
+        if deployed is None or now < deployed + timedelta(hours=policy.soak_hours):
+            found.add("soak_time")
+    return found
+
+
+def test_policies_never_let_a_refused_request_through(machine_env):
+    """15 examples by default (each mirrors runs reaching PROD over HTTP);
+    APPROVALS_POLICY_MACHINE_EXAMPLES explores further."""
+    for name in ("alice", "bob", "carol"):
+        assert machine_env.users[f"{name}@example.com"].email == f"{name}@example.com"
+    PolicyMachine.env = machine_env
+    run_state_machine_as_test(
+        PolicyMachine,
+        settings=hypothesis_settings(
+            max_examples=int(os.environ.get("APPROVALS_POLICY_MACHINE_EXAMPLES", "15")),
+            stateful_step_count=30,
+            deadline=None,
+            database=None,
+            suppress_health_check=[HealthCheck.too_slow, HealthCheck.filter_too_much],
+        ),
+    )
+    print("policy machine:", dict(sorted(SEEN.items())))

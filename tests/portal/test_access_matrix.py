@@ -183,6 +183,11 @@ EXPECTED: dict[str, tuple] = {
     # an empty POST from an approver is its own 400 (no ids)
     "api:approvals:bulk-decisions": ("post", APPROVERS, Target(let_in=frozenset({400}))),
     "api:approvals:audit-list": ("get", AUDITORS),
+    # post-deployment sign-offs: everyone reads; the service lets only approvers close one
+    # (anyone else: its audited 403)
+    "approvals:signoff-close": ("post", EVERY_ROLE, MISSING),
+    "api:approvals:signoff-list": ("get", EVERY_ROLE),
+    "api:approvals:signoff-close": ("post", EVERY_ROLE, MISSING),
     # approval policies: everyone reads (writes: managers and admins, tests/approvals)
     "api:approvals:policy-list": ("get", EVERY_ROLE),
     "api:approvals:policy-detail": ("get", EVERY_ROLE, MISSING),
