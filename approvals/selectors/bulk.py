@@ -18,6 +18,7 @@ from pipelines.selectors import deployments_for_catalog
 from registry.models import ModelVersion
 
 from ..models import ApprovalRequest, Decision
+from ..services.batch_reads import batch_reads
 from ..services.gates import qa_outcomes_known
 from ..services.refusals import Rule
 from ..services.rules import decision_rules
@@ -120,7 +121,7 @@ def bulk_review(
         for a in ordered
         if a.environment == Environment.PROD
     }
-    with qa_outcomes_known(qa_known):
+    with qa_outcomes_known(qa_known), batch_reads():
         rows = [_row(approval, deployments, qa, user, authenticated_at) for approval in ordered]
     return BulkReview(rows=rows, missing=[pk for pk in approval_ids if pk not in approvals])
 

@@ -16,6 +16,7 @@ from django.db.models import Q
 from .. import freeze
 from ..models import AuditAction, FreezeWindow
 from .audit import audit_record
+from .batch_reads import read_once
 from .refusals import Rule
 
 # The fields an edit may change (the API and the form name them the same).
@@ -50,9 +51,13 @@ def freeze_rule(*, catalog_model, environment: str, now: datetime) -> Rule | Non
         return None
     team = catalog_model.effective_team if catalog_model is not None else ""
     model_name = catalog_model.name if catalog_model is not None else ""
+    in_scope = read_once(
+        ("freeze_windows", environment),
+        lambda: list(freeze_windows_in_scope(environment=environment)),
+    )
     windows = [
         w
-        for w in freeze_windows_in_scope(environment=environment)
+        for w in in_scope
         if freeze.applies(w, environment=environment, team=team, model_name=model_name)
     ]
     if not windows:

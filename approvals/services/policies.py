@@ -27,6 +27,7 @@ from ..models import (
     PolicyScope,
     SoakMode,
 )
+from .batch_reads import in_batch, read_once
 from .refusals import Rule
 
 # What a field is when no scope sets it: nothing ADO's YAML environments do not do already.
@@ -106,6 +107,15 @@ def _scope_rank(policy: ApprovalPolicy) -> int:
     return {PolicyScope.GLOBAL: 0, PolicyScope.TEAM: 1, PolicyScope.MODEL: 2}[policy.scope]
 
 
+def _policy_applies(policy: ApprovalPolicy, *, catalog_model, team: str) -> bool:
+    """In Python, what ``approval_policy_for``'s query matches."""
+    if policy.scope == PolicyScope.GLOBAL:
+        return True
+    if policy.scope == PolicyScope.TEAM:
+        return bool(team) and policy.team == team
+    return catalog_model is not None and policy.catalog_model_id == catalog_model.pk
+
+
 def approval_policy_for(*, catalog_model, environment: str) -> EffectivePolicy:
     """The effective policy (one query): each field from the narrowest scope that sets it."""
     match = Q(scope=PolicyScope.GLOBAL)
@@ -114,13 +124,24 @@ def approval_policy_for(*, catalog_model, environment: str) -> EffectivePolicy:
         match |= Q(scope=PolicyScope.TEAM, team=team)
     if catalog_model is not None:
         match |= Q(scope=PolicyScope.MODEL, catalog_model=catalog_model)
-    found = sorted(
-        ApprovalPolicy.objects.filter(match, environment=environment).select_related(
+    if in_batch():  # every policy of the environment, read once for the batch
+        candidates = [
+            p
+            for p in read_once(
+                ("approval_policies", environment),
+                lambda: list(
+                    ApprovalPolicy.objects.filter(environment=environment).select_related(
+                        "catalog_model"
+                    )
+                ),
+            )
+            if _policy_applies(p, catalog_model=catalog_model, team=team)
+        ]
+    else:
+        candidates = ApprovalPolicy.objects.filter(match, environment=environment).select_related(
             "catalog_model"
-        ),
-        key=_scope_rank,
-        reverse=True,
-    )
+        )
+    found = sorted(candidates, key=_scope_rank, reverse=True)
     values, sources, approvers = dict(POLICY_DEFAULTS), {}, ()
     for name in POLICY_FIELDS:
         for policy in found:

@@ -18,11 +18,13 @@ from rest_framework.test import APIClient
 
 from approvals import services
 from approvals.models import (
+    ApprovalPolicy,
     ApprovalRequest,
     ApprovalStatus,
     AuditAction,
     AuditEvent,
     Decision,
+    FreezeWindow,
     OutboxMessage,
     OutboxState,
 )
@@ -503,6 +505,20 @@ def test_the_combined_screen_reads_a_fixed_number_of_queries(
     client, alice, django_assert_max_num_queries, environment
 ):
     client.force_login(alice)
+    # The gates' own reads (the environment's policies, its freeze windows) are made once
+    # for the screen, not once per request.
+    ApprovalPolicy.objects.create(
+        environment=environment, scope="global", signoff_required=True, note="every model"
+    )
+    FreezeWindow.objects.create(
+        name="Year-end",
+        kind="deny",
+        environment=environment,
+        reason="closing the books",
+        dtstart=timezone.now() + dt.timedelta(days=30),
+        duration_minutes=60 * 24,
+        timezone="UTC",
+    )
     ids = _selection(20, environment)
     bulk_page(client, ids)  # the session's and the user's first reads
     twenty = _screen_queries(client, ids)
