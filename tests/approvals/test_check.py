@@ -15,11 +15,13 @@ from django.utils import timezone
 
 from approvals import services
 from approvals.models import (
+    ApprovalPolicy,
     AuditAction,
     AuditEvent,
     CheckCallback,
     CheckEvaluation,
     CheckRequest,
+    FreezeWindow,
     PromotionPolicy,
 )
 from core.roles import Role
@@ -260,6 +262,33 @@ def test_prod_without_qa_fails_on_the_gate_the_decision_box_uses(fraud):
     evaluation = services.check_evaluate(request_id=received(fraud, 3, run=run).pk)
     assert evaluation.result == "failed"
     assert [r["code"] for r in evaluation.rules if not r["ok"]] == ["qa_first"]
+
+
+def test_the_policy_gates_fail_the_check_as_they_refuse_a_decision(fraud):
+    """Soak time (block) and a freeze window: the same gates as the decision box, so a
+    better challenger that went through QA a moment ago still fails, naming both."""
+    ApprovalPolicy.objects.create(
+        environment="PROD", scope="global", soak_hours=24, soak_mode="block"
+    )
+    FreezeWindow.objects.create(
+        name="Weekend",
+        kind="deny",
+        environment="all",
+        reason="nobody on call",
+        dtstart=timezone.now() - dt.timedelta(minutes=5),
+        duration_minutes=120,
+        timezone="UTC",
+    )
+    run = released(fraud, 3, ado_id=44)
+    evaluation = services.check_evaluate(request_id=received(fraud, 3, run=run).pk)
+    assert evaluation.result == "failed"
+    failed = {r["code"]: r for r in evaluation.rules if not r["ok"]}
+    assert set(failed) == {"soak_time", "freeze_window"}, evaluation.rules
+    assert "policy 24 h" in failed["soak_time"]["message"]
+    assert "Weekend" in failed["freeze_window"]["message"]
+    lines = CheckCallback.objects.get(evaluation=evaluation).log_lines
+    assert any("soak_time" in line for line in lines)
+    assert any("Weekend" in line and "reopens at" in line for line in lines)
 
 
 def test_an_unknown_model_fails_and_says_so(fraud):

@@ -9,6 +9,7 @@ Private redis-server and workers (``tests/approvals/faults``), stopped or killed
 from __future__ import annotations
 
 import base64
+import datetime as dt
 import uuid
 from types import SimpleNamespace
 
@@ -24,6 +25,7 @@ from approvals.models import (
     CheckCallback,
     CheckEvaluation,
     CheckRequest,
+    FreezeWindow,
 )
 from pipelines.models import AdoProject
 from tests.approvals.faults import RedisServer, Worker, celery_app_on, wait_until
@@ -175,6 +177,34 @@ def test_a_better_challenger_passes_and_the_stage_deploys(
     sim.advance(120)
     assert prod(sim, run).result == "succeeded"
     assert sim.run(run.id).result == "succeeded"
+
+
+def test_a_freeze_window_fails_the_check_naming_the_window_and_when_it_reopens(
+    sim, models, checked_release, start_worker
+):
+    """The better challenger of the test above, but PROD is frozen: the check fails on the
+    freeze gate the decision box uses, and ADO's log says which window and until when."""
+    FreezeWindow.objects.create(
+        name="Year-end close",
+        kind="deny",
+        environment="PROD",
+        reason="finance closes the books",
+        dtstart=timezone.now() - dt.timedelta(hours=1),
+        duration_minutes=6 * 60,
+        timezone="UTC",
+    )
+    start_worker()
+    run = checked_release(3)
+    wait_until(lambda: check_of(sim, run).status != "pending", 20, "the callback")
+    check = check_of(sim, run)
+    assert check.status == "failed"
+    log = "\n".join(check.log_lines)
+    assert "[ok] challenger: auc 0.8 vs champion v1 0.74" in log
+    assert "freeze_window" in log and "Year-end close" in log and "reopens at" in log
+    assert prod(sim, run).result == "failed"
+    evaluation = CheckEvaluation.objects.get()
+    [frozen] = [r for r in evaluation.rules if r["code"] == "freeze_window"]
+    assert frozen["ok"] is False and frozen["values"]["reopens_at"]
 
 
 def test_the_wrong_secret_is_refused_and_adoss_check_fails(sim, models, live_server):
