@@ -47,6 +47,12 @@ class BulkRow:
         return [r for r in self.rules if not r.ok and r.code != "recent_sign_in"]
 
     @property
+    def gated_only(self) -> bool:
+        """Refused only by promotion gates (QA first, soak time, freeze windows): a
+        rejection still goes through, as it does for one request."""
+        return bool(self.refusing) and all(r.approve_only for r in self.refusing)
+
+    @property
     def warnings(self) -> list[Rule]:
         return [r for r in self.rules if r.ok and r.warning]
 
@@ -88,6 +94,10 @@ class BulkReview:
     @property
     def refused(self) -> list[BulkRow]:
         return [row for row in self.rows if not row.decidable]
+
+    @property
+    def rejectable_only(self) -> list[BulkRow]:
+        return [row for row in self.rows if row.gated_only]
 
     @property
     def needs_reauth(self) -> bool:

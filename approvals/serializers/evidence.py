@@ -32,6 +32,11 @@ class RuleSerializer(serializers.Serializer):
         default=None,
         help_text="When a rule that waits stops refusing (a soak time's end), else null.",
     )
+    approve_only = serializers.BooleanField(
+        default=False,
+        help_text="A gate on promotion (QA first, soak time, freeze window, minimum maturity): "
+        "when not ok it refuses an approval, never a rejection.",
+    )
 
 
 class MetricDeltaSerializer(serializers.Serializer):

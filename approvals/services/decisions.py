@@ -80,10 +80,12 @@ def decision_input_check(*, status: str, comment: str) -> None:
         )
 
 
-def _decision_rules_check(approval: ApprovalRequest, user, authenticated_at) -> None:
+def _decision_rules_check(approval: ApprovalRequest, user, authenticated_at, status: str) -> None:
+    """Refuse at the first failed rule; a rejection passes the promotion gates."""
     for rule in decision_rules(approval=approval, user=user, authenticated_at=authenticated_at):
-        if not rule.ok:
-            raise rule.refusal(approval.pk)
+        if rule.ok or (rule.approve_only and status == DecisionStatus.REJECTED):
+            continue
+        raise rule.refusal(approval.pk)
 
 
 def approval_decide(
@@ -108,7 +110,7 @@ def approval_decide(
             approval = ApprovalRequest.objects.select_related(
                 "run", "model_version", "catalog_model"
             ).get(pk=approval_id)
-            _decision_rules_check(approval, user, authenticated_at)
+            _decision_rules_check(approval, user, authenticated_at, status)
             return None
         with transaction.atomic():
             approval = (
@@ -116,7 +118,7 @@ def approval_decide(
                 .select_related("run", "model_version", "catalog_model")
                 .get(pk=approval_id)
             )
-            _decision_rules_check(approval, user, authenticated_at)
+            _decision_rules_check(approval, user, authenticated_at, status)
             decision = _decision_write(approval, user, status, comment, via)
     except DecisionRefused as refusal:
         decision_refusal_record(

@@ -11,6 +11,7 @@ from __future__ import annotations
 from collections.abc import Iterator
 from contextlib import contextmanager
 from contextvars import ContextVar
+from dataclasses import replace
 from datetime import datetime
 
 from django.db.models import Q
@@ -38,7 +39,7 @@ def environment_rules(
     )
     if frozen := freeze_rule(catalog_model=catalog_model, environment=environment, now=now):
         rules.append(frozen)
-    return rules
+    return [replace(rule, approve_only=True) for rule in rules]
 
 
 def qa_first_rule(*, model_version, run) -> Rule:

@@ -44,7 +44,10 @@ class Rule:
 
     ``warning``: met, but worth saying (a soak time in warn mode); ``until``: when a rule that
     waits stops refusing (a soak time's end, a freeze window's reopening); ``values``: the
-    numbers behind it (a metric comparison), shown on the page and sent in ADO's log."""
+    numbers behind it (a metric comparison), shown on the page and sent in ADO's log;
+    ``approve_only``: a gate on promotion (``gates.environment_rules``), which refuses an
+    approval but never a rejection: rejecting stops the deployment, which is what a freeze
+    window or an unfinished soak time wants anyway."""
 
     code: str
     ok: bool
@@ -52,6 +55,7 @@ class Rule:
     warning: bool = False
     until: datetime | None = None
     values: dict[str, Any] = field(default_factory=dict, compare=False, hash=False)
+    approve_only: bool = False
 
     def refusal(self, approval_id: int | None = None) -> DecisionRefused:
         """What a failed rule answers, the same for the page and the API."""

@@ -58,8 +58,16 @@ class DecisionBox:
 
     @property
     def blocking(self) -> list:
-        """Rules that forbid deciding (a stale sign-in only asks to confirm who you are)."""
-        return [r for r in self.rules if not r.ok and r.code != "recent_sign_in"]
+        """Rules that forbid deciding (a stale sign-in only asks to confirm who you are; a
+        promotion gate only forbids approving)."""
+        return [
+            r for r in self.rules if not r.ok and r.code != "recent_sign_in" and not r.approve_only
+        ]
+
+    @property
+    def gated(self) -> list:
+        """Promotion gates that refuse an approval now: the box offers only a rejection."""
+        return [r for r in self.rules if not r.ok and r.approve_only]
 
     @property
     def warnings(self) -> list:

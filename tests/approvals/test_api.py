@@ -239,6 +239,7 @@ def test_a_reader_who_cannot_decide_is_told_why(api_as, approval):
             "message": "Only people with the approver role can decide.",
             "warning": False,
             "until": None,
+            "approve_only": False,
         }
     ]
     assert body["can_decide"] is False

@@ -373,6 +373,23 @@ def test_a_freeze_window_refuses_a_decision_in_the_api(make_user, frozen_qa):
     assert again.status_code == 201, again.json()
 
 
+def test_a_freeze_window_lets_a_rejection_through(approver_client, frozen_qa):
+    """A freeze holds promotions back; rejecting stops one, so the gate lets it pass: the box
+    offers only Reject, and the rejection is recorded and sent like any other."""
+    approval, _ = frozen_qa
+    box = _soup(approver_client.get(f"/approvals/{approval.pk}/"))
+    assert "Year-end freeze" in box.select_one("[data-testid=decision-gated]").get_text(" ")
+    form = box.select_one("[data-testid=decision-form]")
+    assert [b["value"] for b in form.select("button[name=status]")] == ["rejected"]
+    data = {"status": "rejected", "comment": "Not this year", "confirm": "1"}
+    response = approver_client.post(_decide(approval), data)
+    assert response.status_code in (200, 302), response.content[:300]
+    decision = Decision.objects.get()
+    assert decision.status == "rejected" and decision.outbox is not None
+    approval.refresh_from_db()
+    assert approval.status == "rejected"
+
+
 # --- The page: what is frozen now and next ------------------------------------------------------
 
 

@@ -195,7 +195,8 @@ class ApprovalsMachine(RuleBasedStateMachine):
         assert decision.status == status
         assert user != NOT_AN_APPROVER
         assert status == "rejected" or user not in (item.requested_by, CREATOR)
-        assert not frozen, "decided while a freeze window covers QA"
+        # a freeze holds promotions back; a rejection stops one, so it goes through
+        assert status == "rejected" or not frozen, "approved while a freeze window covers QA"
 
     @rule(on=st.booleans())
     def freeze_qa(self, on):
@@ -223,15 +224,26 @@ class ApprovalsMachine(RuleBasedStateMachine):
         own, by the same rules; a refused batch writes nothing."""
         person = self.env.users[user]
         before = {i.pk: Decision.objects.filter(approval_id=i.pk).count() for i in items}
+        environments = set(
+            ApprovalRequest.objects.filter(pk__in=before).values_list("environment", flat=True)
+        )
         try:
             outcomes = services.approvals_decide_bulk(
-                approval_ids=[i.pk for i in items], user=person, status=status, comment=comment
+                approval_ids=[i.pk for i in items],
+                user=person,
+                status=status,
+                comment=comment,
+                authenticated_at=timezone.now(),
             )
         except services.DecisionRefused as refusal:
             for pk, count in before.items():
                 assert Decision.objects.filter(approval_id=pk).count() == count
-            assert refusal.code in ("not_an_approver", "comment_required"), refusal.code
+            expected = {"not_an_approver", "comment_required"}
+            if len(environments) > 1:
+                expected.add("bulk_mixed_environments")
+            assert refusal.code in expected, refusal.code
             return
+        self._bulk_outcomes(outcomes, status)
         assert [o.approval_id for o in outcomes] == list(before)
         for outcome in outcomes:
             count = Decision.objects.filter(approval_id=outcome.approval_id).count()
@@ -246,6 +258,9 @@ class ApprovalsMachine(RuleBasedStateMachine):
                     action=AuditAction.DECISION_REFUSED,
                     detail__code=outcome.code,
                 ).exists()
+
+    def _bulk_outcomes(self, outcomes, status) -> None:
+        """What a subclass judges about a bulk operation's decisions (the policy oracle)."""
 
     @rule(item=approvals)
     def expire(self, item):
@@ -665,7 +680,7 @@ class PolicyMachine(ApprovalsMachine):
     def decide(self, item, user, status, comment):
         person = self.env.users[user]
         approval = ApprovalRequest.objects.select_related("model_version", "run").get(pk=item.pk)
-        refusals_before = policy_refusals(approval, person, timezone.now())
+        refusals_before = policy_refusals(approval, person, timezone.now(), status)
         try:
             decision = services.approval_decide(
                 approval_id=item.pk,
@@ -681,13 +696,34 @@ class PolicyMachine(ApprovalsMachine):
             SEEN[f"{approval.environment} refused: {refusal.code}"] += 1
             return
         SEEN[f"{approval.environment} {status}"] += 1
-        refusals_after = policy_refusals(approval, person, timezone.now())
+        refusals_after = policy_refusals(approval, person, timezone.now(), status)
         assert not (refusals_before & refusals_after), (
             f"{user} got {approval.environment} approval {item.pk} {status}, "
             f"which {sorted(refusals_before & refusals_after)} refuses"
         )
         self.accepted.add(decision.pk)
         assert decision.status == status and user != NOT_AN_APPROVER
+
+    def _bulk_outcomes(self, outcomes, status) -> None:
+        """A bulk decision is judged like a single one: the oracle must have allowed it (the
+        refusals it finds now, after the decision, are the ones that held before it)."""
+        for outcome in outcomes:
+            if not outcome.decided:
+                continue
+            decision = Decision.objects.select_related("user").get(pk=outcome.decision_id)
+            approval = ApprovalRequest.objects.select_related("model_version", "run").get(
+                pk=outcome.approval_id
+            )
+            others = Decision.objects.filter(approval=approval).exclude(pk=decision.pk)
+            refusals = policy_refusals(
+                approval, decision.user, timezone.now(), status, ignoring=decision.pk
+            )
+            assert not refusals, (
+                f"bulk {status} of {approval.environment} approval {approval.pk} went through "
+                f"{sorted(refusals)} ({others.count()} other decisions)"
+            )
+            SEEN[f"{approval.environment} bulk {status}"] += 1
+            self.accepted.add(decision.pk)
 
     @precondition(lambda self: any(i.kind == "prod" for i in self.tracked.values()))
     @rule(data=st.data(), user=st.sampled_from(DECIDERS), comment=st.sampled_from(["Fine", ""]))
@@ -704,9 +740,13 @@ class PolicyMachine(ApprovalsMachine):
         assert made <= self.accepted, f"decisions the oracle never allowed: {made - self.accepted}"
 
 
-def policy_refusals(approval: ApprovalRequest, user, now) -> set[str]:
-    """The policy rules that refuse ``user`` deciding ``approval`` at ``now``, judged from the
-    stored facts (policies, decisions, ADO's steps, QA stages), apart from the rules' code."""
+def policy_refusals(
+    approval: ApprovalRequest, user, now, status: str = "approved", ignoring: int | None = None
+) -> set[str]:
+    """The policy rules that refuse ``user`` deciding ``approval`` (``status``) at ``now``,
+    judged from the stored facts (policies, decisions, ADO's steps, QA stages), apart from the
+    rules' code. ``ignoring``: a decision to leave out (judging one already made). Soak time
+    is a promotion gate: it refuses approving, not rejecting."""
     found = set()
     policy = ApprovalPolicy.objects.filter(environment=approval.environment, scope="global").first()
     if policy is None:
@@ -716,7 +756,9 @@ def policy_refusals(approval: ApprovalRequest, user, now) -> set[str]:
     if policy.execution_order == "inSequence" and named:
         decided = {
             d.user.email.lower()
-            for d in Decision.objects.filter(approval=approval).select_related("user")
+            for d in Decision.objects.filter(approval=approval)
+            .exclude(pk=ignoring)
+            .select_related("user")
         }
         waiting = [a for a in named if a not in decided]
         if waiting and waiting[0] != email:
@@ -738,7 +780,7 @@ def policy_refusals(approval: ApprovalRequest, user, now) -> set[str]:
         )
         if approved_here or approved_in_ado:
             found.add("qa_approver")
-    if policy.soak_hours and policy.soak_mode == "block":
+    if policy.soak_hours and policy.soak_mode == "block" and status == "approved":
         deployed = (
             RunStage.objects.filter(
                 environment="QA",
