@@ -3,10 +3,33 @@
 
 from __future__ import annotations
 
+from datetime import timedelta
+
+from django.utils import timezone
+
 from pipelines.models import AdoProject, Environment
 
 from . import services
-from .models import OPEN_STATUSES, OUTBOX_FINAL_STATES, ApprovalRequest, DecidedIn
+from .models import (
+    OPEN_STATUSES,
+    OUTBOX_FINAL_STATES,
+    ApprovalPolicy,
+    ApprovalRequest,
+    DecidedIn,
+    FreezeWindow,
+)
+
+# The demo's release policy for PROD: a day in QA first (a warning, so the demo's PROD request
+# can still be approved) and a sign-off after each PROD deployment.
+DEMO_PROD_POLICY = {
+    "environment": Environment.PROD,
+    "scope": "global",
+    "soak_hours": 24.0,
+    "soak_mode": "warn",
+    "signoff_required": True,
+    "note": "Demo: a day in QA before PROD, and a sign-off after each PROD deployment.",
+}
+DEMO_FREEZE_NAME = "Data-centre move"
 
 
 def first_poll(project: AdoProject) -> services.SyncResult:
@@ -39,3 +62,27 @@ def decided_in_earlier_demo(project: AdoProject) -> int:
         .distinct()
         .count()
     )
+
+
+def release_rules_ensure(*, user) -> tuple[int, int]:
+    """The demo's release policy and a freeze window ahead (once; edits are audited as
+    ``user``'s): the freeze starts ten days after the first demo start, so today's requests
+    can be decided and the freeze page has something coming."""
+    policies = windows = 0
+    if not ApprovalPolicy.objects.filter(environment=Environment.PROD, scope="global").exists():
+        services.policy_save(user=user, data=dict(DEMO_PROD_POLICY))
+        policies = 1
+    if not FreezeWindow.objects.filter(name=DEMO_FREEZE_NAME).exists():
+        start = timezone.now().replace(hour=18, minute=0, second=0, microsecond=0)
+        services.freeze_window_create(
+            user=user,
+            name=DEMO_FREEZE_NAME,
+            kind="deny",
+            environment=Environment.PROD,
+            reason="The PROD cluster moves to the new data centre; no deployments meanwhile.",
+            dtstart=start + timedelta(days=10),
+            duration_minutes=2 * 24 * 60,
+            timezone="Europe/Amsterdam",
+        )
+        windows = 1
+    return policies, windows

@@ -9,6 +9,7 @@ import time
 from pathlib import Path
 
 from django.conf import settings
+from django.contrib.auth import get_user_model
 from django.core.management.base import CommandError
 
 from approvals import demo_data as approvals_demo
@@ -192,6 +193,13 @@ def approvals_ready(command, addr: str) -> None:
             f"http://{addr}/approvals/; notices are printed by the worker (EMAIL_URL)."
         )
     )
+    manager = get_user_model().objects.get(username="maya")
+    policies, windows = approvals_demo.release_rules_ensure(user=manager)
+    if policies or windows:
+        command.stdout.write(
+            "  Release rules: a PROD policy (a day in QA first, as a warning; a sign-off after "
+            f"each PROD deployment) and a freeze window ahead: http://{addr}/approvals/freeze/"
+        )
     earlier = approvals_demo.decided_in_earlier_demo(project)
     if earlier:
         database = settings.DATABASES["default"]

@@ -1,4 +1,5 @@
 import contextlib
+import datetime as dt
 import json
 import os
 import re
@@ -14,7 +15,14 @@ from django.core.management import CommandError, call_command
 from django.utils import timezone
 
 from approvals import services as approvals
-from approvals.models import ApprovalRequest, ApprovalStatus, AuditAction, AuditEvent
+from approvals.models import (
+    ApprovalPolicy,
+    ApprovalRequest,
+    ApprovalStatus,
+    AuditAction,
+    AuditEvent,
+    FreezeWindow,
+)
 from core.roles import Role, user_roles
 from maturity.models import MaturityRecord, MaturitySnapshot, ModelMaturity
 from maturity.selectors import dropped_models
@@ -91,6 +99,7 @@ def test_demo_beat_picks_up_the_approvals_poll_and_the_outbox_sweep():
     assert every == {
         "approvals.sync_all_projects": 60,
         "approvals.sweep_outbox": 30,
+        "approvals.sweep_checks": 30,
         "approvals.notify_expiring": 15 * 60,
     }
 
@@ -162,6 +171,19 @@ def test_demo_seed_only_starts_seeds_and_syncs_mlflow_then_stops_it(demo_setting
         assert all(rule.ok for rule in rules), (approval, rules)
     prod = pending.get(environment="PROD")
     assert prod.model_version.version == 4 and approvals.qa_succeeded(prod)
+    # the demo's release rules: a PROD policy whose soak time only warns (so the rules above
+    # all pass) and a freeze window ahead, both audited as the demo manager's edits
+    assert "Release rules: a PROD policy" in out
+    policy = ApprovalPolicy.objects.get(environment="PROD", scope="global")
+    assert policy.soak_mode == "warn" and policy.signoff_required
+    window = FreezeWindow.objects.get(name="Data-centre move")
+    assert window.dtstart > timezone.now() + dt.timedelta(days=9)
+    assert (
+        AuditEvent.objects.filter(
+            action__in=["policy.changed", "freeze.created"], actor__username="maya"
+        ).count()
+        == 2
+    )
     # that first poll also imported what ADO decided in the last 90 days, as decided in ADO
     history = ApprovalRequest.objects.filter(project=project).exclude(status=ApprovalStatus.PENDING)
     assert history.exists() and {a.decided_in for a in history} == {"ado"}
