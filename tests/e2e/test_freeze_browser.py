@@ -120,9 +120,14 @@ def test_an_approver_sees_the_freeze_refuse_a_decision(page, live_server, make_u
     make_user(Role.APPROVER, username="alice", first_name="Alice", email="alice@example.com")
     _sign_in(page, live_server.url, "alice")
     page.goto(f"{live_server.url}/approvals/{approval.pk}/")
-    blocked = page.get_by_test_id("decision-blocked")
-    assert "Year-end freeze" in blocked.inner_text() and "reopens at" in blocked.inner_text()
+    gated = page.get_by_test_id("decision-gated")
+    assert "Year-end freeze" in gated.inner_text() and "reopens at" in gated.inner_text()
+    assert "you can still reject it" in gated.inner_text()
     assert page.locator("[data-rule=freeze_window]").get_attribute("data-ok") == "false"
+    # a freeze holds the approval back, not a rejection: only Reject is offered
+    form = page.get_by_test_id("decision-form")
+    assert form.get_by_role("button", name="Reject").is_visible()
+    assert form.get_by_role("button", name="Approve").count() == 0
     page.locator("#decision-box").scroll_into_view_if_needed()
     screenshot(page, "freeze-decision-1280")
     page.set_viewport_size(NARROW)

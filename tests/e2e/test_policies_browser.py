@@ -85,9 +85,11 @@ def test_the_decision_box_shows_a_soak_warning_then_refuses_in_block_mode(
     policy.soak_mode = "block"
     policy.save()
     page.reload()
-    blocked = page.get_by_test_id("decision-blocked").inner_text()
-    assert "In QA for 3 h, policy 24 h; soak time ends at" in blocked
-    assert page.get_by_test_id("decision-form").count() == 0
+    gated = page.get_by_test_id("decision-gated").inner_text()
+    assert "In QA for 3 h, policy 24 h; soak time ends at" in gated
+    form = page.get_by_test_id("decision-form")  # only a rejection is offered
+    assert form.get_by_role("button", name="Approve").count() == 0
+    assert form.get_by_role("button", name="Reject").is_visible()
     shoot(page, "decision-box-soak-refused")
 
 
