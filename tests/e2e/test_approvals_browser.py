@@ -274,6 +274,9 @@ def _live_says(page, words: str) -> str:
     return page.get_by_test_id("decision-live").text_content()
 
 
+CONFIRM_FOCUSED = "document.activeElement?.dataset?.testid === 'confirm-button'"
+
+
 def test_focus_follows_the_redrawn_decision_box_and_a_live_region_says_what_happened(
     page, live_server, make_user, screenshot
 ):
@@ -317,6 +320,9 @@ def test_focus_follows_the_redrawn_decision_box_and_a_live_region_says_what_happ
     page.get_by_role("button", name="Approve", exact=True).focus()
     page.keyboard.press("Enter")
     page.get_by_test_id("decision-confirm").wait_for()
+    # the box moves focus to "Confirm" once the swap settles: press Enter only then (on a
+    # busy machine the key otherwise lands before the focus does, and nothing is confirmed)
+    page.wait_for_function(CONFIRM_FOCUSED)
     page.keyboard.press("Enter")
     page.get_by_test_id("delivery-state").wait_for()
     active = _focused(page)
