@@ -19,7 +19,7 @@ from registry.models import ModelVersion
 
 from ..models import ApprovalRequest, Decision
 from ..services.batch_reads import batch_reads
-from ..services.gates import qa_outcomes_known
+from ..services.gates import qa_succeeded_key
 from ..services.refusals import Rule
 from ..services.rules import decision_rules
 from .evidence import MetricDelta, champion_for, metric_deltas, qa_stage_order
@@ -127,11 +127,11 @@ def bulk_review(
     qa = _QaStages([a for a in ordered if a.environment == Environment.PROD])
     # The rules' "QA first" answered from the same stages (one query for the selection).
     qa_known = {
-        (a.model_version_id, a.run_id): qa.succeeded(a)
+        qa_succeeded_key(model_version_id=a.model_version_id, run_id=a.run_id): qa.succeeded(a)
         for a in ordered
         if a.environment == Environment.PROD
     }
-    with qa_outcomes_known(qa_known), batch_reads():
+    with batch_reads(known=qa_known):
         rows = [_row(approval, deployments, qa, user, authenticated_at) for approval in ordered]
     return BulkReview(rows=rows, missing=[pk for pk in approval_ids if pk not in approvals])
 

@@ -2,9 +2,10 @@
 
 Outside ``batch_reads()`` every gate reads what it needs each time; inside, a read that does
 not depend on the request (the active freeze windows of an environment, its approval
-policies) is made once and kept for the block, so the screen's query count does not grow
-with the number of requests. Only for reading: a decision re-reads everything
-(``approval_decide`` runs outside the block)."""
+policies) is made once and kept for the block, and a read the caller made already for every
+request at once (QA's outcome of each version) is given to the block as ``known``: the
+screen's query count does not grow with the number of requests. Only for reading: a
+decision re-reads everything (``approval_decide`` runs outside the block)."""
 
 from __future__ import annotations
 
@@ -17,8 +18,9 @@ _reads: ContextVar[dict | None] = ContextVar("approvals_batch_reads", default=No
 
 
 @contextmanager
-def batch_reads() -> Iterator[None]:
-    token = _reads.set({})
+def batch_reads(known: dict[tuple, Any] | None = None) -> Iterator[None]:
+    """``known``: reads already made, by the key ``read_once`` is asked with."""
+    token = _reads.set(dict(known or {}))
     try:
         yield
     finally:

@@ -8,9 +8,6 @@ Each gate is a function of (catalog_model, model_version, run, environment, now)
 
 from __future__ import annotations
 
-from collections.abc import Iterator
-from contextlib import contextmanager
-from contextvars import ContextVar
 from dataclasses import replace
 from datetime import datetime
 
@@ -18,15 +15,17 @@ from django.db.models import Q
 
 from pipelines.models import Environment, RunStage
 
+from .batch_reads import read_once
 from .freeze import freeze_rule
 from .policies import policy_gate_rules
 from .refusals import Rule
 
 
 def environment_rules(
-    *, catalog_model, model_version, run, environment: str, now: datetime
+    *, catalog_model, model_version, run, environment: str, now: datetime, policy=None
 ) -> list[Rule]:
-    """Every gate that applies to promoting this version (or run) to ``environment`` now."""
+    """Every gate that applies to promoting this version (or run) to ``environment`` now.
+    ``policy``: the model's effective approval policy there, when the caller resolved it."""
     rules: list[Rule] = []
     if environment == Environment.PROD:
         rules.append(qa_first_rule(model_version=model_version, run=run))
@@ -36,6 +35,7 @@ def environment_rules(
         run=run,
         environment=environment,
         now=now,
+        policy=policy,
     )
     if frozen := freeze_rule(catalog_model=catalog_model, environment=environment, now=now):
         rules.append(frozen)
@@ -56,28 +56,21 @@ def qa_first_rule(*, model_version, run) -> Rule:
     )
 
 
-# (model_version_id, run_id) -> QA went through, read beforehand for many requests at once.
-_qa_known: ContextVar[dict | None] = ContextVar("approvals_qa_known", default=None)
-
-
-@contextmanager
-def qa_outcomes_known(known: dict[tuple[int | None, int | None], bool]) -> Iterator[None]:
-    """Evaluate the rules of many requests with their QA outcomes read in one query (the bulk
-    evidence screen): inside, ``qa_succeeded_for`` answers the pairs in ``known`` from it.
-    Only for reading: a decision re-reads it (``approval_decide``)."""
-    token = _qa_known.set(known)
-    try:
-        yield
-    finally:
-        _qa_known.reset(token)
-
-
 def qa_succeeded_for(*, model_version_id: int | None, run_id: int | None) -> bool:
     """QA went through: this run's QA stage, or (for a registered version) any run's QA stage
     that deployed it."""
-    known = _qa_known.get()
-    if known is not None and (model_version_id, run_id) in known:
-        return known[(model_version_id, run_id)]
+    return read_once(
+        qa_succeeded_key(model_version_id=model_version_id, run_id=run_id),
+        lambda: _qa_succeeded_read(model_version_id=model_version_id, run_id=run_id),
+    )
+
+
+def qa_succeeded_key(*, model_version_id: int | None, run_id: int | None) -> tuple:
+    """The ``batch_reads`` key of a QA outcome (the bulk screen reads them all at once)."""
+    return ("qa_succeeded", model_version_id, run_id)
+
+
+def _qa_succeeded_read(*, model_version_id: int | None, run_id: int | None) -> bool:
     stages = RunStage.objects.filter(environment=Environment.QA, result="succeeded")
     if model_version_id:
         match = Q(run__model_version_id=model_version_id)

@@ -255,10 +255,18 @@ def maturity_level_of(catalog_model) -> int | None:
 
 
 def policy_gate_rules(
-    *, catalog_model, model_version, run, environment: str, now: datetime
+    *,
+    catalog_model,
+    model_version,
+    run,
+    environment: str,
+    now: datetime,
+    policy: EffectivePolicy | None = None,
 ) -> list[Rule]:
-    """The policy's gates on promoting this version to ``environment`` now."""
-    policy = approval_policy_for(catalog_model=catalog_model, environment=environment)
+    """The policy's gates on promoting this version to ``environment`` now (``policy``: the
+    effective one, when the caller resolved it already)."""
+    if policy is None:
+        policy = approval_policy_for(catalog_model=catalog_model, environment=environment)
     rules = []
     if environment == Environment.PROD and policy.soak_hours:
         rules.append(soak_rule(model_version=model_version, run=run, policy=policy, now=now))

@@ -68,6 +68,7 @@ def decision_rules(
         run=approval.run,
         environment=approval.environment,
         now=timezone.now(),
+        policy=policy,
     )
     if approval.environment == Environment.PROD:
         rules.append(_prod_sign_in_rule(authenticated_at))
