@@ -15,6 +15,7 @@ from django.utils.text import Truncator
 from pipelines.admin import ReadOnlyAdmin
 
 from . import services
+from .models import POLICY_EDITABLE_FIELDS as POLICY_FIELDS
 from .models import (
     ApprovalRequest,
     ApprovalSync,
@@ -30,7 +31,6 @@ from .models import (
     PromotionPolicy,
 )
 from .models.policies import ApprovalPolicy, SignOff
-from .services.policy_edits import EDITABLE_FIELDS as POLICY_FIELDS
 
 
 def _short(text: str, length: int = 80) -> str:

@@ -27,6 +27,7 @@ from .base import (
 from .checks import CallbackState, CheckCallback, CheckEvaluation, CheckRequest, CheckResult
 from .freeze import FreezeKind, FreezeScope, FreezeWindow
 from .policies import (
+    POLICY_EDITABLE_FIELDS,
     ApprovalPolicy,
     ExecutionOrder,
     PolicyScope,
@@ -38,6 +39,7 @@ from .policies import (
 __all__ = [
     "OPEN_STATUSES",
     "OUTBOX_FINAL_STATES",
+    "POLICY_EDITABLE_FIELDS",
     "ApprovalPolicy",
     "ApprovalRequest",
     "ApprovalStatus",

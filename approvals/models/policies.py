@@ -40,6 +40,23 @@ class SoakMode(models.TextChoices):
     BLOCK = "block", "Block"
 
 
+# What an edit may set (the API's body, the admin and the audited service name the same).
+POLICY_EDITABLE_FIELDS = (
+    "environment",
+    "scope",
+    "team",
+    "catalog_model",
+    "prod_approver_not_qa_approver",
+    "execution_order",
+    "sequence_approvers",
+    "soak_hours",
+    "soak_mode",
+    "signoff_required",
+    "min_maturity_level",
+    "note",
+)
+
+
 class ApprovalPolicy(models.Model):
     """The rules an environment's approvals follow, for every model, a team or one model."""
 

@@ -8,7 +8,15 @@ from rest_framework import serializers
 from pipelines.models import Environment
 from registry.models import CatalogModel
 
-from ..models import ApprovalPolicy, ExecutionOrder, PolicyScope, SignOff, SignOffStatus, SoakMode
+from ..models import (
+    POLICY_EDITABLE_FIELDS,
+    ApprovalPolicy,
+    ExecutionOrder,
+    PolicyScope,
+    SignOff,
+    SignOffStatus,
+    SoakMode,
+)
 
 
 class NamedModelField(serializers.SlugRelatedField):
@@ -28,23 +36,7 @@ class ApprovalPolicySerializer(serializers.ModelSerializer):
 
     class Meta:
         model = ApprovalPolicy
-        fields = [
-            "id",
-            "environment",
-            "scope",
-            "team",
-            "catalog_model",
-            "prod_approver_not_qa_approver",
-            "execution_order",
-            "sequence_approvers",
-            "soak_hours",
-            "soak_mode",
-            "signoff_required",
-            "min_maturity_level",
-            "note",
-            "updated_at",
-            "updated_by",
-        ]
+        fields = ["id", *POLICY_EDITABLE_FIELDS, "updated_at", "updated_by"]
         read_only_fields = fields
 
 

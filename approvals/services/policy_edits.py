@@ -8,24 +8,10 @@ from django.db import transaction
 from core.errors import PortalError
 from core.roles import Role, user_roles
 
-from ..models import ApprovalPolicy, AuditAction
+from ..models import POLICY_EDITABLE_FIELDS, ApprovalPolicy, AuditAction
 from .audit import audit_record
 
 POLICY_EDITOR_ROLES = frozenset({Role.ADMIN, Role.MANAGER})
-EDITABLE_FIELDS = (
-    "environment",
-    "scope",
-    "team",
-    "catalog_model",
-    "prod_approver_not_qa_approver",
-    "execution_order",
-    "sequence_approvers",
-    "soak_hours",
-    "soak_mode",
-    "signoff_required",
-    "min_maturity_level",
-    "note",
-)
 
 
 class PolicyEditRefused(PortalError):
@@ -39,7 +25,9 @@ def policy_snapshot(policy: ApprovalPolicy | None) -> dict | None:
     """A policy's editable values as JSON (the audit row's before / after)."""
     if policy is None:
         return None
-    values = {name: getattr(policy, name) for name in EDITABLE_FIELDS if name != "catalog_model"}
+    values = {
+        name: getattr(policy, name) for name in POLICY_EDITABLE_FIELDS if name != "catalog_model"
+    }
     values["catalog_model"] = policy.catalog_model.name if policy.catalog_model_id else None
     return values
 
@@ -64,7 +52,7 @@ def policy_save(*, user, data: dict, policy_id: int | None = None) -> ApprovalPo
     """Create (no ``policy_id``) or change a policy: validated (scope, uniqueness, the
     sequence's approvers) and audited in one transaction. Raises Django's ValidationError."""
     policy_edit_check(user=user)
-    unknown = set(data) - set(EDITABLE_FIELDS)
+    unknown = set(data) - set(POLICY_EDITABLE_FIELDS)
     if unknown:
         raise PortalError(
             f"Unknown fields: {', '.join(sorted(unknown))}.", code="bad_request", http_status=400
