@@ -194,13 +194,8 @@ class CheckState(StateBase):
         )
         self.check_runs[plan_id.lower()] = check_run
         stage.check = check_run
-        stage.state = "waiting"
-        stage.start_time = t
-        stage.checkpoint_start = t
-        stage.last_modified = t
-        run.touch(t)
         self._log("run %s stage %s waits for the REST check %s", run.id, stage.name, check.url)
-        self._emit_stage(run, stage, t)
+        self._stage_waits(run, stage, t)
         threading.Thread(
             target=self._call_rest_check, args=(check_run,), name="ado-simulator-check", daemon=True
         ).start()

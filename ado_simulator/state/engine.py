@@ -173,14 +173,18 @@ class Engine(CheckState):
         )
         self.approvals[approval.id] = approval
         stage.approval = approval
+        self._log("run %s stage %s waits for approval %s", run.id, stage.name, approval.id)
+        self._stage_waits(run, stage, t)
+        self._emit_approval(approval, APPROVAL_PENDING, t)
+
+    def _stage_waits(self, run: Run, stage: StageRun, t: datetime) -> None:
+        """The stage stops at its checkpoint (an approval, a REST check) from ``t``."""
         stage.state = "waiting"
         stage.start_time = t
         stage.checkpoint_start = t
         stage.last_modified = t
         run.touch(t)
-        self._log("run %s stage %s waits for approval %s", run.id, stage.name, approval.id)
         self._emit_stage(run, stage, t)
-        self._emit_approval(approval, APPROVAL_PENDING, t)
 
     def _start_job(self, run: Run, stage: StageRun, t: datetime) -> None:
         stage.state = "running"
