@@ -2,7 +2,8 @@
 
 - ``catalog``: the catalog list and one entry's registered models and versions;
 - ``compare``: version references and the comparison of 2 to 4 versions;
-- ``freshness``: each source's sync state (the banner, /readyz, /metrics).
+- ``freshness``: each source's sync state (the banner, /readyz, /metrics);
+- ``history``: the registry history (alias lanes of the timeline).
 
 Callers use this package's names (``from registry import selectors``).
 """
@@ -52,6 +53,7 @@ from .freshness import (
     registry_freshness,
     sync_status_list,
 )
+from .history import alias_lanes, registry_events
 
 __all__ = [
     "ALIAS_ANY",
@@ -72,6 +74,7 @@ __all__ = [
     "TeamModels",
     "VersionRef",
     "alias_choices",
+    "alias_lanes",
     "catalog_ids_owned_by",
     "catalog_model_annotated",
     "catalog_model_get",
@@ -85,6 +88,7 @@ __all__ = [
     "mlflow_run_url",
     "model_version_get",
     "owner_names",
+    "registry_events",
     "registry_freshness",
     "source_list",
     "sync_status_list",
