@@ -20,6 +20,7 @@ from ..client import RegistryClient, UpstreamModel, UpstreamRun, UpstreamVersion
 from ..models import ModelVersion, RegisteredModel, RegistrySource
 from .catalog import catalog_categories_refresh, catalog_entries_assign
 from .common import Progress, SyncResult, noop_progress
+from .history import SEEN_BY, HistoryRecorder, ModelState, VersionState
 
 MODEL_FIELDS = [
     "description", "tags", "aliases", "created_upstream_at", "updated_upstream_at",
@@ -163,9 +164,10 @@ def _models_write(
     mirror: Mirror,
     now: datetime,
     result: SyncResult,
+    history: HistoryRecorder,
 ) -> set[int | None]:
-    """Create, update and mark vanished the registered models; the catalog entries whose
-    categories need refreshing."""
+    """Create, update and mark vanished the registered models (recording each difference in
+    ``history``); the catalog entries whose categories need refreshing."""
     counts = result.models
     new_models, changed_models = [], []
     for name, up in upstream.items():
@@ -176,9 +178,13 @@ def _models_write(
             )
             new_models.append(model)
             mirror.models_by_name[name] = model
+            history.model_created(model)
             counts.created += 1
             result.changed_model_names.add(name)
-        elif values_assign(mirrored, _model_values(up)):
+            continue
+        before = ModelState.of(mirrored)
+        if values_assign(mirrored, _model_values(up)):
+            history.model_changed(mirrored, before)
             changed_models.append(mirrored)
             counts.updated += 1
             result.changed_model_names.add(name)
@@ -190,6 +196,7 @@ def _models_write(
         if name not in upstream and m.deleted_upstream_at is None
     ]
     for model in vanished_models:
+        history.model_vanished(model, ModelState.of(model))
         model.deleted_upstream_at = now
         counts.deleted += 1
         result.changed_model_names.add(model.name)
@@ -218,10 +225,13 @@ def _versions_write(
     runs: RunsRead,
     now: datetime,
     result: SyncResult,
+    history: HistoryRecorder,
 ) -> None:
-    """Create, update and mark vanished the versions (with their runs' metrics and params)."""
+    """Create, update and mark vanished the versions (with their runs' metrics and params),
+    recording each difference in ``history``."""
     counts = result.versions
     aliases = _aliases_by_version(upstream)
+    models_by_pk = {m.pk: m for m in mirror.models_by_name.values()}
     new_versions, changed_versions, seen = [], [], set()
     for up in versions:
         model = mirror.models_by_name[up.model_name]
@@ -231,14 +241,17 @@ def _versions_write(
         values.update(runs.values_for(up, now))
         mirrored = mirror.versions_by_key.get(key)
         if mirrored is None:
-            new_versions.append(
-                ModelVersion(
-                    registered_model=model, version=up.version, last_synced_at=now, **values
-                )
+            version = ModelVersion(
+                registered_model=model, version=up.version, last_synced_at=now, **values
             )
+            new_versions.append(version)
+            history.version_created(model, version)
             counts.created += 1
             result.changed_model_names.add(up.model_name)
-        elif values_assign(mirrored, values):
+            continue
+        before = VersionState.of(mirrored)
+        if values_assign(mirrored, values):
+            history.version_changed(model, mirrored, before)
             changed_versions.append(mirrored)
             counts.updated += 1
             result.changed_model_names.add(up.model_name)
@@ -250,9 +263,14 @@ def _versions_write(
         if key not in seen and v.deleted_upstream_at is None
     ]
     for version in vanished_versions:
+        history.version_vanished(
+            models_by_pk[version.registered_model_id], version, VersionState.of(version)
+        )
         version.deleted_upstream_at = now
         counts.deleted += 1
     ModelVersion.objects.bulk_create(new_versions, batch_size=BATCH_SIZE)
+    for version in new_versions:
+        mirror.versions_by_key[(version.registered_model_id, version.version)] = version
     ModelVersion.objects.bulk_update(
         changed_versions + vanished_versions, VERSION_FIELDS + RUN_FIELDS, batch_size=BATCH_SIZE
     )
@@ -281,12 +299,15 @@ def snapshot_apply(
     result: SyncResult,
     progress: Progress = noop_progress,
 ) -> None:
-    """Make the mirror of ``scope`` (None: the whole source) equal the upstream snapshot."""
+    """Make the mirror of ``scope`` (None: the whole source) equal the upstream snapshot, and
+    record every difference written in the registry history, in the same transaction."""
     now = timezone.now()
     mirror = _mirror_read(source, scope)
     runs = _runs_read(client, versions, mirror, result, progress)
+    history = HistoryRecorder(source, now, SEEN_BY.get(result.mode, result.mode))
     with transaction.atomic():
-        refresh_entries = _models_write(source, upstream, mirror, now, result)
-        _versions_write(upstream, versions, mirror, runs, now, result)
+        refresh_entries = _models_write(source, upstream, mirror, now, result, history)
+        _versions_write(upstream, versions, mirror, runs, now, result, history)
+        result.events = history.write(mirror.versions_by_key)
         _live_confirm(source, scope, now)
         catalog_categories_refresh(refresh_entries - {None})

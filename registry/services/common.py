@@ -29,6 +29,7 @@ class SyncResult(SyncResultMixin):
     versions: CountsWithDeleted = field(default_factory=CountsWithDeleted)
     runs_read: int = 0
     run_errors: int = 0
+    events: int = 0  # registry history rows written
     duration_seconds: float = 0.0
     error: str = ""
     skipped: str = ""

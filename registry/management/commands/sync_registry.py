@@ -54,6 +54,7 @@ class Command(BaseCommand):
             )
         runs = f", {result.run_errors} unreadable" if result.run_errors else ""
         self.stdout.write(f"  runs read {result.runs_read}{runs}")
+        self.stdout.write(f"  history  {result.events} events recorded")
         self.stdout.write(
             self.style.SUCCESS(f"  {result.mode} sync done in {result.duration_seconds:.2f} s")
         )
