@@ -3,7 +3,8 @@
 - ``catalog``: the catalog list and one entry's registered models and versions;
 - ``compare``: version references and the comparison of 2 to 4 versions;
 - ``freshness``: each source's sync state (the banner, /readyz, /metrics);
-- ``history``: the registry history (alias lanes of the timeline).
+- ``history``: the registry history (events, alias lanes of the timeline, an alias at a
+  moment).
 
 Callers use this package's names (``from registry import selectors``).
 """
@@ -53,7 +54,7 @@ from .freshness import (
     registry_freshness,
     sync_status_list,
 )
-from .history import alias_lanes, registry_events
+from .history import AliasAnswer, alias_at, alias_lanes, registry_events
 
 __all__ = [
     "ALIAS_ANY",
@@ -63,6 +64,7 @@ __all__ = [
     "REGISTRY_SYSTEM",
     "SORTS",
     "UNKNOWN",
+    "AliasAnswer",
     "CatalogFilters",
     "CompareError",
     "Comparison",
@@ -73,6 +75,7 @@ __all__ = [
     "SourceFreshness",
     "TeamModels",
     "VersionRef",
+    "alias_at",
     "alias_choices",
     "alias_lanes",
     "catalog_ids_owned_by",
