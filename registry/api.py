@@ -14,18 +14,22 @@ from rest_framework.response import Response
 from rest_framework.views import APIView
 
 from core.access import ANY_ROLE
-from core.api_support import BadRequest, PortalPagination
+from core.api_support import BadRequest, PortalPagination, validated_filters
 
 from . import selectors
 from .forms import SORT_CHOICES, CatalogFilterForm, VersionFilterForm
-from .models import CatalogModel, ModelVersion
+from .models import CatalogModel, ModelVersion, RegistryEvent
 from .serializers import (
+    AliasAnswerSerializer,
+    AliasAtQuerySerializer,
     CatalogModelDetailSerializer,
     CatalogModelListSerializer,
     ComparisonSerializer,
     ErrorSerializer,
     ModelVersionDetailSerializer,
     ModelVersionSerializer,
+    RegistryEventFilterSerializer,
+    RegistryEventSerializer,
     RegistrySourceSerializer,
     _alias_links,
 )
@@ -294,3 +298,56 @@ class ModelVersionCompareApi(APIView):
         }
         refs_by_pk = {v.pk: str(r) for v, r in zip(versions, refs, strict=True)}
         return Response(ComparisonSerializer(data, context={"refs": refs_by_pk}).data)
+
+
+class RegistryEventListApi(generics.ListAPIView):
+    """What the syncs saw change in the model's registrations, oldest first: alias moves,
+    stages, statuses, tags, descriptions, versions and models created, deleted or back."""
+
+    portal_access = ANY_ROLE
+    serializer_class = RegistryEventSerializer
+    pagination_class = PortalPagination
+    queryset = RegistryEvent.objects.none()  # for the schema; get_queryset builds the real one
+
+    def get_queryset(self):
+        model = _catalog_model_or_404(self.kwargs["name"])
+        data = validated_filters(
+            RegistryEventFilterSerializer, self.request.query_params, code="invalid_filters"
+        ).validated_data
+        return selectors.registry_events(
+            model,
+            kinds=data.get("kind") or None,
+            version=data.get("version"),
+            since=data.get("since"),
+            until=data.get("until"),
+        )
+
+    @extend_schema(
+        operation_id="registry_model_events_list",
+        parameters=[NAME_PARAMETER, RegistryEventFilterSerializer],
+        responses={200: RegistryEventSerializer(many=True), **ERRORS},
+    )
+    def get(self, request, *args, **kwargs):
+        return super().get(request, *args, **kwargs)
+
+
+class AliasAtApi(APIView):
+    """What an alias pointed at at a moment, as far as the syncs saw: a version, none, or
+    unknown (the moment lies in a window between two syncs; the answer names it)."""
+
+    portal_access = ANY_ROLE
+
+    @extend_schema(
+        operation_id="registry_model_alias_at",
+        parameters=[NAME_PARAMETER, AliasAtQuerySerializer],
+        responses={200: AliasAnswerSerializer, **ERRORS},
+    )
+    def get(self, request, name):
+        model = _catalog_model_or_404(name)
+        data = validated_filters(
+            AliasAtQuerySerializer, request.query_params, code="invalid_query"
+        ).validated_data
+        answer = selectors.alias_at(
+            model, data["alias"], data["at"], source=data.get("source") or ""
+        )
+        return Response(AliasAnswerSerializer(answer).data)

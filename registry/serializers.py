@@ -9,7 +9,14 @@ from drf_spectacular.utils import extend_schema_field
 from rest_framework import serializers
 
 from . import selectors
-from .models import CatalogModel, ModelVersion, RegisteredModel, RegistrySource
+from .models import (
+    CatalogModel,
+    ModelVersion,
+    RegisteredModel,
+    RegistryEvent,
+    RegistryEventKind,
+    RegistrySource,
+)
 
 
 class MetricValueField(serializers.FloatField):
@@ -275,3 +282,80 @@ class ComparisonSerializer(serializers.Serializer):
 class ErrorSerializer(serializers.Serializer):
     detail = serializers.CharField()
     request_id = serializers.CharField()
+
+
+# The registry history -------------------------------------------------------------------------
+
+
+class RegistryEventFilterSerializer(serializers.Serializer):
+    """The filters of the events list (query parameters)."""
+
+    kind = serializers.MultipleChoiceField(
+        required=False,
+        choices=RegistryEventKind.choices,
+        help_text="Only these kinds (repeatable).",
+    )
+    version = serializers.IntegerField(
+        required=False, min_value=1, help_text="Only events of this version number."
+    )
+    since = serializers.DateTimeField(
+        required=False, help_text="Observed at or after this moment (ISO-8601; no zone: UTC)."
+    )
+    until = serializers.DateTimeField(
+        required=False, help_text="Observed before this moment (ISO-8601; no zone: UTC)."
+    )
+
+    def validate(self, attrs):
+        since, until = attrs.get("since"), attrs.get("until")
+        if since and until and since >= until:
+            raise serializers.ValidationError("since must be before until.")
+        return attrs
+
+
+class RegistryEventSerializer(serializers.ModelSerializer):
+    """One change a sync saw. It happened after ``happened_after`` (None: before the portal
+    first looked) and no later than ``happened_by``."""
+
+    kind_label = serializers.CharField(source="get_kind_display")
+    source = serializers.CharField(source="source.name")
+    registered_model = serializers.CharField(source="registered_model.name")
+    old_value = serializers.JSONField(allow_null=True)
+    new_value = serializers.JSONField(allow_null=True)
+    happened_after = serializers.DateTimeField(allow_null=True)
+    happened_by = serializers.DateTimeField()
+
+    class Meta:
+        model = RegistryEvent
+        fields = [
+            "id", "kind", "kind_label", "source", "registered_model", "version", "name",
+            "old_value", "new_value", "observed_at", "previously_seen_at", "upstream_at",
+            "happened_after", "happened_by", "seen_by",
+        ]  # fmt: skip
+        read_only_fields = fields
+
+
+class AliasAtQuerySerializer(serializers.Serializer):
+    alias = serializers.CharField(max_length=255, help_text="The alias, e.g. champion.")
+    at = serializers.DateTimeField(help_text="The moment (ISO-8601; no zone: UTC).")
+    source = serializers.CharField(
+        required=False,
+        allow_blank=True,
+        max_length=50,
+        help_text="The registration in this source (default: the central one first).",
+    )
+
+
+class AliasAnswerSerializer(serializers.Serializer):
+    """What the alias pointed at: ``outcome`` "version" (``version``), "none", or "unknown"
+    with the window the syncs could not see into and the versions it may have been."""
+
+    alias = serializers.CharField()
+    at = serializers.DateTimeField()
+    outcome = serializers.ChoiceField(choices=["version", "none", "unknown"])
+    version = serializers.IntegerField(allow_null=True)
+    window_start = serializers.DateTimeField(allow_null=True)
+    window_end = serializers.DateTimeField(allow_null=True)
+    possible = serializers.ListField(child=serializers.IntegerField(allow_null=True))
+    source = serializers.CharField()
+    registered_model = serializers.CharField()
+    text = serializers.CharField()

@@ -31,6 +31,8 @@ api_urlpatterns: list = [
     path("models/<str:name>/", api.CatalogModelDetailApi.as_view(), name="model-detail"),
     path("models/<str:name>/versions/", api.ModelVersionListApi.as_view(), name="version-list"),
     path("models/<str:name>/compare/", api.ModelVersionCompareApi.as_view(), name="model-compare"),
+    path("models/<str:name>/events", api.RegistryEventListApi.as_view(), name="model-events"),
+    path("models/<str:name>/aliases/at", api.AliasAtApi.as_view(), name="model-alias-at"),
     path(
         "sources/<slug:source>/models/<str:name>/versions/<int:version>/",
         api.ModelVersionDetailApi.as_view(),

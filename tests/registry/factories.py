@@ -6,7 +6,14 @@ import factory
 from django.utils import timezone
 from factory.django import DjangoModelFactory
 
-from registry.models import CatalogModel, ModelVersion, RegisteredModel, RegistrySource
+from registry.models import (
+    CatalogModel,
+    ModelVersion,
+    RegisteredModel,
+    RegistryEvent,
+    RegistryEventKind,
+    RegistrySource,
+)
 
 
 class RegistrySourceFactory(DjangoModelFactory):
@@ -73,3 +80,20 @@ class ModelVersionFactory(DjangoModelFactory):
     )
     updated_upstream_at = factory.SelfAttribute("created_upstream_at")
     last_synced_at = factory.LazyFunction(timezone.now)
+
+
+class RegistryEventFactory(DjangoModelFactory):
+    """One history event; by default an alias set on a model the portal had seen before."""
+
+    class Meta:
+        model = RegistryEvent
+
+    registered_model = factory.SubFactory(RegisteredModelFactory)
+    source = factory.SelfAttribute("registered_model.source")
+    kind = RegistryEventKind.ALIAS_SET
+    name = "champion"
+    version = 1
+    new_value = factory.SelfAttribute("version")
+    observed_at = factory.LazyFunction(timezone.now)
+    previously_seen_at = factory.LazyAttribute(lambda e: e.observed_at - dt.timedelta(minutes=5))
+    seen_by = "full sweep"
