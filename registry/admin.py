@@ -1,7 +1,8 @@
 """Django admin registrations for operators.
 
 Sources and catalog entries are edited here; registered models, versions and webhook
-deliveries are a mirror (written by the sync and the webhook endpoint), so they are read-only.
+deliveries are a mirror (written by the sync and the webhook endpoint), and the registry history
+is append-only, so they are read-only.
 """
 
 from django.contrib import admin
@@ -11,7 +12,14 @@ from django.utils.text import Truncator
 from core import admin_actions
 
 from . import services
-from .models import CatalogModel, ModelVersion, RegisteredModel, RegistrySource, WebhookDelivery
+from .models import (
+    CatalogModel,
+    ModelVersion,
+    RegisteredModel,
+    RegistryEvent,
+    RegistrySource,
+    WebhookDelivery,
+)
 
 
 class ReadOnlyAdmin(admin.ModelAdmin):
@@ -160,3 +168,25 @@ class WebhookDeliveryAdmin(ReadOnlyAdmin):
     list_filter = ["source", "event"]
     list_select_related = ["source"]
     search_fields = ["delivery_id", "model_name"]
+
+
+@admin.register(RegistryEvent)
+class RegistryEventAdmin(ReadOnlyAdmin):
+    """The registry history: what each sync saw change (append-only)."""
+
+    list_display = [
+        "observed_at",
+        "registered_model",
+        "version",
+        "kind",
+        "name",
+        "old_value",
+        "new_value",
+        "previously_seen_at",
+        "seen_by",
+    ]
+    list_filter = ["kind", "seen_by", "source"]
+    list_select_related = ["registered_model__source", "source"]
+    search_fields = ["registered_model__name", "name"]
+    date_hierarchy = "observed_at"
+    show_full_result_count = False
