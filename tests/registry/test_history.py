@@ -2,12 +2,15 @@
 alias lanes with their "between A and B" windows, and what an alias pointed at at a moment."""
 
 import datetime as dt
+import importlib
 import uuid
 import warnings
 
 import pytest
+from django.apps import apps as django_apps
 from django.db import connection
 from django.test.utils import CaptureQueriesContext
+from django.utils import timezone
 
 from registry import selectors, services
 from registry.models import (
@@ -17,6 +20,7 @@ from registry.models import (
     RegistryEventKind,
     RegistrySource,
 )
+from tests.registry.factories import ModelVersionFactory, RegisteredModelFactory
 from tests.registry.upstream import add_version
 
 pytestmark = pytest.mark.django_db
@@ -314,3 +318,35 @@ def test_events_are_written_in_bulk(source, mlflow_client):
     sql = [q["sql"] for q in queries.captured_queries]
     inserts = [q for q in sql if 'INSERT INTO "registry_registryevent"' in q]
     assert result.events == 7 and len(inserts) == 1
+
+
+def test_the_baseline_migration_gives_a_mirror_from_before_the_history_its_first_look():
+    baseline = importlib.import_module("registry.migrations.0006_history_baseline").baseline
+    live = RegisteredModelFactory(name=unique("old"), aliases={"champion": 2})
+    ModelVersionFactory(registered_model=live, version=1)
+    v2 = ModelVersionFactory(registered_model=live, version=2)
+    gone = RegisteredModelFactory(
+        name=unique("gone"), aliases={"champion": 1}, deleted_upstream_at=timezone.now()
+    )
+    seen = RegisteredModelFactory(name=unique("seen"))
+    RegistryEvent.objects.create(
+        source=seen.source, registered_model=seen, kind=K.MODEL_CREATED,
+        observed_at=timezone.now(),
+    )  # fmt: skip
+
+    baseline(django_apps, None)
+    baseline(django_apps, None)  # again: nothing more
+
+    kinds = [(e.kind, e.version) for e in RegistryEvent.objects.filter(registered_model=live)]
+    assert sorted(kinds, key=str) == sorted(
+        [(K.MODEL_CREATED, None), (K.VERSION_CREATED, 1), (K.VERSION_CREATED, 2), (K.ALIAS_SET, 2)],
+        key=str,
+    )
+    champion = RegistryEvent.objects.get(registered_model=live, kind=K.ALIAS_SET)
+    assert champion.previously_seen_at is None and champion.observed_at == live.last_synced_at
+    assert champion.model_version == v2 and champion.seen_by == "baseline"
+    answer = selectors.alias_at(live.catalog_model, "champion", live.last_synced_at)
+    assert (answer.outcome, answer.version) == ("version", 2)
+    gone_kinds = {e.kind for e in RegistryEvent.objects.filter(registered_model=gone)}
+    assert gone_kinds == {K.MODEL_CREATED, K.MODEL_DELETED}
+    assert RegistryEvent.objects.filter(registered_model=seen).count() == 1
