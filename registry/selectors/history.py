@@ -101,7 +101,7 @@ def _alias_spans(events: list[RegistryEvent], model: RegisteredModel) -> list[Sp
                 "detail": {
                     "source": model.source.name,
                     "registered_model": model.name,
-                    "observed_at": event.observed_at,
+                    "observed_at": event.observed_at.isoformat(),
                     "first_sight": first_sight,
                 },
             }
@@ -243,7 +243,10 @@ def alias_at(
         if covered is None:
             unsure.append(span)
     if not unsure:
-        return AliasAnswer(**answer, outcome=NONE, text=f"@{alias} pointed at no version")
+        last = spans[-1] if spans else None
+        deleted = last is not None and last.detail.get("ended_by") == "model_deleted"
+        why = f": {model.name} was deleted from the registry" if deleted and at >= last.end else ""
+        return AliasAnswer(**answer, outcome=NONE, text=f"@{alias} pointed at no version{why}")
     start, end = _window(unsure[0], at)
     possible = tuple(sorted({s.version for s in unsure}))
     if len(possible) == 1:

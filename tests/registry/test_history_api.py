@@ -144,3 +144,34 @@ def test_the_schema_documents_the_history_operations(api):
     assert {"200", "400", "404"} <= set(events["responses"])
     at = paths["/api/v1/registry/models/{name}/aliases/at"]["get"]
     assert {"alias", "at", "source"} <= {p["name"] for p in at["parameters"]}
+
+
+def test_alias_at_in_a_named_source_and_after_the_model_was_deleted(api, pricing):
+    other = RegisteredModelFactory(
+        name="pricing",
+        catalog_model=pricing.catalog_model,
+        source__name="discovery",
+        source__is_central=False,
+        created_upstream_at=T0 - 24 * HOUR,
+    )
+    RegistryEventFactory(registered_model=other, version=7, observed_at=T0, previously_seen_at=None)
+    RegistryEventFactory(
+        registered_model=other, kind=RegistryEventKind.MODEL_DELETED, name="", version=None,
+        observed_at=T0 + 4 * HOUR, previously_seen_at=T0 + 3 * HOUR,
+    )  # fmt: skip
+
+    def ask(at, source=""):
+        query = {"alias": "champion", "at": at, **({"source": source} if source else {})}
+        response = api.get(f"{API}/models/pricing/aliases/at", query)
+        assert response.status_code == 200, response.json()
+        return response.json()
+
+    assert (ask("2026-10-03T12:30:00Z")["version"], ask("2026-10-03T12:30Z")["source"]) == (
+        1,
+        "central",
+    )  # the central registration by default
+    assert ask("2026-10-03T12:30:00Z", "discovery")["version"] == 7
+    assert ask("2026-10-03T15:30:00Z", "discovery")["possible"] == [7, None]
+    deleted = ask("2026-10-03T17:00:00Z", "discovery")
+    assert deleted["outcome"] == "none" and "was deleted from the registry" in deleted["text"]
+    assert ask("2026-10-03T17:00:00Z", "nowhere")["text"] == "not registered in nowhere: no alias"
