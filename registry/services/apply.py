@@ -2,7 +2,8 @@
 
 The runs the changed versions need are read first (before anything is written), so a source
 that fails mid-read leaves the mirror as it was. Rows that vanished upstream are marked
-deleted, never dropped.
+deleted, never dropped. Every difference written is also a registry history event
+(``history.HistoryRecorder``), bulk-created in the same transaction.
 """
 
 from __future__ import annotations
