@@ -351,7 +351,7 @@ class AliasAnswerSerializer(serializers.Serializer):
 
     alias = serializers.CharField()
     at = serializers.DateTimeField()
-    outcome = serializers.ChoiceField(choices=["version", "none", "unknown"])
+    outcome = serializers.ChoiceField(choices=selectors.ALIAS_OUTCOMES)
     version = serializers.IntegerField(allow_null=True)
     window_start = serializers.DateTimeField(allow_null=True)
     window_end = serializers.DateTimeField(allow_null=True)

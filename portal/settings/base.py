@@ -237,6 +237,8 @@ SPECTACULAR_SETTINGS = {
         "EnvironmentEnum": "pipelines.models.Environment",
         "FreezeKindEnum": "approvals.models.FreezeKind",
         "FreezeScopeEnum": "approvals.models.FreezeScope",
+        "OutcomeEnum": "operations.models.EpisodeOutcome",
+        "AliasOutcomeEnum": "registry.selectors.ALIAS_OUTCOMES",
     },
 }
 

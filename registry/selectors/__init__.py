@@ -54,10 +54,11 @@ from .freshness import (
     registry_freshness,
     sync_status_list,
 )
-from .history import AliasAnswer, alias_at, alias_lanes, registry_events
+from .history import ALIAS_OUTCOMES, AliasAnswer, alias_at, alias_lanes, registry_events
 
 __all__ = [
     "ALIAS_ANY",
+    "ALIAS_OUTCOMES",
     "COMPARE_MAX",
     "COMPARE_MIN",
     "KEY_METRIC_TAG",

@@ -157,6 +157,11 @@ def alias_lanes(catalog_model: CatalogModel) -> list[Lane]:
 POINTED = "version"
 NONE = "none"
 UNKNOWN = "unknown"
+ALIAS_OUTCOMES = (
+    (POINTED, "pointed at a version"),
+    (NONE, "pointed at no version"),
+    (UNKNOWN, "unknown: inside a window the syncs could not see into"),
+)
 
 
 @dataclass(frozen=True)

@@ -111,9 +111,12 @@ def test_a_repeated_sync_writes_no_event(source, mlflow_client):
     before = RegistryEvent.objects.count()
 
     again = full_sync(source)
+    source.refresh_from_db()
+    incremental = services.registry_sync(source=source)
     targeted = targeted_sync(source, name)
 
-    assert again.events == 0 and targeted.events == 0
+    assert incremental.ok and incremental.mode == "incremental"
+    assert again.events == 0 and incremental.events == 0 and targeted.events == 0
     assert RegistryEvent.objects.count() == before
 
 
