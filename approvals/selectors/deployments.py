@@ -1,0 +1,66 @@
+"""Who approved each deployment of the pipelines' deployment history (the hook
+PIPELINES_DEPLOYMENT_ANNOTATORS names approvals.sections.deployment_approvers)."""
+
+from __future__ import annotations
+
+from django.db.models import Prefetch, Q
+from django.urls import reverse
+
+from ..models import ApprovalRequest, ApprovalStatus, DecidedIn, Decision, DecisionStatus
+
+
+def _approvers(approval: ApprovalRequest) -> list[str]:
+    """The people who approved: ADO's approved steps when ADO decided it, else the
+    portal's approve decisions."""
+    if approval.decided_in == DecidedIn.ADO:
+        names = []
+        for step in approval.steps or []:
+            if not isinstance(step, dict) or step.get("status") != ApprovalStatus.APPROVED:
+                continue
+            who = step.get("actual") or step.get("assigned") or {}
+            names.append(str(who.get("name") or who.get("unique_name") or ""))
+        return [n for n in names if n] or ([approval.decided_by] if approval.decided_by else [])
+    return [d.user_name for d in approval.approved_decisions]
+
+
+def deployment_approvers(records) -> dict[int, dict]:
+    """{record pk: {"approved_by": [...], "approval_url": ...}} for deployment records: the
+    approvals of the record's stage (its ADO approval ids), else of its run and environment.
+    A constant number of queries, whatever the number of records."""
+    records = list(records)
+    ado_ids = {str(i) for r in records for i in (r.approval_ids or [])}
+    run_ids = {r.run_id for r in records}
+    if not records:
+        return {}
+    approvals = list(
+        ApprovalRequest.objects.filter(Q(ado_id__in=ado_ids) | Q(run_id__in=run_ids))
+        .only("pk", "ado_id", "run_id", "environment", "steps", "decided_in", "decided_by")
+        .prefetch_related(
+            Prefetch(
+                "decisions",
+                queryset=Decision.objects.filter(status=DecisionStatus.APPROVED).only(
+                    "approval_id", "user_name", "created_at"
+                ),
+                to_attr="approved_decisions",
+            )
+        )
+        .order_by("created_on", "pk")
+    )
+    by_ado = {a.ado_id: a for a in approvals}
+    by_run: dict[tuple[int, str], list[ApprovalRequest]] = {}
+    for approval in approvals:
+        by_run.setdefault((approval.run_id, approval.environment), []).append(approval)
+    result: dict[int, dict] = {}
+    for record in records:
+        found = [by_ado[str(i)] for i in record.approval_ids or [] if str(i) in by_ado]
+        found = found or by_run.get((record.run_id, record.environment), [])
+        if not found:
+            continue
+        names: list[str] = []
+        for approval in found:
+            names += [n for n in _approvers(approval) if n not in names]
+        result[record.pk] = {
+            "approved_by": names,
+            "approval_url": reverse("approvals:detail", kwargs={"pk": found[-1].pk}),
+        }
+    return result
