@@ -46,7 +46,7 @@ def deployment_records(catalog_model: CatalogModel) -> QuerySet[DeploymentRecord
     """The model's records, oldest first, with their runs and versions."""
     return (
         DeploymentRecord.objects.filter(catalog_model=catalog_model)
-        .select_related("run", "model_version__registered_model__source")
+        .select_related("run__pipeline", "model_version__registered_model__source")
         .order_by("started_at", "pk")
     )
 
@@ -249,6 +249,7 @@ class HistoryRow:
     window_from: dt.datetime | None = None
     until: dt.datetime | None = None
     rollback_version_pk: int | None = None  # set when a rollback to it may be requested
+    rollback_url: str = ""  # the view sets it for those who may request one
     uncertain: bool = False
 
 
@@ -320,3 +321,32 @@ def history_rows(
         rows += [_event_row(event) for event in events]
     rows.sort(key=lambda row: row.time, reverse=True)
     return rows
+
+
+@dataclass(frozen=True)
+class LaneSummary:
+    title: str
+    deployments: int
+    latest_label: str
+    latest_at: dt.datetime
+
+
+def history_summary(catalog_model: CatalogModel) -> list[LaneSummary]:
+    """For the model page: per environment lane, how many deployments and the latest one
+    (what serves now), in one query over the lanes' latest rows."""
+    counts: dict[tuple[str, str], int] = {}
+    latest: dict[tuple[str, str], tuple[dt.datetime, str]] = {}
+    rows = (
+        DeploymentRecord.objects.filter(catalog_model=catalog_model)
+        .order_by("started_at", "pk")
+        .values_list("environment", "target", "started_at", "version_label")
+    )
+    for environment, target, started_at, label in rows:
+        key = (environment, target)
+        counts[key] = counts.get(key, 0) + 1
+        latest[key] = (started_at, label)
+    ordered = sorted(counts, key=lambda key: (ENV_ORDER.get(key[0], 30), key[1]))
+    return [
+        LaneSummary(lane_title(*key), counts[key], latest[key][1] or "?", latest[key][0])
+        for key in ordered
+    ]

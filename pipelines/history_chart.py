@@ -1,0 +1,160 @@
+"""The history page's timeline as drawing instructions for an inline SVG (no JS library).
+
+Positions are percentages of the chart's width, so the SVG scales to any screen while its
+text keeps its size. A window the syncs could not see into (a span's ``start_after`` ..
+``start``, ``end_after`` .. ``end``) is drawn hatched, its title saying "between A and B".
+"""
+
+from __future__ import annotations
+
+import datetime as dt
+from dataclasses import dataclass, field
+
+from registry.timeline import Lane, Span
+
+LANE_HEIGHT = 44
+BAR_OFFSET = 16
+BAR_HEIGHT = 22
+AXIS_HEIGHT = 28
+TICKS = 5
+# Fewer than this share of the width hides a span's label (it would not fit).
+LABEL_MIN_PERCENT = 4.0
+
+
+@dataclass(frozen=True)
+class Bar:
+    x: float
+    width: float
+    label: str
+    title: str
+    url: str
+    current: bool
+    uncertain: bool = False  # a hatched window, not the span's sure part
+    show_label: bool = True
+
+
+@dataclass
+class DrawnLane:
+    key: str
+    title: str
+    kind: str
+    y: int
+    bars: list[Bar] = field(default_factory=list)
+
+    @property
+    def bar_y(self) -> int:
+        return self.y + BAR_OFFSET
+
+    @property
+    def label_y(self) -> int:
+        return self.y + 11
+
+    @property
+    def text_y(self) -> int:
+        return self.y + BAR_OFFSET + 15
+
+
+@dataclass(frozen=True)
+class Tick:
+    x: float
+    label: str
+    anchor: str
+
+
+@dataclass
+class Chart:
+    start: dt.datetime
+    end: dt.datetime
+    lanes: list[DrawnLane]
+    ticks: list[Tick]
+    height: int
+
+    @property
+    def axis_y(self) -> int:
+        return self.height - AXIS_HEIGHT
+
+    @property
+    def empty(self) -> bool:
+        return not any(lane.bars for lane in self.lanes)
+
+
+def chart_window(lanes: list[Lane], now: dt.datetime, days: int | None) -> dt.datetime:
+    """The chart's first moment: ``days`` before now, or (all) the earliest known moment."""
+    if days is not None:
+        return now - dt.timedelta(days=days)
+    moments = [
+        moment
+        for lane in lanes
+        for span in lane.spans
+        for moment in (span.start_after, span.start, span.end_after, span.end)
+        if moment is not None
+    ]
+    earliest = min(moments, default=now - dt.timedelta(days=30))
+    return min(earliest, now - dt.timedelta(days=1))
+
+
+def _ticks(start: dt.datetime, end: dt.datetime) -> list[Tick]:
+    total = (end - start).total_seconds()
+    fmt = "%Y-%m-%d" if total > 2 * 86400 else "%m-%d %H:%M"
+    ticks = []
+    for index in range(TICKS + 1):
+        share = index / TICKS
+        moment = start + dt.timedelta(seconds=total * share)
+        anchor = "start" if index == 0 else "end" if index == TICKS else "middle"
+        ticks.append(Tick(round(share * 100, 3), moment.strftime(fmt), anchor))
+    return ticks
+
+
+class _Scale:
+    def __init__(self, start: dt.datetime, end: dt.datetime):
+        self.start, self.end = start, end
+        self.total = max((end - start).total_seconds(), 1.0)
+
+    def x(self, moment: dt.datetime | None) -> float:
+        if moment is None or moment <= self.start:
+            return 0.0
+        if moment >= self.end:
+            return 100.0
+        return (moment - self.start).total_seconds() / self.total * 100
+
+
+def _span_bars(span: Span, scale: _Scale) -> list[Bar]:
+    """The span's sure part, and its hatched windows, within the chart; [] if outside it."""
+    sure_from = span.start if span.start is not None else scale.start
+    sure_to = span.end_after if span.end_uncertain else span.end
+    first = span.start_after if span.start_uncertain else sure_from
+    last = span.end or scale.end
+    if last <= scale.start or (first is not None and first >= scale.end):
+        return []
+    bars = []
+    if span.start_uncertain:
+        x0, x1 = scale.x(span.start_after), scale.x(span.start)
+        bars.append(Bar(x0, max(x1 - x0, 0.2), "", span.title, span.url, False, True, False))
+    x0, x1 = scale.x(sure_from), scale.x(sure_to or scale.end)
+    bars.append(
+        Bar(
+            round(x0, 3),
+            round(max(x1 - x0, 0.3), 3),
+            span.label,
+            span.title,
+            span.url,
+            span.is_current,
+            span.start is None,  # before the portal looked: drawn lighter
+            x1 - x0 >= LABEL_MIN_PERCENT,
+        )
+    )
+    if span.end_uncertain:
+        x0, x1 = scale.x(span.end_after), scale.x(span.end)
+        bars.append(Bar(x0, max(x1 - x0, 0.2), "", span.title, span.url, False, True, False))
+    return bars
+
+
+def chart_build(lanes: list[Lane], now: dt.datetime, days: int | None) -> Chart:
+    start = chart_window(lanes, now, days)
+    scale = _Scale(start, now)
+    drawn = []
+    for index, lane in enumerate(lanes):
+        bars = [bar for span in lane.spans for bar in _span_bars(span, scale)]
+        drawn.append(DrawnLane(lane.key, lane.title, lane.kind, index * LANE_HEIGHT, bars))
+    height = len(drawn) * LANE_HEIGHT + AXIS_HEIGHT
+    return Chart(start, now, drawn, _ticks(start, now), height)
