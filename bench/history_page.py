@@ -266,6 +266,7 @@ def measure(args) -> dict:
         import cProfile
         import pstats
 
+        client.get(url, {})  # warm: the profile shows a steady request
         profiler = cProfile.Profile()
         profiler.runcall(client.get, url, {})
         pstats.Stats(profiler).sort_stats("cumulative").print_stats(35)

@@ -10,6 +10,9 @@ from __future__ import annotations
 import datetime as dt
 from dataclasses import dataclass, field
 
+from django.utils.html import escape
+from django.utils.safestring import SafeString, mark_safe
+
 from registry.timeline import Lane, Span
 
 LANE_HEIGHT = 44
@@ -19,6 +22,8 @@ AXIS_HEIGHT = 28
 TICKS = 5
 # Fewer than this share of the width hides a span's label (it would not fit).
 LABEL_MIN_PERCENT = 4.0
+# A hatched window narrower than this (2 px at 1366) is not drawn: the span's title says it.
+WINDOW_MIN_PERCENT = 0.15
 
 
 @dataclass(frozen=True)
@@ -129,7 +134,8 @@ def _span_bars(span: Span, scale: _Scale) -> list[Bar]:
     bars = []
     if span.start_uncertain:
         x0, x1 = scale.x(span.start_after), scale.x(span.start)
-        bars.append(Bar(x0, max(x1 - x0, 0.2), "", span.title, span.url, False, True, False))
+        if x1 - x0 >= WINDOW_MIN_PERCENT:
+            bars.append(Bar(x0, x1 - x0, "", span.title, span.url, False, True, False))
     x0, x1 = scale.x(sure_from), scale.x(sure_to or scale.end)
     bars.append(
         Bar(
@@ -145,7 +151,8 @@ def _span_bars(span: Span, scale: _Scale) -> list[Bar]:
     )
     if span.end_uncertain:
         x0, x1 = scale.x(span.end_after), scale.x(span.end)
-        bars.append(Bar(x0, max(x1 - x0, 0.2), "", span.title, span.url, False, True, False))
+        if x1 - x0 >= WINDOW_MIN_PERCENT:
+            bars.append(Bar(x0, x1 - x0, "", span.title, span.url, False, True, False))
     return bars
 
 
@@ -158,3 +165,57 @@ def chart_build(lanes: list[Lane], now: dt.datetime, days: int | None) -> Chart:
         drawn.append(DrawnLane(lane.key, lane.title, lane.kind, index * LANE_HEIGHT, bars))
     height = len(drawn) * LANE_HEIGHT + AXIS_HEIGHT
     return Chart(start, now, drawn, _ticks(start, now), height)
+
+
+def _bar_markup(bar: Bar, lane: DrawnLane) -> str:
+    classes = "span"
+    if bar.uncertain:
+        classes += " span-window" if not bar.label else " span-uncertain"
+    if bar.current:
+        classes += " span-current"
+    label = (
+        f'<text x="{bar.x:.3f}%" dx="4" y="{lane.text_y}" class="span-label" '
+        f'aria-hidden="true">{escape(bar.label)}</text>'
+        if bar.show_label
+        else ""
+    )
+    return (
+        f'<a href="{escape(bar.url or "#")}" class="span-link">'
+        f'<rect x="{bar.x:.3f}%" y="{lane.bar_y}" width="{bar.width:.3f}%" '
+        f'height="{BAR_HEIGHT}" rx="3" class="{classes}" data-testid="timeline-span">'
+        f"<title>{escape(bar.title)}</title></rect>{label}</a>"
+    )
+
+
+def chart_svg(chart: Chart, *, labelledby: str, description: str) -> SafeString:
+    """The chart as inline SVG markup (built here, not in a template loop: a long history
+    draws thousands of bars). Every text is escaped."""
+    parts = [
+        f'<svg class="history-timeline" width="100%" height="{chart.height}" role="img" '
+        f'aria-labelledby="{escape(labelledby)}" data-testid="timeline">'
+        f'<desc id="timeline-desc">{escape(description)}</desc>'
+        '<defs><pattern id="history-hatch" patternUnits="userSpaceOnUse" width="6" height="6" '
+        'patternTransform="rotate(45)"><rect width="6" height="6" class="hatch-bg"></rect>'
+        '<rect width="2.5" height="6" class="hatch-line"></rect></pattern></defs>'
+    ]
+    for lane in chart.lanes:
+        parts.append(
+            f'<g class="lane lane-{escape(lane.kind)}" data-lane="{escape(lane.key)}" '
+            f'data-testid="timeline-lane"><text x="0" y="{lane.label_y}" class="lane-title">'
+            f"{escape(lane.title)}</text>"
+            f'<rect x="0" y="{lane.bar_y}" width="100%" height="{BAR_HEIGHT}" class="lane-bg">'
+            "</rect>"
+        )
+        parts.extend(_bar_markup(bar, lane) for bar in lane.bars)
+        parts.append("</g>")
+    y = chart.axis_y
+    parts.append(f'<g class="axis" aria-hidden="true"><line x1="0" x2="100%" y1="{y}" y2="{y}">')
+    parts.append("</line>")
+    for tick in chart.ticks:
+        parts.append(
+            f'<line x1="{tick.x:.3f}%" x2="{tick.x:.3f}%" y1="{y}" y2="{y + 5}"></line>'
+            f'<text x="{tick.x:.3f}%" y="{y + 18}" text-anchor="{tick.anchor}">'
+            f"{escape(tick.label)}</text>"
+        )
+    parts.append("</g></svg>")
+    return mark_safe("".join(parts))  # noqa: S308 - built from escaped parts above

@@ -11,11 +11,12 @@ import datetime as dt
 from dataclasses import dataclass, field
 
 from django.conf import settings
-from django.db.models import QuerySet
+from django.db.models import F, QuerySet
+from django.db.models.functions import Coalesce
 from django.urls import reverse
 from django.utils.module_loading import import_string
 
-from registry.models import CatalogModel, RegistryEvent
+from registry.models import CatalogModel, RegistryEventKind
 from registry.selectors import alias_lanes, registry_events
 from registry.timeline import Lane, Span
 
@@ -28,6 +29,7 @@ DEFAULT_RANGE = "90d"
 KIND_DEPLOYMENT = "deployment"
 KIND_REGISTRY = "registry"
 KIND_ALIAS = "alias"
+ALIAS_EVENT_KINDS = (RegistryEventKind.ALIAS_SET.value, RegistryEventKind.ALIAS_REMOVED.value)
 HISTORY_KINDS = {
     KIND_DEPLOYMENT: "Deployments",
     KIND_ALIAS: "Alias moves",
@@ -43,12 +45,44 @@ def lane_title(environment: str, target: str) -> str:
 
 
 def deployment_records(catalog_model: CatalogModel) -> QuerySet[DeploymentRecord]:
-    """The model's records, oldest first, with their runs and versions."""
+    """The model's records, oldest first, each with what the pages show of its run and
+    version as annotations (``v_number``, ``v_model``, ``v_source``, ``run_name``,
+    ``run_ado_id``, ``run_web_url``, ``pipeline_name``): one row per record, no related
+    objects to build, so a long history reads in time."""
     return (
         DeploymentRecord.objects.filter(catalog_model=catalog_model)
-        .select_related("run__pipeline", "model_version__registered_model__source")
+        .annotate(
+            v_number=F("model_version__version"),
+            v_model=F("model_version__registered_model__name"),
+            v_source=F("model_version__registered_model__source__name"),
+            run_name=F("run__name"),
+            run_ado_id=F("run__ado_id"),
+            run_web_url=F("run__web_url"),
+            pipeline_name=F("run__pipeline__name"),
+        )
         .order_by("started_at", "pk")
     )
+
+
+def run_label(record: DeploymentRecord) -> str:
+    """The run's number ("20251003.4"), else its ADO id, "" if the mirror lost it."""
+    name = getattr(record, "run_name", None) or getattr(record, "run_ado_id", None)
+    return str(name) if name else ""
+
+
+def version_link(record: DeploymentRecord) -> dict | None:
+    """The registered version a record deployed (source, model, version, url), if mirrored."""
+    if getattr(record, "v_number", None) is None:
+        return None
+    return {
+        "source": record.v_source,
+        "model": record.v_model,
+        "version": record.v_number,
+        "url": reverse(
+            "registry:version-detail",
+            kwargs={"source": record.v_source, "name": record.v_model, "version": record.v_number},
+        ),
+    }
 
 
 def deployment_annotations(records: list[DeploymentRecord]) -> dict[int, dict]:
@@ -63,16 +97,33 @@ def deployment_annotations(records: list[DeploymentRecord]) -> dict[int, dict]:
     return merged
 
 
+class _Urls:
+    """Page addresses for many records: reversed once, then filled in (reverse() per record
+    is most of a long history's time)."""
+
+    def __init__(self):
+        self.run_prefix = reverse("pipelines:run-detail", kwargs={"pk": 1})[:-2]
+        self.versions: dict[tuple[str, str], str] = {}
+
+    def run(self, pk: int) -> str:
+        return f"{self.run_prefix}{pk}/"
+
+    def record(self, record: DeploymentRecord) -> str:
+        """The version's page, else the deploying run's."""
+        number = getattr(record, "v_number", None)
+        if number is None:
+            return self.run(record.run_id)
+        key = (record.v_source, record.v_model)
+        if key not in self.versions:
+            self.versions[key] = reverse(
+                "registry:version-detail",
+                kwargs={"source": key[0], "name": key[1], "version": 1},
+            )[:-2]
+        return f"{self.versions[key]}{number}/"
+
+
 def record_url(record: DeploymentRecord) -> str:
-    """The version's page, else the deploying run's."""
-    version = record.model_version
-    if version is not None:
-        rm = version.registered_model
-        return reverse(
-            "registry:version-detail",
-            kwargs={"source": rm.source.name, "name": rm.name, "version": version.version},
-        )
-    return reverse("pipelines:run-detail", kwargs={"pk": record.run_id})
+    return _Urls().record(record)
 
 
 @dataclass(frozen=True)
@@ -138,7 +189,7 @@ def _span_title(item: LaneRecord) -> str:
         f"from {record.started_at:%Y-%m-%d %H:%M} UTC"
     )
     text += f" until {item.until:%Y-%m-%d %H:%M} UTC" if item.until else " (serving now)"
-    text += f"; run {record.run.name or record.run.ado_id}" if record.run else ""
+    text += f"; run {run_label(record)}" if run_label(record) else ""
     if item.approved_by:
         text += "; approved by " + ", ".join(item.approved_by)
     return text
@@ -148,16 +199,16 @@ def deployment_lanes(placed: list[LaneRecord]) -> list[Lane]:
     """One lane per environment and target: QA first, then PROD, targets by name."""
     spans: dict[str, list[Span]] = {}
     titles: dict[str, tuple[int, str, str]] = {}
+    urls = _Urls()
     for item in placed:
         record = item.record
-        version = record.model_version.version if record.model_version else None
         spans.setdefault(item.lane_key, []).append(
             Span(
                 label=record.version_label or "?",
                 start=record.started_at,
                 end=item.until,
-                version=version,
-                url=record_url(record),
+                version=getattr(record, "v_number", None),
+                url=urls.record(record),
                 title=_span_title(item),
                 detail={"record": record.pk, "item": item},
             )
@@ -180,9 +231,12 @@ def deployment_lanes(placed: list[LaneRecord]) -> list[Lane]:
     return sorted(lanes, key=lambda lane: (lane.order, titles[lane.key][1]))
 
 
-def timeline_lanes(catalog_model: CatalogModel, placed: list[LaneRecord]) -> list[Lane]:
-    """The model's whole timeline: environment lanes, then alias lanes (registry)."""
-    return deployment_lanes(placed) + alias_lanes(catalog_model)
+def timeline_lanes(
+    catalog_model: CatalogModel, placed: list[LaneRecord], since: dt.datetime | None = None
+) -> list[Lane]:
+    """The model's timeline: environment lanes, then alias lanes (registry); with ``since``,
+    the alias lanes hold only what held them from then on."""
+    return deployment_lanes(placed) + alias_lanes(catalog_model, since=since)
 
 
 @dataclass(frozen=True)
@@ -197,6 +251,10 @@ class Serving:
     until: dt.datetime | None
     approved_by: list[str]
     approval_url: str = ""
+
+    @property
+    def run_label(self) -> str:
+        return run_label(self.record)
 
 
 def serving_at(catalog_model: CatalogModel, environment: str, at: dt.datetime) -> list[Serving]:
@@ -253,7 +311,7 @@ class HistoryRow:
     uncertain: bool = False
 
 
-def _deployment_row(item: LaneRecord) -> HistoryRow:
+def _deployment_row(item: LaneRecord, urls: _Urls) -> HistoryRow:
     record = item.record
     return HistoryRow(
         time=record.started_at,
@@ -261,9 +319,9 @@ def _deployment_row(item: LaneRecord) -> HistoryRow:
         kind=KIND_DEPLOYMENT,
         event="Started serving" + ("" if item.until is None else " (replaced)"),
         version=record.version_label or "unknown version",
-        url=record_url(record),
-        run_name=str(record.run.name or record.run.ado_id) if record.run else "",
-        run_url=reverse("pipelines:run-detail", kwargs={"pk": record.run_id}),
+        url=urls.record(record),
+        run_name=run_label(record),
+        run_url=urls.run(record.run_id),
         approved_by=item.approved_by,
         window="exact (the stage's finish time in Azure DevOps)",
         until=item.until,
@@ -271,30 +329,92 @@ def _deployment_row(item: LaneRecord) -> HistoryRow:
     )
 
 
-def _event_row(event: RegistryEvent) -> HistoryRow:
-    alias = event.kind in ("alias_set", "alias_removed")
-    what = event.get_kind_display()
-    if event.name:
-        what += f" @{event.name}" if alias else f" {event.name}"
-    if event.upstream_at:
+EVENT_FIELDS = (
+    "kind", "name", "version", "observed_at", "previously_seen_at", "upstream_at", "pk",
+)  # fmt: skip
+
+
+def _event_row(event: dict) -> HistoryRow:
+    alias = event["kind"] in ALIAS_EVENT_KINDS
+    try:
+        what = str(RegistryEventKind(event["kind"]).label)
+    except ValueError:
+        what = event["kind"]
+    if event["name"]:
+        what += f" @{event['name']}" if alias else f" {event['name']}"
+    upstream, before, seen = event["upstream_at"], event["previously_seen_at"], event["observed_at"]
+    if upstream:
         window = "as the registry says"
-    elif event.previously_seen_at:
-        window = (
-            f"between {event.previously_seen_at:%Y-%m-%d %H:%M} and "
-            f"{event.observed_at:%Y-%m-%d %H:%M} UTC"
-        )
+    elif before:
+        window = f"between {before:%Y-%m-%d %H:%M} and {seen:%Y-%m-%d %H:%M} UTC"
     else:
         window = "already so when the portal first looked"
     return HistoryRow(
-        time=event.happened_by,
-        lane=f"@{event.name}" if alias else "Registry",
+        time=upstream or seen,
+        lane=f"@{event['name']}" if alias else "Registry",
         kind=KIND_ALIAS if alias else KIND_REGISTRY,
         event=what,
-        version=f"v{event.version}" if event.version else "",
+        version=f"v{event['version']}" if event["version"] else "",
         window=window,
-        window_from=event.happened_after,
-        uncertain=bool(event.previously_seen_at and not event.upstream_at),
+        window_from=upstream or before,
+        uncertain=bool(before and not upstream),
     )
+
+
+class HistoryRows:
+    """The history table's rows (deployments and registry events merged, newest first) as a
+    sequence a Paginator can slice: a page reads only the events it shows, from the
+    database, and builds only its own rows."""
+
+    def __init__(self, catalog_model, placed, *, environment: str = "", kind: str = ""):
+        self.urls = _Urls()
+        self.deployments: list[LaneRecord] = []
+        if kind in ("", KIND_DEPLOYMENT):
+            self.deployments = sorted(
+                (i for i in placed if not environment or i.record.environment == environment),
+                key=lambda i: (i.record.started_at, i.record.pk),
+                reverse=True,
+            )
+        self.events = None
+        if not environment and kind in ("", KIND_ALIAS, KIND_REGISTRY):
+            events = registry_events(catalog_model)
+            if kind == KIND_ALIAS:
+                events = events.filter(kind__in=ALIAS_EVENT_KINDS)
+            elif kind == KIND_REGISTRY:
+                events = events.exclude(kind__in=ALIAS_EVENT_KINDS)
+            self.events = events.annotate(at=Coalesce("upstream_at", "observed_at")).order_by(
+                "-at", "-pk"
+            )
+        self._events_count: int | None = None
+
+    def __len__(self) -> int:
+        if self._events_count is None:
+            self._events_count = self.events.count() if self.events is not None else 0
+        return len(self.deployments) + self._events_count
+
+    def _merged(self, stop: int | None) -> list[HistoryRow]:
+        events = []
+        if self.events is not None:
+            query = self.events.values(*EVENT_FIELDS)
+            events = list(query[:stop] if stop is not None else query.iterator(chunk_size=2000))
+        deployments = self.deployments[:stop] if stop is not None else self.deployments
+        rows: list[tuple[dt.datetime, int, object]] = [
+            (i.record.started_at, 1, i) for i in deployments
+        ] + [(e["upstream_at"] or e["observed_at"], 0, e) for e in events]
+        rows.sort(key=lambda r: (r[0], r[1]), reverse=True)
+        rows = rows[:stop] if stop is not None else rows
+        return [
+            _deployment_row(item, self.urls) if kind else _event_row(item) for _, kind, item in rows
+        ]
+
+    def __getitem__(self, index):
+        if isinstance(index, slice):
+            bounded = index.stop is not None and index.stop >= 0 and (index.start or 0) >= 0
+            return self._merged(index.stop if bounded else None)[index]
+        return self._merged(index + 1 if index >= 0 else None)[index]
+
+    def __iter__(self):
+        return iter(self._merged(None))
 
 
 def history_rows(
@@ -303,24 +423,9 @@ def history_rows(
     *,
     environment: str = "",
     kind: str = "",
-) -> list[HistoryRow]:
-    """Deployments and registry events merged, newest first, filtered."""
-    rows: list[HistoryRow] = []
-    if kind in ("", KIND_DEPLOYMENT):
-        rows += [
-            _deployment_row(item)
-            for item in placed
-            if not environment or item.record.environment == environment
-        ]
-    if not environment and kind in ("", KIND_ALIAS, KIND_REGISTRY):
-        events = registry_events(catalog_model)
-        if kind == KIND_ALIAS:
-            events = events.filter(kind__in=("alias_set", "alias_removed"))
-        elif kind == KIND_REGISTRY:
-            events = events.exclude(kind__in=("alias_set", "alias_removed"))
-        rows += [_event_row(event) for event in events]
-    rows.sort(key=lambda row: row.time, reverse=True)
-    return rows
+) -> HistoryRows:
+    """Deployments and registry events merged, newest first, filtered (a lazy sequence)."""
+    return HistoryRows(catalog_model, placed, environment=environment, kind=kind)
 
 
 @dataclass(frozen=True)

@@ -6,19 +6,21 @@ from django.urls import reverse
 from drf_spectacular.utils import extend_schema_field
 from rest_framework import serializers
 
-from .serializers import DeployedVersionSerializer, RunLinkSerializer, _version_link
+from .selectors_history import version_link
+from .serializers import DeployedVersionSerializer, RunLinkSerializer
 
 
 def _run_link(record) -> dict | None:
-    run = record.run
-    if run is None:
+    """The deploying run, from the annotations of selectors_history.deployment_records
+    (None once the mirror no longer has it)."""
+    if record.pipeline_name is None:
         return None
     return {
-        "id": run.pk,
-        "name": run.name,
-        "pipeline": run.pipeline.name,
-        "url": reverse("pipelines:run-detail", kwargs={"pk": run.pk}),
-        "web_url": run.web_url,
+        "id": record.run_id,
+        "name": record.run_name,
+        "pipeline": record.pipeline_name,
+        "url": reverse("pipelines:run-detail", kwargs={"pk": record.run_id}),
+        "web_url": record.run_web_url or "",
     }
 
 
@@ -36,7 +38,7 @@ class _RecordFields(serializers.Serializer):
 
     @extend_schema_field(DeployedVersionSerializer(allow_null=True))
     def get_model_version(self, item):
-        return _version_link(item["record"].model_version)
+        return version_link(item["record"])
 
     @extend_schema_field(RunLinkSerializer(allow_null=True))
     def get_run(self, item):

@@ -23,7 +23,7 @@ from registry.models import CatalogModel
 
 from . import selectors_history as history
 from .forms_history import RANGE_LABELS, HistoryFilterForm, ServingForm
-from .history_chart import chart_build
+from .history_chart import chart_build, chart_svg
 
 ROWS_PER_PAGE = 50
 ROLLBACK_ROLES = (Role.DATA_SCIENTIST,)
@@ -85,8 +85,10 @@ def model_history(request, name):
     filters = HistoryFilterForm(request.GET)
     filters.is_valid()  # what is not understood is shown and left out
     placed = history.placed_records(list(history.deployment_records(catalog_model)))
-    lanes = history.timeline_lanes(catalog_model, placed)
-    chart = chart_build(lanes, timezone.now(), filters.days)
+    now = timezone.now()
+    since = now - dt.timedelta(days=filters.days) if filters.days is not None else None
+    lanes = history.timeline_lanes(catalog_model, placed, since=since)
+    chart = chart_build(lanes, now, filters.days)
     rows = history.history_rows(
         catalog_model,
         placed,
@@ -102,6 +104,12 @@ def model_history(request, name):
         "range_key": filters.range_key,
         "ranges": RANGE_LABELS.items(),
         "chart": chart,
+        "timeline_svg": chart_svg(
+            chart,
+            labelledby="timeline-heading timeline-desc",
+            description=f"What served in each lane from {chart.start:%Y-%m-%d %H:%M} to "
+            f"{chart.end:%Y-%m-%d %H:%M} UTC; the history table below lists the same events.",
+        ),
         "lanes": lanes,
         "page": page,
         "rows": page_rows,

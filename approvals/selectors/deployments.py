@@ -3,53 +3,56 @@ PIPELINES_DEPLOYMENT_ANNOTATORS names approvals.sections.deployment_approvers)."
 
 from __future__ import annotations
 
-from django.db.models import Prefetch, Q
+from django.db.models import Q
 from django.urls import reverse
 
 from ..models import ApprovalRequest, ApprovalStatus, DecidedIn, Decision, DecisionStatus
 
 
-def _approvers(approval: ApprovalRequest) -> list[str]:
+def _approvers(approval: dict, decided: dict[int, list[str]]) -> list[str]:
     """The people who approved: ADO's approved steps when ADO decided it, else the
     portal's approve decisions."""
-    if approval.decided_in == DecidedIn.ADO:
+    if approval["decided_in"] == DecidedIn.ADO:
         names = []
-        for step in approval.steps or []:
+        for step in approval["steps"] or []:
             if not isinstance(step, dict) or step.get("status") != ApprovalStatus.APPROVED:
                 continue
             who = step.get("actual") or step.get("assigned") or {}
             names.append(str(who.get("name") or who.get("unique_name") or ""))
-        return [n for n in names if n] or ([approval.decided_by] if approval.decided_by else [])
-    return [d.user_name for d in approval.approved_decisions]
+        by = approval["decided_by"]
+        return [n for n in names if n] or ([by] if by else [])
+    return decided.get(approval["pk"], [])
 
 
 def deployment_approvers(records) -> dict[int, dict]:
     """{record pk: {"approved_by": [...], "approval_url": ...}} for deployment records: the
     approvals of the record's stage (its ADO approval ids), else of its run and environment.
-    A constant number of queries, whatever the number of records."""
+    Two queries (approvals, their approve decisions), whatever the number of records."""
     records = list(records)
-    ado_ids = {str(i) for r in records for i in (r.approval_ids or [])}
-    run_ids = {r.run_id for r in records}
     if not records:
         return {}
+    ado_ids = {str(i) for r in records for i in (r.approval_ids or [])}
+    run_ids = {r.run_id for r in records}
     approvals = list(
         ApprovalRequest.objects.filter(Q(ado_id__in=ado_ids) | Q(run_id__in=run_ids))
-        .only("pk", "ado_id", "run_id", "environment", "steps", "decided_in", "decided_by")
-        .prefetch_related(
-            Prefetch(
-                "decisions",
-                queryset=Decision.objects.filter(status=DecisionStatus.APPROVED).only(
-                    "approval_id", "user_name", "created_at"
-                ),
-                to_attr="approved_decisions",
-            )
-        )
         .order_by("created_on", "pk")
+        .values("pk", "ado_id", "run_id", "environment", "steps", "decided_in", "decided_by")
     )
-    by_ado = {a.ado_id: a for a in approvals}
-    by_run: dict[tuple[int, str], list[ApprovalRequest]] = {}
+    decided: dict[int, list[str]] = {}
+    portal_decided = [a["pk"] for a in approvals if a["decided_in"] != DecidedIn.ADO]
+    if portal_decided:
+        for approval_id, name in (
+            Decision.objects.filter(approval_id__in=portal_decided, status=DecisionStatus.APPROVED)
+            .order_by("created_at", "pk")
+            .values_list("approval_id", "user_name")
+        ):
+            decided.setdefault(approval_id, []).append(name)
+    by_ado = {a["ado_id"]: a for a in approvals}
+    by_run: dict[tuple[int, str], list[dict]] = {}
     for approval in approvals:
-        by_run.setdefault((approval.run_id, approval.environment), []).append(approval)
+        by_run.setdefault((approval["run_id"], approval["environment"]), []).append(approval)
+    # Reversed once, the pk filled in (the pattern ends "<int:pk>/").
+    detail_prefix = reverse("approvals:detail", kwargs={"pk": 1})[: -len("1/")]
     result: dict[int, dict] = {}
     for record in records:
         found = [by_ado[str(i)] for i in record.approval_ids or [] if str(i) in by_ado]
@@ -58,9 +61,9 @@ def deployment_approvers(records) -> dict[int, dict]:
             continue
         names: list[str] = []
         for approval in found:
-            names += [n for n in _approvers(approval) if n not in names]
+            names += [n for n in _approvers(approval, decided) if n not in names]
         result[record.pk] = {
             "approved_by": names,
-            "approval_url": reverse("approvals:detail", kwargs={"pk": found[-1].pk}),
+            "approval_url": f"{detail_prefix}{found[-1]['pk']}/",
         }
     return result
