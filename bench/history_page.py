@@ -260,7 +260,7 @@ def measure(args) -> dict:
         ("history page, last 90 days (default)", {}),
         ("history page, all (two years)", {"range": "all"}),
         ("history page, all, table page 10", {"range": "all", "page": "10"}),
-        ("history page with 'what served in PROD at'", {"environment": "PROD", "at": at}),
+        ("history page with 'what served in PROD at'", {"serve_env": "PROD", "at": at}),
     ]
     if args.profile:
         import cProfile

@@ -57,7 +57,10 @@ def _alias_answer(catalog_model: CatalogModel, at: dt.datetime):
 def _serving(request, catalog_model: CatalogModel) -> dict:
     if "at" not in request.GET:
         return {"serving_form": ServingForm(), "asked": False}
-    form = ServingForm(request.GET)
+    # The page's filter bar has its own "environment": the question's is "serve_env".
+    form = ServingForm(
+        {"environment": request.GET.get("serve_env", "PROD"), "at": request.GET.get("at", "")}
+    )
     context = {"serving_form": form, "asked": True}
     if form.is_valid():
         at = form.cleaned_data["at"]

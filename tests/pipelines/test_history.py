@@ -258,7 +258,7 @@ def test_the_history_page_draws_the_lanes_and_answers_the_question(role_client, 
     assert "v1 in PROD · AKS from 2026-10-01 12:00 UTC" in html
     assert 'data-testid="history-table"' in html
 
-    answer = _page(client, served["catalog"], environment="PROD", at="2026-10-01T18:00")
+    answer = _page(client, served["catalog"], serve_env="PROD", at="2026-10-01T18:00")
     assert answer.status_code == 200
     text = answer.content.decode()
     assert "What served in PROD at 2026-10-01 18:00 UTC" in text
@@ -267,10 +267,10 @@ def test_the_history_page_draws_the_lanes_and_answers_the_question(role_client, 
 
 def test_a_bad_moment_is_a_form_error_not_a_500(role_client, served):
     client = role_client(Role.APPROVER)
-    response = _page(client, served["catalog"], environment="PROD", at="not-a-date")
+    response = _page(client, served["catalog"], serve_env="PROD", at="not-a-date")
     assert response.status_code == 400
     assert "Not a date and time" in response.content.decode()
-    response = _page(client, served["catalog"], environment="STAGING", at="2026-10-01T18:00")
+    response = _page(client, served["catalog"], serve_env="STAGING", at="2026-10-01T18:00")
     assert response.status_code == 400
 
 

@@ -143,8 +143,10 @@ EXPECTED: dict[str, tuple] = {
         "get",
         EVERY_ROLE,
         Target(
-            url=lambda: reverse("api:pipelines:model-serving", kwargs=MODEL)
-            + "?environment=PROD&at=2026-10-03T14:00:00Z"
+            url=lambda: (
+                reverse("api:pipelines:model-serving", kwargs=MODEL)
+                + "?environment=PROD&at=2026-10-03T14:00:00Z"
+            )
         ),
     ),
     # approvals pages: everyone with a role reads; only approvers decide; admins retry
