@@ -173,8 +173,9 @@ def _bar_markup(bar: Bar, lane: DrawnLane) -> str:
         classes += " span-window" if not bar.label else " span-uncertain"
     if bar.current:
         classes += " span-current"
+    text_class = "span-label span-label-light" if bar.uncertain else "span-label"
     label = (
-        f'<text x="{bar.x:.3f}%" dx="4" y="{lane.text_y}" class="span-label" '
+        f'<text x="{bar.x:.3f}%" dx="4" y="{lane.text_y}" class="{text_class}" '
         f'aria-hidden="true">{escape(bar.label)}</text>'
         if bar.show_label
         else ""
@@ -211,10 +212,12 @@ def chart_svg(chart: Chart, *, labelledby: str, description: str) -> SafeString:
     y = chart.axis_y
     parts.append(f'<g class="axis" aria-hidden="true"><line x1="0" x2="100%" y1="{y}" y2="{y}">')
     parts.append("</line>")
-    for tick in chart.ticks:
+    for index, tick in enumerate(chart.ticks):
+        # Narrow screens show the first and last dates only (tick-inner is hidden there).
+        inner = ' class="tick-inner"' if 0 < index < len(chart.ticks) - 1 else ""
         parts.append(
             f'<line x1="{tick.x:.3f}%" x2="{tick.x:.3f}%" y1="{y}" y2="{y + 5}"></line>'
-            f'<text x="{tick.x:.3f}%" y="{y + 18}" text-anchor="{tick.anchor}">'
+            f'<text x="{tick.x:.3f}%" y="{y + 18}" text-anchor="{tick.anchor}"{inner}>'
             f"{escape(tick.label)}</text>"
         )
     parts.append("</g></svg>")
