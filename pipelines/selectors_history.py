@@ -29,6 +29,7 @@ DEFAULT_RANGE = "90d"
 KIND_DEPLOYMENT = "deployment"
 KIND_REGISTRY = "registry"
 KIND_ALIAS = "alias"
+LOOKED_UP = "_looked_up"  # an annotation's mark: the annotators were asked about the record
 ALIAS_EVENT_KINDS = (RegistryEventKind.ALIAS_SET.value, RegistryEventKind.ALIAS_REMOVED.value)
 HISTORY_KINDS = {
     KIND_DEPLOYMENT: "Deployments",
@@ -157,9 +158,22 @@ class LaneRecord:
         return bool(record.version_label) and record.version_label != current.version_label
 
 
-def placed_records(records: list[DeploymentRecord]) -> list[LaneRecord]:
-    """Each record with its lane and end (records oldest first), annotated once for all."""
-    annotations = deployment_annotations(records)
+def annotate(items: list[LaneRecord]) -> None:
+    """Fill in who approved the items not yet asked about (one call for all of them)."""
+    todo = [i for i in items if not i.annotation.get(LOOKED_UP)]
+    if not todo:
+        return
+    found = deployment_annotations([i.record for i in todo])
+    for item in todo:
+        item.annotation.update(found.get(item.record.pk, {}), **{LOOKED_UP: True})
+
+
+def placed_records(
+    records: list[DeploymentRecord], since: dt.datetime | None = None
+) -> list[LaneRecord]:
+    """Each record with its lane and end (records oldest first). Who approved is read at
+    once for the records that served at or after ``since`` (all without it): what a range of
+    the timeline shows; others are read when shown (``annotate``)."""
     by_lane: dict[tuple[str, str], list[DeploymentRecord]] = {}
     for record in records:
         by_lane.setdefault((record.environment, record.target), []).append(record)
@@ -176,9 +190,10 @@ def placed_records(records: list[DeploymentRecord]) -> list[LaneRecord]:
                     until=following.started_at if following else None,
                     next_record=following,
                     current=lane[-1],
-                    annotation=annotations.get(record.pk, {}),
+                    annotation={},
                 )
             )
+    annotate([i for i in placed if since is None or i.until is None or i.until >= since])
     return placed
 
 
@@ -403,6 +418,7 @@ class HistoryRows:
         ] + [(e["upstream_at"] or e["observed_at"], 0, e) for e in events]
         rows.sort(key=lambda r: (r[0], r[1]), reverse=True)
         rows = rows[:stop] if stop is not None else rows
+        annotate([item for _, kind, item in rows if kind])
         return [
             _deployment_row(item, self.urls) if kind else _event_row(item) for _, kind, item in rows
         ]

@@ -87,9 +87,9 @@ def model_history(request, name):
     catalog_model = _model_or_404(name)
     filters = HistoryFilterForm(request.GET)
     filters.is_valid()  # what is not understood is shown and left out
-    placed = history.placed_records(list(history.deployment_records(catalog_model)))
     now = timezone.now()
     since = now - dt.timedelta(days=filters.days) if filters.days is not None else None
+    placed = history.placed_records(list(history.deployment_records(catalog_model)), since)
     lanes = history.timeline_lanes(catalog_model, placed, since=since)
     chart = chart_build(lanes, now, filters.days)
     rows = history.history_rows(
