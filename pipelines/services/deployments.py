@@ -39,9 +39,11 @@ def deployments_record(run: PipelineRun, stages: Iterable[RunStage]) -> int:
     Idempotent: a resync finds the records (unique stage) and writes nothing. A run whose
     pipeline has no catalog model has no history to join.
     """
-    catalog_id = run.pipeline.catalog_model_id
     deploying = [s for s in stages if s.pk is not None and is_deploying(s)]
-    if catalog_id is None or not deploying:
+    if not deploying:
+        return 0
+    catalog_id = run.pipeline.catalog_model_id
+    if catalog_id is None:
         return 0
     known = set(
         DeploymentRecord.objects.filter(stage_id__in=[s.pk for s in deploying]).values_list(
