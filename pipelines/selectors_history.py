@@ -210,14 +210,24 @@ def _span_title(item: LaneRecord) -> str:
     return text
 
 
-def deployment_lanes(placed: list[LaneRecord]) -> list[Lane]:
-    """One lane per environment and target: QA first, then PROD, targets by name."""
+def deployment_lanes(placed: list[LaneRecord], since: dt.datetime | None = None) -> list[Lane]:
+    """One lane per environment and target: QA first, then PROD, targets by name; with
+    ``since``, only the spans that served from then on (a lane that ended before is kept,
+    empty)."""
     spans: dict[str, list[Span]] = {}
     titles: dict[str, tuple[int, str, str]] = {}
     urls = _Urls()
     for item in placed:
         record = item.record
-        spans.setdefault(item.lane_key, []).append(
+        titles[item.lane_key] = (
+            ENV_ORDER.get(record.environment, 30),
+            record.target,
+            item.lane_title,
+        )
+        lane_spans = spans.setdefault(item.lane_key, [])
+        if since is not None and item.until is not None and item.until < since:
+            continue
+        lane_spans.append(
             Span(
                 label=record.version_label or "?",
                 start=record.started_at,
@@ -227,11 +237,6 @@ def deployment_lanes(placed: list[LaneRecord]) -> list[Lane]:
                 title=_span_title(item),
                 detail={"record": record.pk, "item": item},
             )
-        )
-        titles[item.lane_key] = (
-            ENV_ORDER.get(record.environment, 30),
-            record.target,
-            item.lane_title,
         )
     lanes = [
         Lane(
@@ -251,7 +256,7 @@ def timeline_lanes(
 ) -> list[Lane]:
     """The model's timeline: environment lanes, then alias lanes (registry); with ``since``,
     the alias lanes hold only what held them from then on."""
-    return deployment_lanes(placed) + alias_lanes(catalog_model, since=since)
+    return deployment_lanes(placed, since) + alias_lanes(catalog_model, since=since)
 
 
 @dataclass(frozen=True)
@@ -407,7 +412,8 @@ class HistoryRows:
             self._events_count = self.events.count() if self.events is not None else 0
         return len(self.deployments) + self._events_count
 
-    def _merged(self, stop: int | None) -> list[HistoryRow]:
+    def _merged(self, stop: int | None, start: int = 0) -> list[HistoryRow]:
+        """Rows ``start`` to ``stop`` (None: to the end); only those are built."""
         events = []
         if self.events is not None:
             query = self.events.values(*EVENT_FIELDS)
@@ -417,7 +423,7 @@ class HistoryRows:
             (i.record.started_at, 1, i) for i in deployments
         ] + [(e["upstream_at"] or e["observed_at"], 0, e) for e in events]
         rows.sort(key=lambda r: (r[0], r[1]), reverse=True)
-        rows = rows[:stop] if stop is not None else rows
+        rows = rows[start:stop]
         annotate([item for _, kind, item in rows if kind])
         return [
             _deployment_row(item, self.urls) if kind else _event_row(item) for _, kind, item in rows
@@ -426,7 +432,9 @@ class HistoryRows:
     def __getitem__(self, index):
         if isinstance(index, slice):
             bounded = index.stop is not None and index.stop >= 0 and (index.start or 0) >= 0
-            return self._merged(index.stop if bounded else None)[index]
+            if bounded and index.step is None:
+                return self._merged(index.stop, index.start or 0)
+            return self._merged(None)[index]
         return self._merged(index + 1 if index >= 0 else None)[index]
 
     def __iter__(self):
