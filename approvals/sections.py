@@ -177,3 +177,8 @@ def approval_checks(request, approval) -> Section | None:
         {"evaluations": evaluations},
         order=8,
     )
+
+
+def deployment_approvers(records) -> dict[int, dict]:
+    """PIPELINES_DEPLOYMENT_ANNOTATORS: who approved each deployment record, and where."""
+    return selectors.deployment_approvers(records)

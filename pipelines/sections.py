@@ -14,7 +14,7 @@ from core.roles import Role, user_has_role
 from registry.models import CatalogModel, ModelKind, ModelVersion
 from registry.sections import ColumnItem, Section, home_team
 
-from . import selectors
+from . import selectors, selectors_history
 from .models import PipelineKind
 from .templatetags.pipelines_ui import target_label
 
@@ -86,6 +86,15 @@ def model_page(request, catalog_model: CatalogModel) -> list[Section]:
                 "run_requests": selectors.run_requests_recent(catalog_model) if runnable else [],
             },
             order=20,
+        ),
+        Section(
+            "Deployment history",
+            "pipelines/_model_history.html",
+            {
+                "catalog_model": catalog_model,
+                "history_lanes": selectors_history.history_summary(catalog_model),
+            },
+            order=15,
         ),
     ]
 

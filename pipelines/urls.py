@@ -6,7 +6,7 @@ so they travel as ``<str:name>``.
 
 from django.urls import path
 
-from . import api, hooks, views
+from . import api, api_history, hooks, views, views_history
 
 app_name = "pipelines"
 
@@ -15,6 +15,12 @@ urlpatterns: list = [
     path("runs/<int:pk>/", views.run_detail, name="run-detail"),
     path("runs/<int:pk>/row/", views.run_row, name="run-row"),
     path("pipelines/<int:pk>/trigger/", views.pipeline_trigger, name="trigger"),
+    path("models/<str:name>/history/", views_history.model_history, name="model-history"),
+    path(
+        "models/<str:name>/history.csv",
+        views_history.model_history_csv,
+        name="model-history-csv",
+    ),
     path("hooks/ado/<slug:project>/", hooks.ado_hook, name="ado-hook"),
 ]
 
@@ -26,5 +32,15 @@ api_urlpatterns: list = [
         "models/<str:name>/deployments/",
         api.ModelDeploymentListApi.as_view(),
         name="model-deployments",
+    ),
+    path(
+        "models/<str:name>/history",
+        api_history.ModelHistoryApi.as_view(),
+        name="model-history",
+    ),
+    path(
+        "models/<str:name>/serving",
+        api_history.ModelServingApi.as_view(),
+        name="model-serving",
     ),
 ]

@@ -7,6 +7,7 @@ evidence of several requests decided at once), ``checks`` (the automated check's
 
 from .bulk import BulkReview, BulkRow, bulk_review
 from .checks import check_evaluations_for
+from .deployments import deployment_approvers
 from .detail import (
     DecisionSender,
     approval_audit,
@@ -104,6 +105,7 @@ __all__ = [
     "decided_by",
     "decision_sender",
     "delivery_problems",
+    "deployment_approvers",
     "freeze_overview",
     "freeze_window_get",
     "freeze_window_list",

@@ -32,6 +32,7 @@ class SyncResult(SyncResultMixin):
     stages: Counts = field(default_factory=Counts)
     timelines_read: int = 0
     requests: int = 0
+    deployments_recorded: int = 0
     duration_seconds: float = 0.0
     error: str = ""
     skipped: str = ""

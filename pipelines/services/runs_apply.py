@@ -15,6 +15,7 @@ from registry.models import CatalogModel, ModelVersion
 from ..client import AdoClient
 from ..models import Environment, Pipeline, PipelineKind, PipelineRun, RunStage
 from .common import Progress, SyncResult, ado_datetime, no_progress
+from .deployments import deployments_record
 
 RUN_FIELDS = [
     "name", "state", "result", "reason", "trigger", "requested_by", "requested_by_id",
@@ -232,6 +233,8 @@ def _timeline_apply(run: PipelineRun, timeline: dict, result: SyncResult) -> Non
         RunStage.objects.bulk_create(new)
         RunStage.objects.bulk_update(changed, STAGE_FIELDS)
         PipelineRun.objects.filter(pk=run.pk).update(timeline_synced_at=timezone.now())
+        # The stages that started serving join the deployment history (once each).
+        result.deployments_recorded += deployments_record(run, [*existing.values(), *new])
     if new or changed:
         result.changed_run_ids.add(run.pk)
 

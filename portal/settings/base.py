@@ -578,6 +578,8 @@ REGISTRY_MODEL_PAGE_SECTIONS.append("operations.sections.model_page")
 REGISTRY_MODEL_PAGE_SECTIONS.append("maturity.sections.model_page")
 REGISTRY_MODEL_PAGE_BADGES: list[str] = ["maturity.sections.model_badges"]
 REGISTRY_VERSION_PAGE_SECTIONS: list[str] = ["pipelines.sections.version_page"]
+# Who approved each deployment of the history page (pipelines/selectors_history.py).
+PIPELINES_DEPLOYMENT_ANNOTATORS: list[str] = ["approvals.sections.deployment_approvers"]
 REGISTRY_VERSION_PAGE_SECTIONS.append("approvals.sections.version_page")
 REGISTRY_CATALOG_LIST_ANNOTATORS: list[str] = ["pipelines.sections.catalog_deployments"]
 REGISTRY_VERSION_LIST_ANNOTATORS: list[str] = ["pipelines.sections.version_deployments"]

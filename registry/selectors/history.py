@@ -16,7 +16,7 @@ import datetime as dt
 from collections.abc import Iterable
 from dataclasses import dataclass
 
-from django.db.models import Min, QuerySet
+from django.db.models import Max, Min, Q, QuerySet
 from django.urls import reverse
 
 from ..models import CatalogModel, RegisteredModel, RegistryEvent, RegistryEventKind
@@ -57,6 +57,17 @@ def _version_url(model: RegisteredModel, version: int | None) -> str:
     )
 
 
+class _VersionUrls:
+    """The version pages of one registered model: reversed once, then the number filled in
+    (the pattern ends ``versions/<int:version>/``)."""
+
+    def __init__(self, model: RegisteredModel):
+        self.prefix = _version_url(model, 1)[: -len("1/")]
+
+    def __call__(self, version: int | None) -> str:
+        return "" if version is None else f"{self.prefix}{version}/"
+
+
 def _utc(moment: dt.datetime) -> str:
     return f"{moment.astimezone(dt.UTC):%Y-%m-%d %H:%M} UTC"
 
@@ -71,6 +82,7 @@ def _when_text(event: RegistryEvent) -> str:
 def _alias_spans(events: list[RegistryEvent], model: RegisteredModel) -> list[Span]:
     """The spans of one alias lane from its events (and the model's deletions), in order."""
     spans: list[Span] = []
+    version_url = _VersionUrls(model)
     open_span: dict | None = None
 
     def close(event: RegistryEvent) -> None:
@@ -96,7 +108,7 @@ def _alias_spans(events: list[RegistryEvent], model: RegisteredModel) -> list[Sp
                 "start": None if first_sight else event.observed_at,
                 "start_after": None if first_sight else event.previously_seen_at,
                 "version": event.version,
-                "url": _version_url(model, event.version),
+                "url": version_url(event.version),
                 "title": f"@{event.name} → v{event.version}: {_when_text(event)}",
                 "detail": {
                     "source": model.source.name,
@@ -110,16 +122,58 @@ def _alias_spans(events: list[RegistryEvent], model: RegisteredModel) -> list[Sp
     return spans
 
 
+LANE_FIELDS = (
+    "registered_model_id", "name", "kind", "version", "observed_at", "previously_seen_at",
+)  # fmt: skip
+
+
+def _held_at(base: QuerySet[RegistryEvent], since: dt.datetime) -> Q:
+    """The events that decide what each lane held at ``since``: per alias its last event
+    before then, per registered model its last deletion before then."""
+    held = Q(pk__in=[])
+    earlier = base.filter(observed_at__lt=since)
+    for row in (
+        earlier.exclude(kind=RegistryEventKind.MODEL_DELETED)
+        .values("registered_model_id", "name")
+        .annotate(last=Max("observed_at"))
+    ):
+        held |= Q(
+            registered_model_id=row["registered_model_id"],
+            name=row["name"],
+            observed_at=row["last"],
+        )
+    for row in (
+        earlier.filter(kind=RegistryEventKind.MODEL_DELETED)
+        .values("registered_model_id")
+        .annotate(last=Max("observed_at"))
+    ):
+        held |= Q(
+            registered_model_id=row["registered_model_id"],
+            kind=RegistryEventKind.MODEL_DELETED,
+            observed_at=row["last"],
+        )
+    return held
+
+
 def _lane_events(
-    catalog_model: CatalogModel, registered_model: RegisteredModel | None = None
+    catalog_model: CatalogModel,
+    registered_model: RegisteredModel | None = None,
+    since: dt.datetime | None = None,
 ) -> dict[tuple[int, str], list[RegistryEvent]]:
-    """(registered model pk, alias) -> its events, each lane with its model's deletions."""
-    qs = registry_events(catalog_model, kinds=LANE_KINDS)
+    """(registered model pk, alias) -> its events, each lane with its model's deletions.
+
+    Only the fields the spans need (a model with thousands of alias moves renders its timeline
+    in time). With ``since``: the events from then on, and those that decide what each lane
+    held at ``since`` (a timeline's range)."""
+    base = RegistryEvent.objects.filter(
+        registered_model__catalog_model=catalog_model, kind__in=LANE_KINDS
+    )
     if registered_model is not None:
-        qs = qs.filter(registered_model=registered_model)
+        base = base.filter(registered_model=registered_model)
+    qs = base if since is None else base.filter(Q(observed_at__gte=since) | _held_at(base, since))
     by_lane: dict[tuple[int, str], list[RegistryEvent]] = {}
     deletions: dict[int, list[RegistryEvent]] = {}
-    for event in qs:
+    for event in qs.only(*LANE_FIELDS).order_by("observed_at", "pk"):
         if event.kind == RegistryEventKind.MODEL_DELETED:
             deletions.setdefault(event.registered_model_id, []).append(event)
         else:
@@ -130,15 +184,17 @@ def _lane_events(
     return by_lane
 
 
-def alias_lanes(catalog_model: CatalogModel) -> list[Lane]:
+def alias_lanes(catalog_model: CatalogModel, since: dt.datetime | None = None) -> list[Lane]:
     """One lane per alias (per registration when a model is registered in several sources),
     each span the version the alias pointed at, from the alias events the syncs wrote; a
-    model's deletion ends its aliases' spans."""
-    by_lane = _lane_events(catalog_model)
+    model's deletion ends its aliases' spans. With ``since``, only the spans that held the
+    alias from then on."""
+    by_lane = _lane_events(catalog_model, since=since)
+    models = RegisteredModel.objects.select_related("source").in_bulk({k[0] for k in by_lane})
     several = len({key[0] for key in by_lane}) > 1
     lanes = []
-    for (_, alias), lane_events in by_lane.items():
-        model = lane_events[0].registered_model
+    for (model_pk, alias), lane_events in by_lane.items():
+        model = models[model_pk]
         where = f" ({model.source.name})" if several else ""
         lanes.append(
             Lane(
@@ -193,9 +249,11 @@ def _registration(catalog_model: CatalogModel, source: str) -> RegisteredModel |
 
 
 def _first_look(model: RegisteredModel) -> dt.datetime:
-    """When the portal first saw the model: its first event, else when its row was made."""
+    """When the portal first saw the model: its first event (for a mirror older than the
+    history, the baseline's, not the older row's creation: nothing was recorded before it),
+    else when its row was made."""
     first = model.events.aggregate(first=Min("observed_at"))["first"]
-    return min(filter(None, [first, model.first_seen_at]))
+    return first or model.first_seen_at
 
 
 def _window(span: Span, at: dt.datetime) -> tuple[dt.datetime | None, dt.datetime | None]:

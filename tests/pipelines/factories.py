@@ -8,6 +8,7 @@ from factory.django import DjangoModelFactory
 
 from pipelines.models import (
     AdoProject,
+    DeploymentRecord,
     Pipeline,
     PipelineKind,
     PipelineRun,
@@ -127,3 +128,30 @@ class RunRequestFactory(DjangoModelFactory):
     reason = "manual"
     note = ""
     status = RunRequest.Status.QUEUED
+
+
+class DeploymentRecordFactory(DjangoModelFactory):
+    """A PROD deployment of a registered version on the default target, from its own run's
+    stage; pass ``started_at``, ``target``, ``environment`` and ``model_version``."""
+
+    class Meta:
+        model = DeploymentRecord
+
+    catalog_model = factory.SubFactory(CatalogModelFactory)
+    environment = "PROD"
+    target = "default"
+    run = factory.LazyAttribute(
+        lambda r: PipelineRunFactory(
+            pipeline=PipelineFactory(catalog_model=r.catalog_model, kind=PipelineKind.RELEASE),
+            model_version=r.model_version,
+        )
+    )
+    stage = factory.LazyAttribute(lambda r: RunStageFactory(run=r.run, environment=r.environment))
+    model_version = None
+    version_label = factory.LazyAttribute(
+        lambda r: f"v{r.model_version.version}" if r.model_version else "v1"
+    )
+    approval_ids = factory.List([])
+    requested_by = "Release Bot"
+    started_at = factory.LazyFunction(lambda: timezone.now() - dt.timedelta(days=1))
+    observed_at = factory.LazyFunction(timezone.now)

@@ -127,6 +127,8 @@ EXPECTED: dict[str, tuple] = {
     "pipelines:run-detail": ("get", EVERY_ROLE, Target(url=lambda: _run_url("run-detail"))),
     "pipelines:run-row": ("get", EVERY_ROLE, Target(url=lambda: _run_url("run-row"))),
     "pipelines:trigger": ("get", EDITORS, Target(url=lambda: _pipeline_url("trigger"))),
+    "pipelines:model-history": ("get", EVERY_ROLE, Target(MODEL)),
+    "pipelines:model-history-csv": ("get", EVERY_ROLE, Target(MODEL)),
     # pipelines API
     "api:pipelines:pipeline-list": ("get", EVERY_ROLE),
     "api:pipelines:run-list": ("get", EVERY_ROLE),
@@ -136,6 +138,17 @@ EXPECTED: dict[str, tuple] = {
         Target(url=lambda: _run_url("run-detail", "api:pipelines")),
     ),
     "api:pipelines:model-deployments": ("get", EVERY_ROLE, Target(MODEL)),
+    "api:pipelines:model-history": ("get", EVERY_ROLE, Target(MODEL)),
+    "api:pipelines:model-serving": (
+        "get",
+        EVERY_ROLE,
+        Target(
+            url=lambda: (
+                reverse("api:pipelines:model-serving", kwargs=MODEL)
+                + "?environment=PROD&at=2026-10-03T14:00:00Z"
+            )
+        ),
+    ),
     # approvals pages: everyone with a role reads; only approvers decide; admins retry
     "approvals:inbox": ("get", EVERY_ROLE),
     "approvals:detail": ("get", EVERY_ROLE, Target(url=lambda: _approval_url("detail"))),
