@@ -1,7 +1,8 @@
 """The registry app's models: one module per concern, all importable from here.
 
 ``base``: the model catalog and the mirror of one or more MLflow registries. ``history``:
-the append-only record of every change the syncs observe in a registry.
+the append-only record of every change the syncs observe in a registry. ``cards``: model
+cards and their append-only revisions.
 """
 
 from .base import (
@@ -16,9 +17,23 @@ from .base import (
     WebhookDelivery,
     mlflow_uri_problem,
 )
+from .cards import (
+    CARD_FIELDS,
+    CardAction,
+    CardStatus,
+    ModelCard,
+    ModelCardRevision,
+    RiskRating,
+)
 from .history import RegistryEvent, RegistryEventKind
 
 __all__ = [
+    "CARD_FIELDS",
+    "CardAction",
+    "CardStatus",
+    "ModelCard",
+    "ModelCardRevision",
+    "RiskRating",
     "DATABRICKS_SCHEMES",
     "LIVE",
     "CatalogModel",

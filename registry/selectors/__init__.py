@@ -3,11 +3,20 @@
 - ``catalog``: the catalog list and one entry's registered models and versions;
 - ``compare``: version references and the comparison of 2 to 4 versions;
 - ``freshness``: each source's sync state (the banner, /readyz, /metrics);
+- ``cards``: model cards, their revisions, who may edit and review them;
 - ``history``: the registry history (alias lanes of the timeline).
 
 Callers use this package's names (``from registry import selectors``).
 """
 
+from .cards import (
+    card_edit_refusal,
+    card_for,
+    card_review_refusal,
+    card_revisions,
+    cards_for,
+    user_teams,
+)
 from .catalog import (
     ALIAS_ANY,
     KEY_METRIC_TAG,
@@ -56,6 +65,12 @@ from .freshness import (
 from .history import alias_lanes, registry_events
 
 __all__ = [
+    "card_edit_refusal",
+    "card_for",
+    "card_review_refusal",
+    "card_revisions",
+    "cards_for",
+    "user_teams",
     "ALIAS_ANY",
     "COMPARE_MAX",
     "COMPARE_MIN",

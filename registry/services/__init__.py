@@ -3,6 +3,7 @@
 - ``sync``: reading a source and recording how each sync went (and queueing one);
 - ``apply``: writing an upstream snapshot to the mirror, differences only;
 - ``catalog``: the catalog entries the sync links and derives, and the edits people make;
+- ``cards``: model card edits, submissions, reviews and archiving (audited);
 - ``schedules``: the source's beat entries;
 - ``bootstrap``: the sources the environment declares (``manage.py bootstrap_from_env``).
 
@@ -23,6 +24,15 @@ from .catalog import (
     catalog_name_validate,
     category_from_tags,
 )
+from .cards import (
+    REVIEW_APPROVE,
+    REVIEW_RETURN,
+    CardRefused,
+    card_archive,
+    card_review,
+    card_submit,
+    card_update,
+)
 from .common import Progress, SyncResult
 from .schedules import source_schedule_ensure, source_schedule_remove
 from .sync import (
@@ -37,6 +47,13 @@ from .sync import (
 )
 
 __all__ = [
+    "REVIEW_APPROVE",
+    "REVIEW_RETURN",
+    "CardRefused",
+    "card_archive",
+    "card_review",
+    "card_submit",
+    "card_update",
     "BUSY",
     "CHECK_TIMEOUT_SECONDS",
     "EDITABLE_FIELDS",
