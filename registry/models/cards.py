@@ -79,9 +79,7 @@ class ModelCardRevision(AppendOnlyModel):
     )
     user_name = models.CharField(max_length=300, blank=True)
     at = models.DateTimeField(auto_now_add=True)
-    changes = models.JSONField(
-        default=dict, blank=True, help_text='{"field": ["old", "new"], ...}'
-    )
+    changes = models.JSONField(default=dict, blank=True, help_text='{"field": ["old", "new"], ...}')
     comment = models.TextField(blank=True)
 
     append_only_name = "The model card history is"

@@ -65,12 +65,6 @@ from .freshness import (
 from .history import alias_lanes, registry_events
 
 __all__ = [
-    "card_edit_refusal",
-    "card_for",
-    "card_review_refusal",
-    "card_revisions",
-    "cards_for",
-    "user_teams",
     "ALIAS_ANY",
     "COMPARE_MAX",
     "COMPARE_MIN",
@@ -90,6 +84,11 @@ __all__ = [
     "VersionRef",
     "alias_choices",
     "alias_lanes",
+    "card_edit_refusal",
+    "card_for",
+    "card_review_refusal",
+    "card_revisions",
+    "cards_for",
     "catalog_ids_owned_by",
     "catalog_model_annotated",
     "catalog_model_get",
@@ -108,6 +107,7 @@ __all__ = [
     "source_list",
     "sync_status_list",
     "team_models_for",
+    "user_teams",
     "version_alias_names",
     "version_comparison",
     "version_ref",

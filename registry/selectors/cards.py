@@ -55,7 +55,9 @@ def card_edit_refusal(user, catalog_model: CatalogModel) -> str:
     if owner_names(user) & owners:
         return ""
     if Role.DATA_SCIENTIST not in held:
-        return "Only data scientists of the owning team, the model's owners and admins edit its card."
+        return (
+            "Only data scientists of the owning team, the model's owners and admins edit its card."
+        )
     team = (catalog_model.effective_team or "").lower()
     if not team:
         return (

@@ -13,6 +13,15 @@ private helper.
 
 from .apply import MODEL_FIELDS, RUN_FIELDS, VERSION_FIELDS, snapshot_apply
 from .bootstrap import registry_sources_bootstrap
+from .cards import (
+    REVIEW_APPROVE,
+    REVIEW_RETURN,
+    CardRefused,
+    card_archive,
+    card_review,
+    card_submit,
+    card_update,
+)
 from .catalog import (
     EDITABLE_FIELDS,
     FORBIDDEN_NAME_CHARACTERS,
@@ -23,15 +32,6 @@ from .catalog import (
     catalog_name_for,
     catalog_name_validate,
     category_from_tags,
-)
-from .cards import (
-    REVIEW_APPROVE,
-    REVIEW_RETURN,
-    CardRefused,
-    card_archive,
-    card_review,
-    card_submit,
-    card_update,
 )
 from .common import Progress, SyncResult
 from .schedules import source_schedule_ensure, source_schedule_remove
@@ -47,13 +47,6 @@ from .sync import (
 )
 
 __all__ = [
-    "REVIEW_APPROVE",
-    "REVIEW_RETURN",
-    "CardRefused",
-    "card_archive",
-    "card_review",
-    "card_submit",
-    "card_update",
     "BUSY",
     "CHECK_TIMEOUT_SECONDS",
     "EDITABLE_FIELDS",
@@ -61,11 +54,18 @@ __all__ = [
     "KIND_VALUES",
     "LEASE_TTL_SECONDS",
     "MODEL_FIELDS",
+    "REVIEW_APPROVE",
+    "REVIEW_RETURN",
     "RUN_FIELDS",
     "SERVING_VALUES",
     "VERSION_FIELDS",
+    "CardRefused",
     "Progress",
     "SyncResult",
+    "card_archive",
+    "card_review",
+    "card_submit",
+    "card_update",
     "catalog_model_create",
     "catalog_model_update",
     "catalog_name_for",

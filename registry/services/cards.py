@@ -97,7 +97,8 @@ def card_update(*, catalog_model: CatalogModel, user, data: dict, comment: str =
             card.review_status = CardStatus.DRAFT
         card.updated_by = user
         card.save()
-        _revision(card, CardAction.CREATED if created else CardAction.EDITED, user, changes, comment)
+        action = CardAction.CREATED if created else CardAction.EDITED
+        _revision(card, action, user, changes, comment)
     return card
 
 
@@ -140,9 +141,7 @@ REVIEW_APPROVE = "approve"
 REVIEW_RETURN = "return"
 
 
-def card_review(
-    *, catalog_model: CatalogModel, user, outcome: str, comment: str = ""
-) -> ModelCard:
+def card_review(*, catalog_model: CatalogModel, user, outcome: str, comment: str = "") -> ModelCard:
     """A manager approves the card in review, or sends it back to draft saying why."""
     refusal = card_review_refusal(user)
     if refusal:
