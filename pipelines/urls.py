@@ -6,7 +6,7 @@ so they travel as ``<str:name>``.
 
 from django.urls import path
 
-from . import api, hooks, views
+from . import api, hooks, views, views_rollback
 
 app_name = "pipelines"
 
@@ -15,6 +15,11 @@ urlpatterns: list = [
     path("runs/<int:pk>/", views.run_detail, name="run-detail"),
     path("runs/<int:pk>/row/", views.run_row, name="run-row"),
     path("pipelines/<int:pk>/trigger/", views.pipeline_trigger, name="trigger"),
+    path(
+        "models/<str:name>/rollback/",
+        views_rollback.rollback_request_page,
+        name="rollback-request",
+    ),
     path("hooks/ado/<slug:project>/", hooks.ado_hook, name="ado-hook"),
 ]
 
@@ -27,4 +32,5 @@ api_urlpatterns: list = [
         api.ModelDeploymentListApi.as_view(),
         name="model-deployments",
     ),
+    path("models/<str:name>/rollback", api.RollbackApi.as_view(), name="model-rollback"),
 ]

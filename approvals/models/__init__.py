@@ -27,6 +27,7 @@ from .base import (
 from .checks import CallbackState, CheckCallback, CheckEvaluation, CheckRequest, CheckResult
 from .freeze import FreezeKind, FreezeScope, FreezeWindow
 from .policies import (
+    HIGH_RISK_MIN_APPROVERS_DEFAULT,
     POLICY_EDITABLE_FIELDS,
     ApprovalPolicy,
     ExecutionOrder,
@@ -37,6 +38,7 @@ from .policies import (
 )
 
 __all__ = [
+    "HIGH_RISK_MIN_APPROVERS_DEFAULT",
     "OPEN_STATUSES",
     "OUTBOX_FINAL_STATES",
     "POLICY_EDITABLE_FIELDS",

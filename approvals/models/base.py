@@ -13,6 +13,9 @@ from django.db import models
 from core.append_only import AppendOnlyModel
 from core.models import SyncBookkeepingMixin, SyncFields
 from pipelines.models import Environment
+from registry.models import CardStatus, ModelCard, RiskRating
+
+from .policies import high_risk_min_approvers_for
 
 
 class ApprovalStatus(models.TextChoices):
@@ -156,6 +159,46 @@ class ApprovalRequest(models.Model):
         return counted
 
     @property
+    def high_risk(self) -> bool:
+        """The model's card (not archived) rates it high risk; ``card_risk`` is annotated by
+        the selectors (approvals_base), else read here."""
+        risk = getattr(self, "card_risk", None)
+        if risk is None and not hasattr(self, "card_risk"):
+            card = ModelCard.objects.filter(catalog_model_id=self.catalog_model_id).first()
+            risk = card.risk_rating if card and card.review_status != CardStatus.ARCHIVED else ""
+            self.card_risk = risk
+        return risk == RiskRating.HIGH
+
+    @property
+    def high_risk_rule_applies(self) -> bool:
+        return self.is_prod and bool(self.catalog_model_id) and self.high_risk
+
+    @property
+    def required_approvers(self) -> int:
+        """Distinct approvals the portal needs before it closes the request: ADO's minimum,
+        or more for a high-risk model in PROD (the policy's ``high_risk_min_approvers``)."""
+        needed = self.min_required_approvers
+        if self.high_risk_rule_applies:
+            cached = getattr(self, "_high_risk_required", None)
+            if cached is None:
+                cached = self._high_risk_required = high_risk_min_approvers_for(
+                    catalog_model=self.catalog_model, environment=self.environment
+                )
+            needed = max(needed, cached)
+        return needed
+
+    @property
+    def is_rollback(self) -> bool:
+        """Its run was requested as a rollback (annotated by approvals_base, else read)."""
+        marked = getattr(self, "rollback_marked", None)
+        if marked is None:
+            marked = (
+                bool(self.run_id) and self.run.requests.filter(rollback_to__isnull=False).exists()
+            )
+            self.rollback_marked = marked
+        return bool(marked)
+
+    @property
     def version_label(self) -> str:
         """The version it deploys: the mirrored model version, else (a rule-based model that
         is not registered) the release run's ``modelVersion`` parameter."""
@@ -202,6 +245,12 @@ class OutboxState(models.TextChoices):
     # The approver's delegated ADO token cannot be had (their sign-in lapsed or was revoked):
     # the decision waits, unswept, until they sign in again (docs/approvals.md).
     NEEDS_SIGNIN = "needs_signin", "Needs your sign-in"
+    # A high-risk model's PROD approval short of the portal's number of approvers: recorded,
+    # not sent (one ADO approval would pass ADO's gate); released by the closing approval,
+    # never swept (docs/approvals.md, "High-risk models").
+    HELD = "held", "Held until a second approver"
+    # Held, then the request was rejected: the approval is never sent.
+    WITHDRAWN = "withdrawn", "Not sent: the request was rejected"
 
 
 OUTBOX_FINAL_STATES = (OutboxState.DELIVERED, OutboxState.ALREADY_DECIDED)
@@ -275,6 +324,9 @@ class AuditAction(models.TextChoices):
     FREEZE_CREATED = "freeze.created", "Freeze window created"
     FREEZE_CHANGED = "freeze.changed", "Freeze window changed"
     FREEZE_DELETED = "freeze.deleted", "Freeze window deleted"
+    DELIVERY_HELD = "delivery.held", "Held until the approvals a high-risk model needs"
+    DELIVERY_RELEASED = "delivery.released", "Held approval released for delivery"
+    DELIVERY_WITHDRAWN = "delivery.withdrawn", "Held approval not sent (request rejected)"
 
 
 class AuditEvent(AppendOnlyModel):
