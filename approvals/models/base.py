@@ -188,6 +188,16 @@ class ApprovalRequest(models.Model):
         return needed
 
     @property
+    def approvals_progress(self) -> str:
+        """ "1 of 2 approvals (a high-risk model needs two in PROD)": the pages' count."""
+        required = self.required_approvers
+        text = f"{self.approvals_counted} of {required} approval{'s' if required != 1 else ''}"
+        if self.high_risk_rule_applies and required > self.min_required_approvers:
+            words = {2: "two", 3: "three", 4: "four", 5: "five"}
+            text += f" (a high-risk model needs {words.get(required, required)} in PROD)"
+        return text
+
+    @property
     def is_rollback(self) -> bool:
         """Its run was requested as a rollback (annotated by approvals_base, else read)."""
         marked = getattr(self, "rollback_marked", None)
