@@ -60,9 +60,9 @@ def model_card(request, name):
     if model is None:
         raise Http404(f"No model named {name}.")
     card = selectors.card_for(model)
-    initial = {f: getattr(card, f) for f in ("intended_use", "limitations", "training_data")}
-    initial["risk_rating"] = card.risk_rating if card else ""
-    form = CardForm(request.POST or None, initial=initial if card else None)
+    fields = ("intended_use", "limitations", "training_data", "risk_rating")
+    initial = {f: getattr(card, f) for f in fields} if card else {}
+    form = CardForm(request.POST or None, initial=initial)
     status, error = 200, ""
     if request.method == "POST":
         action = request.POST.get("action", "save")

@@ -6,7 +6,7 @@ import factory
 from django.utils import timezone
 from factory.django import DjangoModelFactory
 
-from registry.models import CatalogModel, ModelVersion, RegisteredModel, RegistrySource
+from registry.models import CatalogModel, ModelCard, ModelVersion, RegisteredModel, RegistrySource
 
 
 class RegistrySourceFactory(DjangoModelFactory):
@@ -73,3 +73,14 @@ class ModelVersionFactory(DjangoModelFactory):
     )
     updated_upstream_at = factory.SelfAttribute("created_upstream_at")
     last_synced_at = factory.LazyFunction(timezone.now)
+
+
+class ModelCardFactory(DjangoModelFactory):
+    class Meta:
+        model = ModelCard
+
+    catalog_model = factory.SubFactory(CatalogModelFactory)
+    intended_use = "Score card payments for fraud before authorisation."
+    limitations = "Not for cross-border payments."
+    training_data = "12 months of EU card payments."
+    risk_rating = "medium"
