@@ -11,6 +11,7 @@ from django.urls import reverse
 from core.errors import PortalError
 from core.roles import Role
 from registry import services
+from registry.demo_cards import seed_model_cards
 from registry.models import CardAction, CardStatus, ModelCard, ModelCardRevision
 from tests.approvals.factories import ApprovalRequestFactory
 from tests.registry.factories import (
@@ -173,3 +174,20 @@ def test_the_card_beside_an_approval(people, client):
     api = client.get(reverse("api:approvals:approval-detail", kwargs={"pk": approval.pk})).json()
     assert api["model_card"]["risk_rating"] == "low"
     assert api["model_card"]["review_status"] == "draft"
+
+
+def test_demo_cards_spread_risk_and_review_states(people, make_user):
+    make_user(Role.MANAGER, username="maya")
+    for name in ("fraud-detector", "churn-predictor", "demand-forecast"):
+        CatalogModelFactory(name=name)
+    assert seed_model_cards() == ["fraud-detector", "churn-predictor", "demand-forecast"]
+    assert seed_model_cards() == []  # idempotent
+    states = dict(ModelCard.objects.values_list("catalog_model__name", "review_status"))
+    assert states == {
+        "fraud-detector": "approved",
+        "churn-predictor": "in_review",
+        "demand-forecast": "draft",
+    }
+    fraud = ModelCard.objects.get(catalog_model__name="fraud-detector")
+    assert fraud.is_high_risk and fraud.reviewed_by.username == "maya"
+    assert fraud.revisions.count() == 3
