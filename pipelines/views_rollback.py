@@ -93,6 +93,10 @@ def rollback_request_page(request, name):
         "version": version,
         "form": form,
         "deployments": selectors.deployments_now(model),
+        "recorded": {
+            env: sorted(services.serving_now(model, env).values(), key=lambda r: r.target)
+            for env in (Environment.QA, Environment.PROD)
+        },
         "has_release_pipeline": services.release_pipeline(model) is not None,
     }
     return _render(request, "pipelines/rollback_request.html", context, 400 if form.errors else 200)

@@ -73,6 +73,7 @@ def test_rollback_runs_in_the_simulator_and_its_qa_approval_is_marked(
     page = client.get(url, {"version": v1.pk})
     assert page.status_code == 200
     assert b"Roll back to" in page.content and b"What serves now" in page.content
+    assert b"In the deployment history" in page.content
 
     response = client.post(url, {"version": v1.pk, "environment": "PROD", "reason": "v2 drifts"})
     assert response.status_code == 302
