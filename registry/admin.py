@@ -11,7 +11,15 @@ from django.utils.text import Truncator
 from core import admin_actions
 
 from . import services
-from .models import CatalogModel, ModelVersion, RegisteredModel, RegistrySource, WebhookDelivery
+from .models import (
+    CatalogModel,
+    ModelCard,
+    ModelCardRevision,
+    ModelVersion,
+    RegisteredModel,
+    RegistrySource,
+    WebhookDelivery,
+)
 
 
 class ReadOnlyAdmin(admin.ModelAdmin):
@@ -160,3 +168,19 @@ class WebhookDeliveryAdmin(ReadOnlyAdmin):
     list_filter = ["source", "event"]
     list_select_related = ["source"]
     search_fields = ["delivery_id", "model_name"]
+
+
+@admin.register(ModelCard)
+class ModelCardAdmin(ReadOnlyAdmin):
+    """Cards are changed on the card page (audited); the admin only reads them."""
+
+    list_display = ["catalog_model", "risk_rating", "review_status", "reviewed_by", "updated_at"]
+    list_filter = ["risk_rating", "review_status"]
+    search_fields = ["catalog_model__name"]
+
+
+@admin.register(ModelCardRevision)
+class ModelCardRevisionAdmin(ReadOnlyAdmin):
+    list_display = ["card", "action", "user_name", "at"]
+    list_filter = ["action"]
+    search_fields = ["card__catalog_model__name", "user_name"]
