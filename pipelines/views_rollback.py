@@ -9,7 +9,8 @@ from __future__ import annotations
 from django import forms
 from django.contrib import messages
 from django.http import Http404
-from django.shortcuts import redirect
+from django.shortcuts import redirect, render
+from django.views.decorators.http import require_http_methods
 
 from core.access import access, roles
 from core.errors import PortalError
@@ -18,7 +19,6 @@ from registry.models import CatalogModel, ModelVersion
 from . import selectors, services
 from .models import Environment
 from .sections import TRIGGER_ROLES
-from .views import _render
 
 
 class RollbackForm(forms.Form):
@@ -52,12 +52,11 @@ def _version_or_error(request, model: CatalogModel) -> ModelVersion:
 
 
 @access(roles(*TRIGGER_ROLES))
+@require_http_methods(["GET", "POST"])
 def rollback_request_page(request, name):
     model = CatalogModel.objects.filter(name=name).first()
     if model is None:
         raise Http404(f"No model named {name}.")
-    if request.method not in ("GET", "POST"):
-        raise PortalError("Use GET or POST.", code="method", http_status=405)
     version = _version_or_error(request, model)
     form = RollbackForm(request.POST if request.method == "POST" else None)
     if request.method == "GET":
@@ -99,4 +98,5 @@ def rollback_request_page(request, name):
         },
         "has_release_pipeline": services.release_pipeline(model) is not None,
     }
-    return _render(request, "pipelines/rollback_request.html", context, 400 if form.errors else 200)
+    status = 400 if form.errors else 200
+    return render(request, "pipelines/rollback_request.html", context, status=status)
