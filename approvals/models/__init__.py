@@ -4,7 +4,8 @@
 notifications, the sync's bookkeeping and promotion policies. ``checks``: the automated ADO
 check's requests, evaluations and callbacks. ``policies``: approval policies per environment
 and the post-deployment sign-offs they ask for. ``freeze``: freeze windows (allow and deny
-windows as recurrence rules).
+windows as recurrence rules). ``marks``: what the pages mark on a request (a high-risk model's
+number of approvers, a rollback).
 """
 
 from .base import (

@@ -13,9 +13,8 @@ from django.db import models
 from core.append_only import AppendOnlyModel
 from core.models import SyncBookkeepingMixin, SyncFields
 from pipelines.models import Environment
-from registry.models import CardStatus, ModelCard, RiskRating
 
-from .policies import high_risk_min_approvers_for
+from .marks import ApprovalMarks
 
 
 class ApprovalStatus(models.TextChoices):
@@ -42,7 +41,7 @@ class DecidedIn(models.TextChoices):
     ADO = "ado", "Azure DevOps"
 
 
-class ApprovalRequest(models.Model):
+class ApprovalRequest(ApprovalMarks, models.Model):
     """One ADO approval (a check on the QA or PROD environment of a release run).
 
     ``status`` is what the portal shows: ADO's status, except that a decision made here closes
@@ -157,56 +156,6 @@ class ApprovalRequest(models.Model):
         if counted is None:
             counted = self.decisions.filter(status=DecisionStatus.APPROVED).count()
         return counted
-
-    @property
-    def high_risk(self) -> bool:
-        """The model's card (not archived) rates it high risk; ``card_risk`` is annotated by
-        the selectors (approvals_base), else read here."""
-        risk = getattr(self, "card_risk", None)
-        if risk is None and not hasattr(self, "card_risk"):
-            card = ModelCard.objects.filter(catalog_model_id=self.catalog_model_id).first()
-            risk = card.risk_rating if card and card.review_status != CardStatus.ARCHIVED else ""
-            self.card_risk = risk
-        return risk == RiskRating.HIGH
-
-    @property
-    def high_risk_rule_applies(self) -> bool:
-        return self.is_prod and bool(self.catalog_model_id) and self.high_risk
-
-    @property
-    def required_approvers(self) -> int:
-        """Distinct approvals the portal needs before it closes the request: ADO's minimum,
-        or more for a high-risk model in PROD (the policy's ``high_risk_min_approvers``)."""
-        needed = self.min_required_approvers
-        if self.high_risk_rule_applies:
-            cached = getattr(self, "_high_risk_required", None)
-            if cached is None:
-                cached = self._high_risk_required = high_risk_min_approvers_for(
-                    catalog_model=self.catalog_model, environment=self.environment
-                )
-            needed = max(needed, cached)
-        return needed
-
-    @property
-    def approvals_progress(self) -> str:
-        """ "1 of 2 approvals (a high-risk model needs two in PROD)": the pages' count."""
-        required = self.required_approvers
-        text = f"{self.approvals_counted} of {required} approval{'s' if required != 1 else ''}"
-        if self.high_risk_rule_applies and required > self.min_required_approvers:
-            words = {2: "two", 3: "three", 4: "four", 5: "five"}
-            text += f" (a high-risk model needs {words.get(required, required)} in PROD)"
-        return text
-
-    @property
-    def is_rollback(self) -> bool:
-        """Its run was requested as a rollback (annotated by approvals_base, else read)."""
-        marked = getattr(self, "rollback_marked", None)
-        if marked is None:
-            marked = (
-                bool(self.run_id) and self.run.requests.filter(rollback_to__isnull=False).exists()
-            )
-            self.rollback_marked = marked
-        return bool(marked)
 
     @property
     def version_label(self) -> str:
