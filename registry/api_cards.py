@@ -54,7 +54,10 @@ class ModelCardInputSerializer(serializers.Serializer):
 
 
 class ModelCardReviewSerializer(serializers.Serializer):
-    outcome = serializers.ChoiceField(choices=[services.REVIEW_APPROVE, services.REVIEW_RETURN])
+    decision = serializers.ChoiceField(
+        choices=list(services.cards.REVIEW_OUTCOMES),
+        help_text="approve, or return it to draft (with a comment).",
+    )
     comment = serializers.CharField(
         required=False, allow_blank=True, max_length=2000, help_text="Required to return."
     )
@@ -126,7 +129,7 @@ class ModelCardReviewApi(APIView):
         card = services.card_review(
             catalog_model=model,
             user=request.user,
-            outcome=data["outcome"],
+            outcome=data["decision"],
             comment=data.get("comment", ""),
         )
         return Response(ModelCardSerializer(card).data)

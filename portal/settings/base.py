@@ -237,6 +237,7 @@ SPECTACULAR_SETTINGS = {
         "EnvironmentEnum": "pipelines.models.Environment",
         "FreezeKindEnum": "approvals.models.FreezeKind",
         "FreezeScopeEnum": "approvals.models.FreezeScope",
+        "CardReviewOutcomeEnum": "registry.services.cards.REVIEW_OUTCOMES",
     },
 }
 

@@ -139,6 +139,7 @@ def card_submit(*, catalog_model: CatalogModel, user) -> ModelCard:
 
 REVIEW_APPROVE = "approve"
 REVIEW_RETURN = "return"
+REVIEW_OUTCOMES = (REVIEW_APPROVE, REVIEW_RETURN)  # the API names its enum after it
 
 
 def card_review(*, catalog_model: CatalogModel, user, outcome: str, comment: str = "") -> ModelCard:

@@ -147,9 +147,9 @@ def test_the_card_api(fraud, people, client):
     bad = client.put(url, {"risk_rating": "extreme"}, content_type="application/json")
     assert bad.status_code == 400
     review = reverse("api:registry:model-card-review", kwargs={"name": fraud.name})
-    assert client.post(review, {"outcome": "approve"}, "application/json").status_code == 403
+    assert client.post(review, {"decision": "approve"}, "application/json").status_code == 403
     client.force_login(people["mia"])
-    approved = client.post(review, {"outcome": "approve"}, "application/json")
+    approved = client.post(review, {"decision": "approve"}, "application/json")
     assert approved.status_code == 200 and approved.json()["reviewed_by"] == "mia"
     revisions = client.get(
         reverse("api:registry:model-card-revisions", kwargs={"name": fraud.name})
