@@ -240,7 +240,14 @@ class ApprovalPolicyAdmin(admin.ModelAdmin):
         ("Applies to", {"fields": ["environment", "scope", "team", "catalog_model"]}),
         (
             "Who decides",
-            {"fields": ["prod_approver_not_qa_approver", "execution_order", "sequence_approvers"]},
+            {
+                "fields": [
+                    "prod_approver_not_qa_approver",
+                    "execution_order",
+                    "sequence_approvers",
+                    "high_risk_min_approvers",
+                ]
+            },
         ),
         (
             "Gates",

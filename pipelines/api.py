@@ -13,19 +13,22 @@ from rest_framework import generics
 from rest_framework.response import Response
 from rest_framework.views import APIView
 
-from core.access import ANY_ROLE
+from core.access import ANY_ROLE, roles
 from core.api_support import BadRequest, PortalPagination
-from registry.models import CatalogModel
+from registry.models import CatalogModel, ModelVersion
 
-from . import selectors
+from . import selectors, services
 from .forms import PipelineFilterForm, RunFilterForm, form_errors_text
 from .models import Pipeline, PipelineKind, PipelineRun
+from .sections import TRIGGER_ROLES
 from .serializers import (
     ModelDeploymentsSerializer,
     PipelineRunDetailSerializer,
     PipelineRunListSerializer,
     PipelineSerializer,
     PipelinesErrorSerializer,
+    RollbackInputSerializer,
+    RollbackRequestSerializer,
 )
 
 
@@ -171,3 +174,42 @@ class ModelDeploymentListApi(APIView):
             raise Http404 from None
         data = {"model": model.name, **deployments}
         return Response(ModelDeploymentsSerializer(data).data)
+
+
+class RollbackApi(APIView):
+    """Request a rollback: the model's release pipeline for a version that served before."""
+
+    portal_access = roles(*TRIGGER_ROLES)
+
+    @extend_schema(
+        operation_id="pipelines_model_rollback",
+        parameters=[
+            OpenApiParameter(
+                "name",
+                OpenApiTypes.STR,
+                OpenApiParameter.PATH,
+                description="Catalog model name (may contain dots and spaces; URL-encode it).",
+            )
+        ],
+        request=RollbackInputSerializer,
+        responses={201: RollbackRequestSerializer, 400: ERRORS[400], 404: ERRORS[404]},
+    )
+    def post(self, request, name):
+        model = CatalogModel.objects.filter(name=name).first()
+        if model is None:
+            raise Http404
+        data = RollbackInputSerializer(data=request.data)
+        data.is_valid(raise_exception=True)
+        version = ModelVersion.objects.filter(
+            pk=data.validated_data["version"], registered_model__catalog_model=model
+        ).first()
+        if version is None:
+            raise BadRequest({"detail": f"{model.name} has no version with this id."})
+        run_request = services.rollback_request(
+            catalog_model=model,
+            version=version,
+            environment=data.validated_data["environment"],
+            reason=data.validated_data["reason"],
+            user=request.user,
+        )
+        return Response(RollbackRequestSerializer(run_request).data, status=201)

@@ -202,3 +202,30 @@ class ModelDeploymentsSerializer(serializers.Serializer):
     model = serializers.CharField(help_text="The catalog model.")
     QA = DeploymentSerializer(many=True, help_text="Every version deployed to QA, by target.")
     PROD = DeploymentSerializer(many=True, help_text="Every version deployed to PROD, by target.")
+
+
+class RollbackInputSerializer(serializers.Serializer):
+    version = serializers.IntegerField(
+        min_value=1, help_text="The ModelVersion id (as the history lists it) to put back."
+    )
+    reason = serializers.CharField(max_length=2000, help_text="Why it goes back (required).")
+    environment = serializers.ChoiceField(
+        choices=["PROD", "QA"], default="PROD", help_text="Whose serving version it replaces."
+    )
+
+
+class RollbackRequestSerializer(serializers.Serializer):
+    id = serializers.IntegerField(help_text="The run request's id.")
+    status = serializers.CharField(help_text="queued, sent or failed.")
+    pipeline = serializers.CharField(source="pipeline.name")
+    reason = serializers.CharField()
+    note = serializers.CharField(help_text="The rollback's reason, as given.")
+    rollback_to = serializers.IntegerField(
+        source="rollback_to.version", help_text="The version number put back."
+    )
+    rollback_of = serializers.IntegerField(
+        source="rollback_of.version",
+        allow_null=True,
+        default=None,
+        help_text="The version number it replaces (null: nothing recorded serving).",
+    )

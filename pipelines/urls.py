@@ -6,7 +6,7 @@ so they travel as ``<str:name>``.
 
 from django.urls import path
 
-from . import api, api_history, hooks, views, views_history
+from . import api, api_history, hooks, views, views_history, views_rollback
 
 app_name = "pipelines"
 
@@ -20,6 +20,11 @@ urlpatterns: list = [
         "models/<str:name>/history.csv",
         views_history.model_history_csv,
         name="model-history-csv",
+    ),
+    path(
+        "models/<str:name>/rollback/",
+        views_rollback.rollback_request_page,
+        name="rollback-request",
     ),
     path("hooks/ado/<slug:project>/", hooks.ado_hook, name="ado-hook"),
 ]
@@ -43,4 +48,5 @@ api_urlpatterns: list = [
         api_history.ModelServingApi.as_view(),
         name="model-serving",
     ),
+    path("models/<str:name>/rollback", api.RollbackApi.as_view(), name="model-rollback"),
 ]

@@ -14,6 +14,8 @@ from core import admin_actions
 from . import services
 from .models import (
     CatalogModel,
+    ModelCard,
+    ModelCardRevision,
     ModelVersion,
     RegisteredModel,
     RegistryEvent,
@@ -190,3 +192,19 @@ class RegistryEventAdmin(ReadOnlyAdmin):
     search_fields = ["registered_model__name", "name"]
     date_hierarchy = "observed_at"
     show_full_result_count = False
+
+
+@admin.register(ModelCard)
+class ModelCardAdmin(ReadOnlyAdmin):
+    """Cards are changed on the card page (audited); the admin only reads them."""
+
+    list_display = ["catalog_model", "risk_rating", "review_status", "reviewed_by", "updated_at"]
+    list_filter = ["risk_rating", "review_status"]
+    search_fields = ["catalog_model__name"]
+
+
+@admin.register(ModelCardRevision)
+class ModelCardRevisionAdmin(ReadOnlyAdmin):
+    list_display = ["card", "action", "user_name", "at"]
+    list_filter = ["action"]
+    search_fields = ["card__catalog_model__name", "user_name"]

@@ -7,7 +7,7 @@ The create page lives at ``catalog/new/`` so that no model name can hide it or b
 
 from django.urls import path
 
-from . import api, views, webhooks
+from . import api, api_cards, views, views_cards, webhooks
 
 app_name = "registry"
 
@@ -16,6 +16,7 @@ urlpatterns: list = [
     path("catalog/new/", views.model_create, name="model-create"),
     path("models/<str:name>/", views.model_detail, name="model-detail"),
     path("models/<str:name>/edit/", views.model_edit, name="model-edit"),
+    path("models/<str:name>/card/", views_cards.model_card, name="model-card"),
     path("models/<str:name>/compare/", views.model_compare, name="model-compare"),
     path(
         "sources/<slug:source>/models/<str:name>/versions/<int:version>/",
@@ -30,6 +31,17 @@ api_urlpatterns: list = [
     path("models/", api.CatalogModelListApi.as_view(), name="model-list"),
     path("models/<str:name>/", api.CatalogModelDetailApi.as_view(), name="model-detail"),
     path("models/<str:name>/versions/", api.ModelVersionListApi.as_view(), name="version-list"),
+    path("models/<str:name>/card", api_cards.ModelCardApi.as_view(), name="model-card"),
+    path(
+        "models/<str:name>/card/review",
+        api_cards.ModelCardReviewApi.as_view(),
+        name="model-card-review",
+    ),
+    path(
+        "models/<str:name>/card/revisions",
+        api_cards.ModelCardRevisionListApi.as_view(),
+        name="model-card-revisions",
+    ),
     path("models/<str:name>/compare/", api.ModelVersionCompareApi.as_view(), name="model-compare"),
     path("models/<str:name>/events", api.RegistryEventListApi.as_view(), name="model-events"),
     path("models/<str:name>/aliases/at", api.AliasAtApi.as_view(), name="model-alias-at"),

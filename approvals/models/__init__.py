@@ -4,7 +4,8 @@
 notifications, the sync's bookkeeping and promotion policies. ``checks``: the automated ADO
 check's requests, evaluations and callbacks. ``policies``: approval policies per environment
 and the post-deployment sign-offs they ask for. ``freeze``: freeze windows (allow and deny
-windows as recurrence rules).
+windows as recurrence rules). ``marks``: what the pages mark on a request (a high-risk model's
+number of approvers, a rollback).
 """
 
 from .base import (
@@ -27,6 +28,7 @@ from .base import (
 from .checks import CallbackState, CheckCallback, CheckEvaluation, CheckRequest, CheckResult
 from .freeze import FreezeKind, FreezeScope, FreezeWindow
 from .policies import (
+    HIGH_RISK_MIN_APPROVERS_DEFAULT,
     POLICY_EDITABLE_FIELDS,
     ApprovalPolicy,
     ExecutionOrder,
@@ -37,6 +39,7 @@ from .policies import (
 )
 
 __all__ = [
+    "HIGH_RISK_MIN_APPROVERS_DEFAULT",
     "OPEN_STATUSES",
     "OUTBOX_FINAL_STATES",
     "POLICY_EDITABLE_FIELDS",

@@ -14,6 +14,8 @@ from core.append_only import AppendOnlyModel
 from core.models import SyncBookkeepingMixin, SyncFields
 from pipelines.models import Environment
 
+from .marks import ApprovalMarks
+
 
 class ApprovalStatus(models.TextChoices):
     # ADO's ApprovalStatus values (approvals API 7.1), as they are sent.
@@ -39,7 +41,7 @@ class DecidedIn(models.TextChoices):
     ADO = "ado", "Azure DevOps"
 
 
-class ApprovalRequest(models.Model):
+class ApprovalRequest(ApprovalMarks, models.Model):
     """One ADO approval (a check on the QA or PROD environment of a release run).
 
     ``status`` is what the portal shows: ADO's status, except that a decision made here closes
@@ -202,6 +204,12 @@ class OutboxState(models.TextChoices):
     # The approver's delegated ADO token cannot be had (their sign-in lapsed or was revoked):
     # the decision waits, unswept, until they sign in again (docs/approvals.md).
     NEEDS_SIGNIN = "needs_signin", "Needs your sign-in"
+    # A high-risk model's PROD approval short of the portal's number of approvers: recorded,
+    # not sent (one ADO approval would pass ADO's gate); released by the closing approval,
+    # never swept (docs/approvals.md, "High-risk models").
+    HELD = "held", "Held until a second approver"
+    # Held, then the request was rejected: the approval is never sent.
+    WITHDRAWN = "withdrawn", "Not sent: the request was rejected"
 
 
 OUTBOX_FINAL_STATES = (OutboxState.DELIVERED, OutboxState.ALREADY_DECIDED)
@@ -275,6 +283,9 @@ class AuditAction(models.TextChoices):
     FREEZE_CREATED = "freeze.created", "Freeze window created"
     FREEZE_CHANGED = "freeze.changed", "Freeze window changed"
     FREEZE_DELETED = "freeze.deleted", "Freeze window deleted"
+    DELIVERY_HELD = "delivery.held", "Held until the approvals a high-risk model needs"
+    DELIVERY_RELEASED = "delivery.released", "Held approval released for delivery"
+    DELIVERY_WITHDRAWN = "delivery.withdrawn", "Held approval not sent (request rejected)"
 
 
 class AuditEvent(AppendOnlyModel):

@@ -54,7 +54,10 @@ POLICY_EDITABLE_FIELDS = (
     "signoff_required",
     "min_maturity_level",
     "note",
+    "high_risk_min_approvers",
 )
+# A high-risk model's PROD approval needs this many distinct approvals when no scope says.
+HIGH_RISK_MIN_APPROVERS_DEFAULT = 2
 
 
 class ApprovalPolicy(models.Model):
@@ -112,6 +115,13 @@ class ApprovalPolicy(models.Model):
         "Blank: inherit.",
     )
     note = models.TextField(blank=True, help_text="Why this policy (shown to approvers).")
+    high_risk_min_approvers = models.PositiveSmallIntegerField(
+        null=True,
+        blank=True,
+        validators=[MinValueValidator(1), MaxValueValidator(10)],
+        help_text="PROD: distinct approvals a model whose card says high risk needs before the "
+        "portal closes the request (at least ADO's own minimum). Blank: inherit (default 2).",
+    )
     updated_at = models.DateTimeField(auto_now=True)
     updated_by = models.ForeignKey(
         settings.AUTH_USER_MODEL, null=True, blank=True, on_delete=models.SET_NULL, related_name="+"
@@ -239,3 +249,24 @@ class SignOff(models.Model):
     @property
     def version_label(self) -> str:
         return f"v{self.model_version.version}" if self.model_version_id else ""
+
+
+def high_risk_min_approvers_for(*, catalog_model, environment: str) -> int:
+    """The ``high_risk_min_approvers`` that applies: model over team over global over the
+    default (what ``services.policies.approval_policy_for`` resolves, for this one field)."""
+    if catalog_model is None:
+        return HIGH_RISK_MIN_APPROVERS_DEFAULT
+    team = catalog_model.effective_team
+    scoped = models.Q(scope=PolicyScope.GLOBAL) | models.Q(
+        scope=PolicyScope.MODEL, catalog_model=catalog_model
+    )
+    if team:
+        scoped |= models.Q(scope=PolicyScope.TEAM, team=team)
+    rank = {PolicyScope.MODEL: 0, PolicyScope.TEAM: 1, PolicyScope.GLOBAL: 2}
+    found = sorted(
+        ApprovalPolicy.objects.filter(scoped, environment=environment)
+        .exclude(high_risk_min_approvers__isnull=True)
+        .values_list("scope", "high_risk_min_approvers"),
+        key=lambda row: rank[row[0]],
+    )
+    return found[0][1] if found else HIGH_RISK_MIN_APPROVERS_DEFAULT

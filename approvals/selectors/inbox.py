@@ -7,11 +7,22 @@ from dataclasses import dataclass
 from datetime import datetime, timedelta
 
 from django.conf import settings
-from django.db.models import Count, IntegerField, OuterRef, Q, QuerySet, Subquery, Value
+from django.db.models import (
+    CharField,
+    Count,
+    Exists,
+    IntegerField,
+    OuterRef,
+    Q,
+    QuerySet,
+    Subquery,
+    Value,
+)
 from django.db.models.functions import Coalesce
 from django.utils import timezone
 
-from pipelines.models import Environment
+from pipelines.models import Environment, RunRequest
+from registry.models import CardStatus, ModelCard
 
 from ..models import OPEN_STATUSES, ApprovalRequest, AuditEvent, Decision, DecisionStatus
 
@@ -68,7 +79,22 @@ def approvals_base() -> QuerySet[ApprovalRequest]:
         "model_version__registered_model__source",
         "run__pipeline",
         "project",
-    ).annotate(approvals_so_far=Coalesce(Subquery(approved, output_field=IntegerField()), Value(0)))
+    ).annotate(
+        approvals_so_far=Coalesce(Subquery(approved, output_field=IntegerField()), Value(0)),
+        # The model card's risk (high: two approvers in PROD) and whether the run is a rollback.
+        card_risk=Coalesce(
+            Subquery(
+                ModelCard.objects.filter(catalog_model=OuterRef("catalog_model"))
+                .exclude(review_status=CardStatus.ARCHIVED)
+                .values("risk_rating")[:1],
+                output_field=CharField(),
+            ),
+            Value(""),
+        ),
+        rollback_marked=Exists(
+            RunRequest.objects.filter(run=OuterRef("run"), rollback_to__isnull=False)
+        ),
+    )
 
 
 def approval_list(*, filters: ApprovalFilters) -> QuerySet[ApprovalRequest]:

@@ -73,6 +73,9 @@ class ApprovalPolicyInputSerializer(serializers.Serializer):
         required=False, allow_null=True, min_value=0, max_value=5
     )
     note = serializers.CharField(required=False, allow_blank=True, max_length=2000)
+    high_risk_min_approvers = serializers.IntegerField(
+        required=False, allow_null=True, min_value=1, max_value=10
+    )
 
 
 class PolicyValueSerializer(serializers.Serializer):

@@ -9,6 +9,7 @@ from rest_framework import serializers
 from pipelines.serializers import RunStageSerializer
 
 from .. import selectors
+from ..evidence_sections import card_summary, rollback_summary
 from ..models import (
     ApprovalRequest,
     AuditEvent,
@@ -182,6 +183,23 @@ class AuditEventSerializer(serializers.ModelSerializer):
         ]
 
 
+class RollbackSummarySerializer(serializers.Serializer):
+    replaces = serializers.IntegerField(allow_null=True, help_text="The version it replaces.")
+    restores = serializers.IntegerField(help_text="The version it deploys again.")
+    reason = serializers.CharField()
+    requested_by = serializers.CharField()
+    requested_at = serializers.DateTimeField()
+
+
+class CardSummarySerializer(serializers.Serializer):
+    risk_rating = serializers.CharField(help_text="low, medium, high, or blank: not rated.")
+    review_status = serializers.CharField(help_text="draft, in_review, approved or archived.")
+    reviewed_by = serializers.CharField()
+    reviewed_at = serializers.DateTimeField(allow_null=True)
+    intended_use = serializers.CharField()
+    limitations = serializers.CharField()
+
+
 class ApprovalDetailSerializer(ApprovalListSerializer):
     """One approval with what the detail page shows. The view passes, in the context, the
     evidence, the rules for the caller, the decisions, the stages and the audit trail."""
@@ -200,6 +218,18 @@ class ApprovalDetailSerializer(ApprovalListSerializer):
     )
     can_decide = serializers.SerializerMethodField(help_text="Every rule lets you decide.")
     audit = serializers.SerializerMethodField(help_text="The approval's audit trail, oldest first.")
+    rollback = serializers.SerializerMethodField(
+        help_text="Null, or the run was requested as a rollback: the version it replaces and "
+        "restores, the reason, who asked and when."
+    )
+    model_card = serializers.SerializerMethodField(
+        help_text="Null (no card), or the model card's risk, review status and text."
+    )
+    required_approvers = serializers.IntegerField(
+        read_only=True,
+        help_text="Distinct approvals the portal needs: ADO's minimum, or the high-risk "
+        "policy's number for a high-risk model in PROD.",
+    )
 
     class Meta(ApprovalListSerializer.Meta):
         fields = [
@@ -215,6 +245,9 @@ class ApprovalDetailSerializer(ApprovalListSerializer):
             "rules",
             "can_decide",
             "audit",
+            "rollback",
+            "model_card",
+            "required_approvers",
         ]
 
     @extend_schema_field(ApprovalRunLinkSerializer(allow_null=True))
@@ -240,6 +273,16 @@ class ApprovalDetailSerializer(ApprovalListSerializer):
     def get_can_decide(self, approval: ApprovalRequest) -> bool:
         rules = self.context["rules"]
         return bool(rules) and all(rule.ok for rule in rules)
+
+    @extend_schema_field(RollbackSummarySerializer(allow_null=True))
+    def get_rollback(self, approval: ApprovalRequest):
+        summary = rollback_summary(approval)
+        return RollbackSummarySerializer(summary).data if summary else None
+
+    @extend_schema_field(CardSummarySerializer(allow_null=True))
+    def get_model_card(self, approval: ApprovalRequest):
+        summary = card_summary(approval)
+        return CardSummarySerializer(summary).data if summary else None
 
     @extend_schema_field(AuditEventSerializer(many=True))
     def get_audit(self, approval: ApprovalRequest):

@@ -19,7 +19,7 @@ from django.conf import settings
 
 from core.roles import Role, user_roles
 
-from ..models import ApprovalRequest, ApprovalStatus, DecisionStatus
+from ..models import ApprovalRequest, ApprovalStatus, DecisionStatus, OutboxState
 from .decisions import approval_decide, decision_input_check, decision_refusal_record
 from .refusals import NOT_AN_APPROVER, DecisionRefused
 from .rules import decision_rules
@@ -191,8 +191,13 @@ def _decided_message(approval: ApprovalRequest, decision) -> str:
     if approval.status == ApprovalStatus.APPROVED:
         return "Approved; the decision is on its way to Azure DevOps."
     so_far = approval.decisions.filter(status=DecisionStatus.APPROVED).count()
+    if getattr(decision, "outbox", None) is not None and decision.outbox.state == OutboxState.HELD:
+        return (
+            f"Your approval is recorded ({so_far} of {approval.required_approvers}) and held: "
+            "a high-risk model needs another approver before anything goes to Azure DevOps."
+        )
     return (
-        f"Your approval is recorded ({so_far} of {approval.min_required_approvers}); "
+        f"Your approval is recorded ({so_far} of {approval.required_approvers}); "
         "it is on its way to Azure DevOps, which waits for the others."
     )
 

@@ -21,6 +21,7 @@ from ..models import (
     Decision,
     DecisionStatus,
     OutboxMessage,
+    OutboxState,
 )
 from .audit import PORTAL_MARK, audit_record, user_display_name
 from .outbox import outbox_enqueue_after_commit
@@ -125,8 +126,11 @@ def approval_decide(
             approval_id=approval_id, user=user, status=status, refusal=refusal, via=via
         )
         raise
-    message_id = decision.outbox.pk
-    outbox_enqueue_after_commit(message_id=message_id)
+    # Released held approvals go first: ADO then has both before the closing one arrives.
+    for released in getattr(decision, "released", None) or []:
+        outbox_enqueue_after_commit(message_id=released)
+    if decision.outbox.state == OutboxState.QUEUED:
+        outbox_enqueue_after_commit(message_id=decision.outbox.pk)
     return decision
 
 
@@ -142,16 +146,23 @@ def _decision_write(approval, user, status, comment, via) -> Decision:
         request_id=(get_request_id() or "")[:100],
         via=via,
     )
+    approvals_so_far = approval.decisions.filter(status=DecisionStatus.APPROVED).count()
+    required = approval.required_approvers
+    closes = status == DecisionStatus.REJECTED or approvals_so_far >= required
+    # Short of the portal's number (a high-risk model in PROD), an approval is recorded but
+    # held: one approval in ADO would already pass ADO's own gate.
+    held = (
+        status == DecisionStatus.APPROVED
+        and not closes
+        and required > (approval.min_required_approvers)
+    )
     ado_comment = f"{comment}\n\n— {name} ({PORTAL_MARK} {decision.pk})".strip()
     message = OutboxMessage.objects.create(
         decision=decision,
         approval=approval,
         payload=[{"approvalId": approval.ado_id, "status": status, "comment": ado_comment}],
         next_attempt_at=now,
-    )
-    approvals_so_far = approval.decisions.filter(status=DecisionStatus.APPROVED).count()
-    closes = status == DecisionStatus.REJECTED or (
-        approvals_so_far >= approval.min_required_approvers
+        state=OutboxState.HELD if held else OutboxState.QUEUED,
     )
     if closes:
         approval.status = status
@@ -171,13 +182,61 @@ def _decision_write(approval, user, status, comment, via) -> Decision:
             "status": status,
             "outbox_message": message.pk,
             "approvals_so_far": approvals_so_far,
-            "required": approval.min_required_approvers,
+            "required": required,
+            "ado_required": approval.min_required_approvers,
             "closes_request": closes,
+            "held": held,
             "via": via,
         },
         at=now,
     )
+    if held:
+        audit_record(
+            action=AuditAction.DELIVERY_HELD,
+            actor=user,
+            approval=approval,
+            decision=decision,
+            message=f"Approval {approvals_so_far} of {required} recorded and held: "
+            f"{HIGH_RISK_RULE}",
+            detail={"outbox_message": message.pk, "required": required},
+            at=now,
+        )
+    if closes:
+        decision.released = _held_settle(approval, user, status, now)
     return decision
+
+
+HIGH_RISK_RULE = "a high-risk model needs two approvers in PROD"
+
+
+def _held_settle(approval, user, status: str, now) -> list[int]:
+    """The closing decision: held approvals are released (an approval closed it: the delivery
+    reads ADO first, so the second message becomes "already decided") or withdrawn (a
+    rejection closed it: they are never sent). Returns the released messages' ids."""
+    held = list(
+        OutboxMessage.objects.select_for_update().filter(approval=approval, state=OutboxState.HELD)
+    )
+    released = []
+    for message in held:
+        if status == DecisionStatus.APPROVED:
+            message.state, message.next_attempt_at = OutboxState.QUEUED, now
+            action, text = AuditAction.DELIVERY_RELEASED, "Held approval released: sent to ADO"
+            released.append(message.pk)
+        else:
+            message.state, message.next_attempt_at = OutboxState.WITHDRAWN, now
+            action = AuditAction.DELIVERY_WITHDRAWN
+            text = "Held approval not sent: the request was rejected"
+        message.save(update_fields=["state", "next_attempt_at"])
+        audit_record(
+            action=action,
+            actor=user,
+            approval=approval,
+            decision=message.decision,
+            message=text,
+            detail={"outbox_message": message.pk},
+            at=now,
+        )
+    return released
 
 
 def decision_refusal_record(

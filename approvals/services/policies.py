@@ -18,6 +18,7 @@ from django.db.models import Q
 from pipelines.models import Environment, RunStage
 
 from ..models import (
+    HIGH_RISK_MIN_APPROVERS_DEFAULT,
     ApprovalPolicy,
     ApprovalRequest,
     ApprovalStatus,
@@ -38,6 +39,7 @@ POLICY_DEFAULTS = {
     "soak_mode": SoakMode.WARN.value,
     "signoff_required": False,
     "min_maturity_level": None,
+    "high_risk_min_approvers": HIGH_RISK_MIN_APPROVERS_DEFAULT,
 }
 POLICY_FIELDS = tuple(POLICY_DEFAULTS)
 POLICY_LABELS = {
@@ -47,6 +49,7 @@ POLICY_LABELS = {
     "soak_mode": "Soak mode",
     "signoff_required": "Sign-off after PROD deployment",
     "min_maturity_level": "Minimum maturity",
+    "high_risk_min_approvers": "Approvers of a high-risk model (PROD)",
 }
 DEFAULT_SOURCE = "built-in default"
 
@@ -174,7 +177,23 @@ def policy_person_rules(
         rules.append(qa_approver_rule(approval=approval, user=user, identities=identities))
     if policy.execution_order == ExecutionOrder.IN_SEQUENCE and policy.sequence_approvers:
         rules.append(sequence_rule(approval=approval, identities=identities, policy=policy))
+    if approval.high_risk_rule_applies:
+        rules.append(high_risk_rule(approval))
     return rules
+
+
+def high_risk_rule(approval: ApprovalRequest) -> Rule:
+    """Met, and said: a high-risk model's PROD approval closes at the portal's number."""
+    required = approval.required_approvers
+    so_far = approval.approvals_counted
+    return Rule(
+        "high_risk_two_approvers",
+        True,
+        f"The model card rates this model high risk, so PROD needs {required} distinct "
+        f"approvals ({so_far} of {required} so far): the first is held, not sent to Azure "
+        "DevOps, until the last arrives.",
+        values={"required": required, "approvals_so_far": so_far},
+    )
 
 
 def _qa_approvals(approval: ApprovalRequest):

@@ -106,7 +106,10 @@ def _state_refusal(approval: ApprovalRequest, user) -> Rule | None:
             f"You already {mine.get_status_display().lower()} this request.",
         )
     others = [d for d in decisions if d.user_id != user.pk]
-    if others and delivers_with_portal_identity(user):
+    # ADO needing one approval (a high-risk model's second approver in PROD): the portal
+    # counts the people, and ADO the one approval it sends, so one identity is enough.
+    one_for_ado = approval.min_required_approvers <= 1
+    if others and not one_for_ado and delivers_with_portal_identity(user):
         shared = [d for d in others if decision_sent_as_portal(d)]
         if shared:
             return Rule(

@@ -25,6 +25,8 @@ DELIVERY_BADGES = {
     OutboxState.FAILED: ("failed", "Failed"),
     OutboxState.ALREADY_DECIDED: ("skipped", "Already decided in ADO"),
     OutboxState.NEEDS_SIGNIN: ("waiting", "Needs your sign-in"),
+    OutboxState.HELD: ("waiting", "Held until a second approver"),
+    OutboxState.WITHDRAWN: ("canceled", "Not sent (rejected)"),
 }
 
 

@@ -269,6 +269,24 @@ class RunRequest(models.Model):
     run = models.ForeignKey(
         PipelineRun, null=True, blank=True, on_delete=models.SET_NULL, related_name="requests"
     )
+    # A rollback (pipelines/services/rollback.py): the version serving when it was asked for,
+    # and the version it puts back.
+    rollback_of = models.ForeignKey(
+        "registry.ModelVersion",
+        null=True,
+        blank=True,
+        on_delete=models.SET_NULL,
+        related_name="+",
+        help_text="A rollback: the version it replaces.",
+    )
+    rollback_to = models.ForeignKey(
+        "registry.ModelVersion",
+        null=True,
+        blank=True,
+        on_delete=models.SET_NULL,
+        related_name="+",
+        help_text="A rollback: the version it deploys again.",
+    )
 
     class Meta:
         ordering = ["-requested_at"]

@@ -4,7 +4,8 @@ Callers use ``from pipelines import services`` and the names below; the modules 
 concern: ``sync`` (a project's sync, one run's refresh, their bookkeeping), its steps
 ``pipelines_apply`` and ``runs_apply`` (with ``common``: the result and shared helpers),
 ``identity`` (whom the credentials are, "Test connection"), ``hooks`` (service-hook intake),
-``run_requests`` (runs the portal queues), ``schedules`` (beat entries) and ``bootstrap``
+``run_requests`` (runs the portal queues), ``rollback`` (a release of a version that served
+before), ``schedules`` (beat entries) and ``bootstrap``
 (the project the environment declares, ``manage.py bootstrap_from_env``).
 """
 
@@ -13,6 +14,15 @@ from .common import Progress, SyncResult
 from .hooks import HookOutcome, hook_deliveries_prune, hook_delivery_accept
 from .identity import CHECK_TIMEOUT, project_connection_check, project_service_identity_record
 from .pipelines_apply import KIND_SUFFIXES, pipeline_kind_and_model
+from .rollback import (
+    ROLLBACK_REASON,
+    RollbackRefused,
+    release_pipeline,
+    rollback_candidates,
+    rollback_check,
+    rollback_request,
+    serving_now,
+)
 from .run_requests import (
     REQUEST_KEY_PARAMETER,
     run_request_send,
@@ -36,8 +46,10 @@ __all__ = [
     "KIND_SUFFIXES",
     "LEASE_TTL_SECONDS",
     "REQUEST_KEY_PARAMETER",
+    "ROLLBACK_REASON",
     "HookOutcome",
     "Progress",
+    "RollbackRefused",
     "SyncResult",
     "ado_project_bootstrap",
     "hook_deliveries_prune",
@@ -49,8 +61,13 @@ __all__ = [
     "project_service_identity_record",
     "project_sync",
     "project_sync_queue",
+    "release_pipeline",
+    "rollback_candidates",
+    "rollback_check",
+    "rollback_request",
     "run_refresh",
     "run_request_send",
     "run_requests_sweep",
+    "serving_now",
     "trigger_run",
 ]

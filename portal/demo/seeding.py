@@ -20,6 +20,7 @@ from operations import demo_data as operations_demo
 from pipelines import demo_data as pipelines_demo
 from pipelines.models import AdoProject
 from portal import services
+from registry import demo_cards as registry_demo_cards
 from registry import demo_data as registry_demo
 from registry import services as registry
 from registry.models import RegistrySource
@@ -113,6 +114,9 @@ def registry_ready(command, mlflow: DemoMlflowServer) -> None:
             f"The first sync of {CENTRAL_SOURCE} failed: {result.error or result.skipped}"
         )
     registry_demo.catalog_owners_from_tags()
+    cards = registry_demo_cards.seed_model_cards()
+    if cards:
+        command.stdout.write(f"  model cards written for {', '.join(cards)}.")
     m, v = result.models, result.versions
     command.stdout.write(
         command.style.SUCCESS(

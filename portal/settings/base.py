@@ -239,6 +239,7 @@ SPECTACULAR_SETTINGS = {
         "FreezeScopeEnum": "approvals.models.FreezeScope",
         "OutcomeEnum": "operations.models.EpisodeOutcome",
         "AliasOutcomeEnum": "registry.selectors.ALIAS_OUTCOMES",
+        "CardReviewOutcomeEnum": "registry.services.cards.REVIEW_OUTCOMES",
     },
 }
 
@@ -572,7 +573,8 @@ MLFLOW_WEBHOOK_TOLERANCE_SECONDS = env.int("MLFLOW_WEBHOOK_TOLERANCE_SECONDS", d
 
 # Sections and list columns the apps above the registry add to its pages (registry/sections.py);
 # the registry never imports them. Empty: the registry pages show their placeholders.
-REGISTRY_MODEL_PAGE_SECTIONS: list[str] = ["pipelines.sections.model_page"]
+REGISTRY_MODEL_PAGE_SECTIONS: list[str] = ["registry.card_sections.model_page"]
+REGISTRY_MODEL_PAGE_SECTIONS.append("pipelines.sections.model_page")
 REGISTRY_MODEL_PAGE_SECTIONS.append("approvals.sections.model_page")
 REGISTRY_MODEL_PAGE_SECTIONS.append("operations.sections.model_page")
 REGISTRY_MODEL_PAGE_SECTIONS.append("maturity.sections.model_page")
@@ -592,6 +594,8 @@ REGISTRY_CATALOG_LIST_ANNOTATORS.append("maturity.sections.catalog_levels")
 APPROVALS_DETAIL_SECTIONS: list[str] = [
     "operations.sections.approval_why",
     "approvals.sections.approval_checks",
+    "approvals.evidence_sections.approval_rollback",
+    "approvals.evidence_sections.approval_card",
 ]
 # The public address of the portal, for links in e-mails and Teams messages.
 PORTAL_BASE_URL = env("PORTAL_BASE_URL", default="http://127.0.0.1:8000")

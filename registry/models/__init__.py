@@ -1,7 +1,8 @@
 """The registry app's models: one module per concern, all importable from here.
 
 ``base``: the model catalog and the mirror of one or more MLflow registries. ``history``:
-the append-only record of every change the syncs observe in a registry.
+the append-only record of every change the syncs observe in a registry. ``cards``: model
+cards and their append-only revisions.
 """
 
 from .base import (
@@ -16,18 +17,32 @@ from .base import (
     WebhookDelivery,
     mlflow_uri_problem,
 )
+from .cards import (
+    CARD_FIELDS,
+    CardAction,
+    CardStatus,
+    ModelCard,
+    ModelCardRevision,
+    RiskRating,
+)
 from .history import RegistryEvent, RegistryEventKind
 
 __all__ = [
+    "CARD_FIELDS",
     "DATABRICKS_SCHEMES",
     "LIVE",
+    "CardAction",
+    "CardStatus",
     "CatalogModel",
+    "ModelCard",
+    "ModelCardRevision",
     "ModelKind",
     "ModelVersion",
     "RegisteredModel",
     "RegistryEvent",
     "RegistryEventKind",
     "RegistrySource",
+    "RiskRating",
     "Serving",
     "WebhookDelivery",
     "mlflow_uri_problem",

@@ -3,12 +3,21 @@
 - ``catalog``: the catalog list and one entry's registered models and versions;
 - ``compare``: version references and the comparison of 2 to 4 versions;
 - ``freshness``: each source's sync state (the banner, /readyz, /metrics);
+- ``cards``: model cards, their revisions, who may edit and review them;
 - ``history``: the registry history (events, alias lanes of the timeline, an alias at a
   moment).
 
 Callers use this package's names (``from registry import selectors``).
 """
 
+from .cards import (
+    card_edit_refusal,
+    card_for,
+    card_review_refusal,
+    card_revisions,
+    cards_for,
+    user_teams,
+)
 from .catalog import (
     ALIAS_ANY,
     KEY_METRIC_TAG,
@@ -79,6 +88,11 @@ __all__ = [
     "alias_at",
     "alias_choices",
     "alias_lanes",
+    "card_edit_refusal",
+    "card_for",
+    "card_review_refusal",
+    "card_revisions",
+    "cards_for",
     "catalog_ids_owned_by",
     "catalog_model_annotated",
     "catalog_model_get",
@@ -97,6 +111,7 @@ __all__ = [
     "source_list",
     "sync_status_list",
     "team_models_for",
+    "user_teams",
     "version_alias_names",
     "version_comparison",
     "version_ref",

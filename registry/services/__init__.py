@@ -3,6 +3,7 @@
 - ``sync``: reading a source and recording how each sync went (and queueing one);
 - ``apply``: writing an upstream snapshot to the mirror, differences only;
 - ``catalog``: the catalog entries the sync links and derives, and the edits people make;
+- ``cards``: model card edits, submissions, reviews and archiving (audited);
 - ``schedules``: the source's beat entries;
 - ``bootstrap``: the sources the environment declares (``manage.py bootstrap_from_env``).
 
@@ -12,6 +13,15 @@ private helper.
 
 from .apply import MODEL_FIELDS, RUN_FIELDS, VERSION_FIELDS, snapshot_apply
 from .bootstrap import registry_sources_bootstrap
+from .cards import (
+    REVIEW_APPROVE,
+    REVIEW_RETURN,
+    CardRefused,
+    card_archive,
+    card_review,
+    card_submit,
+    card_update,
+)
 from .catalog import (
     EDITABLE_FIELDS,
     FORBIDDEN_NAME_CHARACTERS,
@@ -44,11 +54,18 @@ __all__ = [
     "KIND_VALUES",
     "LEASE_TTL_SECONDS",
     "MODEL_FIELDS",
+    "REVIEW_APPROVE",
+    "REVIEW_RETURN",
     "RUN_FIELDS",
     "SERVING_VALUES",
     "VERSION_FIELDS",
+    "CardRefused",
     "Progress",
     "SyncResult",
+    "card_archive",
+    "card_review",
+    "card_submit",
+    "card_update",
     "catalog_model_create",
     "catalog_model_update",
     "catalog_name_for",

@@ -123,3 +123,38 @@ def category_badge(value: str, what: str):
         CATEGORY_ICONS.get(what, "bi-tag"),
         label,
     )
+
+
+# Model cards: risk (high red, medium amber, low green, not rated grey) and review status
+# (approved green, in review amber, draft blue-grey, archived grey), as UI.md's colours say.
+CARD_RISKS = {"high": ("danger", "High risk"), "medium": ("warning", "Medium risk")}
+CARD_RISKS["low"] = ("success", "Low risk")
+CARD_STATUSES = {
+    "approved": ("success", "Approved"),
+    "in_review": ("warning", "In review"),
+    "draft": ("info", "Draft"),
+    "archived": ("secondary", "Archived"),
+}
+
+
+def _card_badge(colour: str, label: str, testid: str):
+    text_class = " text-dark" if colour == "warning" else ""
+    return format_html(
+        '<span class="badge text-bg-{}{}" data-testid="{}">{}</span>',
+        colour,
+        text_class,
+        testid,
+        label,
+    )
+
+
+@register.simple_tag
+def card_risk_badge(risk: str):
+    colour, label = CARD_RISKS.get(risk or "", ("secondary", "Risk not rated"))
+    return _card_badge(colour, label, "card-risk")
+
+
+@register.simple_tag
+def card_status_badge(status: str):
+    colour, label = CARD_STATUSES.get(status or "", ("secondary", status or "No card"))
+    return _card_badge(colour, label, "card-status")

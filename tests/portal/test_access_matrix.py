@@ -92,6 +92,8 @@ EXPECTED: dict[str, tuple] = {
         Target(url=lambda: reverse("registry:model-compare", kwargs=MODEL) + COMPARE),
     ),
     "registry:version-detail": ("get", EVERY_ROLE, Target(VERSION)),
+    # model cards: every role reads; the services refuse an edit or a review by role (403)
+    "registry:model-card": ("get", EVERY_ROLE, Target(MODEL)),
     # MLflow webhooks: public, the HMAC signature is the authentication (unsigned: refused)
     "registry:mlflow-webhook": (
         "post",
@@ -122,6 +124,14 @@ EXPECTED: dict[str, tuple] = {
         Target(url=lambda: reverse("api:registry:model-compare", kwargs=MODEL) + COMPARE),
     ),
     "api:registry:version-detail": ("get", EVERY_ROLE, Target(VERSION)),
+    # the sample model has no card yet (400); a review without a body is bad input (400)
+    "api:registry:model-card": ("get", EVERY_ROLE, Target(MODEL, let_in=frozenset({400}))),
+    "api:registry:model-card-review": (
+        "post",
+        EVERY_ROLE,
+        Target(MODEL, let_in=frozenset({400})),
+    ),
+    "api:registry:model-card-revisions": ("get", EVERY_ROLE, Target(MODEL)),
     # pipelines pages: everyone reads; only editors (data scientists, admins) queue a run
     "pipelines:run-list": ("get", EVERY_ROLE),
     "pipelines:run-detail": ("get", EVERY_ROLE, Target(url=lambda: _run_url("run-detail"))),
@@ -129,6 +139,8 @@ EXPECTED: dict[str, tuple] = {
     "pipelines:trigger": ("get", EDITORS, Target(url=lambda: _pipeline_url("trigger"))),
     "pipelines:model-history": ("get", EVERY_ROLE, Target(MODEL)),
     "pipelines:model-history-csv": ("get", EVERY_ROLE, Target(MODEL)),
+    # rollback: editors only; without a version the page answers 400, the API too
+    "pipelines:rollback-request": ("get", EDITORS, Target(MODEL, let_in=frozenset({400}))),
     # pipelines API
     "api:pipelines:pipeline-list": ("get", EVERY_ROLE),
     "api:pipelines:run-list": ("get", EVERY_ROLE),
@@ -149,6 +161,7 @@ EXPECTED: dict[str, tuple] = {
             )
         ),
     ),
+    "api:pipelines:model-rollback": ("post", EDITORS, Target(MODEL, let_in=frozenset({400}))),
     # approvals pages: everyone with a role reads; only approvers decide; admins retry
     "approvals:inbox": ("get", EVERY_ROLE),
     "approvals:detail": ("get", EVERY_ROLE, Target(url=lambda: _approval_url("detail"))),

@@ -8,6 +8,7 @@ from factory.django import DjangoModelFactory
 
 from registry.models import (
     CatalogModel,
+    ModelCard,
     ModelVersion,
     RegisteredModel,
     RegistryEvent,
@@ -97,3 +98,14 @@ class RegistryEventFactory(DjangoModelFactory):
     observed_at = factory.LazyFunction(timezone.now)
     previously_seen_at = factory.LazyAttribute(lambda e: e.observed_at - dt.timedelta(minutes=5))
     seen_by = "full sweep"
+
+
+class ModelCardFactory(DjangoModelFactory):
+    class Meta:
+        model = ModelCard
+
+    catalog_model = factory.SubFactory(CatalogModelFactory)
+    intended_use = "Score card payments for fraud before authorisation."
+    limitations = "Not for cross-border payments."
+    training_data = "12 months of EU card payments."
+    risk_rating = "medium"
