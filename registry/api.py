@@ -20,6 +20,7 @@ from . import selectors
 from .forms import SORT_CHOICES, CatalogFilterForm, VersionFilterForm
 from .models import CatalogModel, ModelVersion
 from .serializers import (
+    ArtifactSerializer,
     CatalogModelDetailSerializer,
     CatalogModelListSerializer,
     ComparisonSerializer,
@@ -294,3 +295,32 @@ class ModelVersionCompareApi(APIView):
         }
         refs_by_pk = {v.pk: str(r) for v, r in zip(versions, refs, strict=True)}
         return Response(ComparisonSerializer(data, context={"refs": refs_by_pk}).data)
+
+
+class ModelVersionArtifactApi(APIView):
+    """Where the version's binary is in JFrog Artifactory and what the last check found."""
+
+    portal_access = ANY_ROLE
+
+    @extend_schema(
+        operation_id="registry_version_artifact_retrieve",
+        parameters=[
+            OpenApiParameter(
+                "source", OpenApiTypes.STR, OpenApiParameter.PATH, description="Registry source."
+            ),
+            OpenApiParameter(
+                "name",
+                OpenApiTypes.STR,
+                OpenApiParameter.PATH,
+                description="Registered model name in that source.",
+            ),
+            OpenApiParameter("version", OpenApiTypes.INT, OpenApiParameter.PATH),
+        ],
+        responses={200: ArtifactSerializer, 404: ERRORS[404]},
+    )
+    def get(self, request, source, name, version):
+        try:
+            mv = selectors.model_version_get(source=source, name=name, version=version)
+        except ModelVersion.DoesNotExist:
+            raise Http404 from None
+        return Response(ArtifactSerializer(selectors.binary_status(mv)).data)

@@ -3,11 +3,19 @@
 - ``catalog``: the catalog list and one entry's registered models and versions;
 - ``compare``: version references and the comparison of 2 to 4 versions;
 - ``freshness``: each source's sync state (the banner, /readyz, /metrics);
-- ``history``: the registry history (alias lanes of the timeline).
+- ``history``: the registry history (alias lanes of the timeline);
+- ``artifacts``: where each version's binary is in Artifactory, and its last check.
 
 Callers use this package's names (``from registry import selectors``).
 """
 
+from .artifacts import (
+    ArtifactLocation,
+    BinaryStatus,
+    artifact_location,
+    binary_status,
+    binary_statuses,
+)
 from .catalog import (
     ALIAS_ANY,
     KEY_METRIC_TAG,
@@ -63,6 +71,8 @@ __all__ = [
     "REGISTRY_SYSTEM",
     "SORTS",
     "UNKNOWN",
+    "ArtifactLocation",
+    "BinaryStatus",
     "CatalogFilters",
     "CompareError",
     "Comparison",
@@ -75,6 +85,9 @@ __all__ = [
     "VersionRef",
     "alias_choices",
     "alias_lanes",
+    "artifact_location",
+    "binary_status",
+    "binary_statuses",
     "catalog_ids_owned_by",
     "catalog_model_annotated",
     "catalog_model_get",

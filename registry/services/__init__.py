@@ -4,13 +4,21 @@
 - ``apply``: writing an upstream snapshot to the mirror, differences only;
 - ``catalog``: the catalog entries the sync links and derives, and the edits people make;
 - ``schedules``: the source's beat entries;
-- ``bootstrap``: the sources the environment declares (``manage.py bootstrap_from_env``).
+- ``bootstrap``: the sources the environment declares (``manage.py bootstrap_from_env``);
+- ``artifacts``: checking each version's binary in JFrog Artifactory.
 
 Callers use this package's names (``from registry import services``), never a module's
 private helper.
 """
 
 from .apply import MODEL_FIELDS, RUN_FIELDS, VERSION_FIELDS, snapshot_apply
+from .artifacts import (
+    artifact_check,
+    artifact_check_many,
+    artifact_check_queue,
+    artifact_check_scope,
+    artifact_check_sweep,
+)
 from .bootstrap import registry_sources_bootstrap
 from .catalog import (
     EDITABLE_FIELDS,
@@ -49,6 +57,11 @@ __all__ = [
     "VERSION_FIELDS",
     "Progress",
     "SyncResult",
+    "artifact_check",
+    "artifact_check_many",
+    "artifact_check_queue",
+    "artifact_check_scope",
+    "artifact_check_sweep",
     "catalog_model_create",
     "catalog_model_update",
     "catalog_name_for",
