@@ -43,6 +43,6 @@ def check_artifacts() -> dict:
 
 
 @shared_task(name="registry.check_artifact", acks_late=True)
-def check_artifact(version_id: int) -> dict:
-    """Check one version's binary ("Check now" on the version page)."""
-    return services.artifact_check_many(version_ids=[version_id])
+def check_artifact(*version_ids: int) -> dict:
+    """Check these versions' binaries ("Check now", a new approval request's version)."""
+    return services.artifact_check_many(version_ids=list(version_ids))

@@ -299,7 +299,7 @@ def version_artifact_check(request, source, name, version):
     if not selectors.binary_status(mv).configured:
         messages.error(request, "Artifactory is not configured: there is nothing to check with.")
     else:
-        services.artifact_check_queue(version=mv)
+        services.artifact_check_queue(version_ids=[mv.pk])
         messages.success(
             request, f"Check of v{mv.version}'s binary queued; reload in a moment for its result."
         )
