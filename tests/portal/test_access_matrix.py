@@ -92,6 +92,8 @@ EXPECTED: dict[str, tuple] = {
         Target(url=lambda: reverse("registry:model-compare", kwargs=MODEL) + COMPARE),
     ),
     "registry:version-detail": ("get", EVERY_ROLE, Target(VERSION)),
+    # "Check now" of a version's binary: editors (data scientists, admins) only
+    "registry:version-artifact-check": ("post", EDITORS, Target(VERSION)),
     # MLflow webhooks: public, the HMAC signature is the authentication (unsigned: refused)
     "registry:mlflow-webhook": (
         "post",
@@ -122,6 +124,7 @@ EXPECTED: dict[str, tuple] = {
         Target(url=lambda: reverse("api:registry:model-compare", kwargs=MODEL) + COMPARE),
     ),
     "api:registry:version-detail": ("get", EVERY_ROLE, Target(VERSION)),
+    "api:registry:version-artifact": ("get", EVERY_ROLE, Target(VERSION)),
     # pipelines pages: everyone reads; only editors (data scientists, admins) queue a run
     "pipelines:run-list": ("get", EVERY_ROLE),
     "pipelines:run-detail": ("get", EVERY_ROLE, Target(url=lambda: _run_url("run-detail"))),

@@ -30,7 +30,13 @@ from maturity.services import week_of
 from pipelines.models import AdoProject, Pipeline, PipelineRun, RunStage
 from registry import demo_data
 from registry.devserver import free_port
-from registry.models import CatalogModel, ModelVersion, RegisteredModel, RegistrySource
+from registry.models import (
+    ArtifactCheck,
+    CatalogModel,
+    ModelVersion,
+    RegisteredModel,
+    RegistrySource,
+)
 
 pytestmark = pytest.mark.django_db
 
@@ -119,9 +125,12 @@ def _listening(port: int) -> bool:
 
 def test_demo_seed_only_starts_seeds_and_syncs_mlflow_then_stops_it(demo_settings, capsys):
     """The real thing: an `mlflow server` on the given port, seeded, mirrored, stopped."""
-    port, ado_port = free_port(), free_port()
+    port, ado_port, artifactory_port = free_port(), free_port(), free_port()
     url = f"http://127.0.0.1:{port}"
-    call_command("demo", "--seed-only", "--mlflow-port", str(port), "--ado-port", str(ado_port))
+    call_command(
+        "demo", "--seed-only", "--mlflow-port", str(port), "--ado-port", str(ado_port),
+        "--artifactory-port", str(artifactory_port),
+    )  # fmt: skip
     out = capsys.readouterr().out
 
     pid = int(re.search(rf"MLflow server started at {url} \(pid (\d+)", out).group(1))
@@ -192,6 +201,16 @@ def test_demo_seed_only_starts_seeds_and_syncs_mlflow_then_stops_it(demo_setting
     assert set(requested.values_list("approval_id", flat=True)) == {
         a.pk for a in [*pending, *history]
     }
+    # The Artifactory stand-in held every demo version's binary, named by its version tags
+    # (set in MLflow, mirrored); one PROD version's was overwritten: flagged "differs".
+    artifactory_pid = int(re.search(r"Artifactory stand-in .* \(pid (\d+)\)", out).group(1))
+    checks = ArtifactCheck.objects.filter(model_version__registered_model__source=source)
+    assert checks.count() == versions.count()
+    differs = checks.filter(state="differs")
+    assert differs.count() == 1 and checks.filter(state="ok").count() == versions.count() - 1
+    assert differs.get().model_version.tags["artifactory.path"].startswith("ml-models/")
+    assert "was overwritten after registration" in out
+    assert _gone(artifactory_pid) and not _listening(artifactory_port)
     # Maturity: half a year of history on the first start, then the live assessment of the
     # demo, which finds every level and agrees with where that history ended.
     assert (

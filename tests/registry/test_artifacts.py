@@ -10,6 +10,8 @@ import pytest
 from bs4 import BeautifulSoup
 from django.urls import reverse
 
+from approvals.services.mirror import SyncResult
+from approvals.services.sync import _notify_new
 from core.roles import Role
 from pipelines.models import PipelineKind
 from registry import selectors, services, tasks
@@ -335,3 +337,17 @@ def test_api_artifact(artifactory_on, role_client):
     assert body["size"] == len(b"api changed") and body["checked_at"]
     missing = url.replace(f"/{version.version}/", "/999/")
     assert role_client(Role.MANAGER).get(missing).status_code == 404
+
+
+def test_a_new_approval_requests_version_is_checked_at_once(
+    artifactory_on, settings, django_capture_on_commit_callbacks
+):
+    settings.APPROVALS_NOTIFY = False
+    approval = ApprovalRequestFactory()
+    with django_capture_on_commit_callbacks(execute=False) as callbacks:
+        _notify_new(SyncResult(project="mlops", mode="poll", new_ids=[approval.pk]))
+    assert len(callbacks) == 1
+    settings.ARTIFACTORY_URL = ""
+    with django_capture_on_commit_callbacks(execute=False) as callbacks:
+        _notify_new(SyncResult(project="mlops", mode="poll", new_ids=[approval.pk]))
+    assert callbacks == []
