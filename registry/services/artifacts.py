@@ -112,6 +112,9 @@ def artifact_check_sweep() -> dict:
     return artifact_check_many(version_ids=artifact_check_scope())
 
 
-def artifact_check_queue(*, version: ModelVersion) -> None:
-    """ "Check now": the check of one version, queued once the transaction commits."""
-    enqueue_after_commit(CHECK_TASK, version.pk)
+def artifact_check_queue(*, version_ids: list[int]) -> None:
+    """Queue the check of these versions once the transaction commits ("Check now", a new
+    approval request); nothing when Artifactory is not configured or there is none."""
+    version_ids = sorted({pk for pk in version_ids if pk is not None})
+    if version_ids and settings.ARTIFACTORY_URL:
+        enqueue_after_commit(CHECK_TASK, *version_ids)
