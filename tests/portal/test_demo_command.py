@@ -422,3 +422,20 @@ def test_the_demos_processes_get_demo_mode_and_a_generic_signal_secret_kept_in_v
     assert env["OPERATIONS_SIGNAL_SECRETS"] == f"azure-monitor=a1,generic=mine|{key}"
     plain = demo_process_env({}, addr="127.0.0.1:8000", metrics_dir=tmp_path, signal_key=key)
     assert plain["OPERATIONS_SIGNAL_SECRETS"] == f"generic={key}"
+
+
+def test_the_demos_processes_get_the_artifactory_stand_in_unless_one_is_set(settings, tmp_path):
+    from portal.demo.processes import demo_process_env
+
+    settings.ARTIFACTORY_URL = ""
+    assert "ARTIFACTORY_URL" not in demo_process_env({}, addr="a:1", metrics_dir=tmp_path)
+    settings.ARTIFACTORY_URL = "http://127.0.0.1:8091/artifactory"
+    settings.ARTIFACTORY_TOKEN = "demo-token"
+    env = demo_process_env({}, addr="a:1", metrics_dir=tmp_path)
+    assert (env["ARTIFACTORY_URL"], env["ARTIFACTORY_TOKEN"]) == (
+        "http://127.0.0.1:8091/artifactory",
+        "demo-token",
+    )
+    real = {"ARTIFACTORY_URL": "https://artifactory.example.com/artifactory"}
+    env = demo_process_env(real, addr="a:1", metrics_dir=tmp_path)
+    assert env["ARTIFACTORY_URL"] == real["ARTIFACTORY_URL"] and "ARTIFACTORY_TOKEN" not in env
