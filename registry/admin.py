@@ -1,7 +1,8 @@
 """Django admin registrations for operators.
 
 Sources and catalog entries are edited here; registered models, versions and webhook
-deliveries are a mirror (written by the sync and the webhook endpoint), so they are read-only.
+deliveries are a mirror (written by the sync and the webhook endpoint), so they are read-only;
+so are the binaries' Artifactory checks (written by the check, docs/artifactory.md).
 """
 
 from django.contrib import admin
@@ -11,7 +12,14 @@ from django.utils.text import Truncator
 from core import admin_actions
 
 from . import services
-from .models import CatalogModel, ModelVersion, RegisteredModel, RegistrySource, WebhookDelivery
+from .models import (
+    ArtifactCheck,
+    CatalogModel,
+    ModelVersion,
+    RegisteredModel,
+    RegistrySource,
+    WebhookDelivery,
+)
 
 
 class ReadOnlyAdmin(admin.ModelAdmin):
@@ -160,3 +168,11 @@ class WebhookDeliveryAdmin(ReadOnlyAdmin):
     list_filter = ["source", "event"]
     list_select_related = ["source"]
     search_fields = ["delivery_id", "model_name"]
+
+
+@admin.register(ArtifactCheck)
+class ArtifactCheckAdmin(ReadOnlyAdmin):
+    list_display = ["model_version", "state", "repo", "path", "checked_at"]
+    list_filter = ["state", "model_version__registered_model__source"]
+    list_select_related = ["model_version__registered_model__source"]
+    search_fields = ["model_version__registered_model__name", "path"]

@@ -51,6 +51,8 @@ class ArtifactCheck(models.Model):
 
     class Meta:
         indexes = [models.Index(fields=["state"])]
+        verbose_name = "binary check (Artifactory)"
+        verbose_name_plural = "binary checks (Artifactory)"
 
     def __str__(self) -> str:
         return f"{self.model_version}: {self.state}"

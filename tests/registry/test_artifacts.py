@@ -351,3 +351,11 @@ def test_a_new_approval_requests_version_is_checked_at_once(
     with django_capture_on_commit_callbacks(execute=False) as callbacks:
         _notify_new(SyncResult(project="mlops", mode="poll", new_ids=[approval.pk]))
     assert callbacks == []
+
+
+def test_the_admin_lists_the_checks_read_only(artifactory_on, admin_client):
+    version = _version(_repo_path(), "1" * 64)
+    services.artifact_check(version=version)
+    page = admin_client.get(reverse("admin:registry_artifactcheck_changelist"))
+    assert page.status_code == 200 and "missing" in page.content.decode().lower()
+    assert admin_client.get(reverse("admin:registry_artifactcheck_add")).status_code == 403
