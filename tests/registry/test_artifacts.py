@@ -359,3 +359,17 @@ def test_the_admin_lists_the_checks_read_only(artifactory_on, admin_client):
     page = admin_client.get(reverse("admin:registry_artifactcheck_changelist"))
     assert page.status_code == 200 and "missing" in page.content.decode().lower()
     assert admin_client.get(reverse("admin:registry_artifactcheck_add")).status_code == 403
+
+
+def test_api_artifact_not_configured_and_no_location(settings, role_client):
+    settings.ARTIFACTORY_URL = ""
+    version = ModelVersionFactory(tags={}, run_tags={})
+    rm = version.registered_model
+    url = reverse(
+        "api:registry:version-artifact",
+        kwargs={"source": rm.source.name, "name": rm.name, "version": version.version},
+    )
+    body = role_client(Role.APPROVER).get(url).json()
+    assert body["state"] == "not_configured" and body["label"] == "Not configured"
+    assert (body["repo"], body["path"], body["flagged"]) == ("", "", False)
+    assert body["checked_at"] is None
