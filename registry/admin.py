@@ -2,7 +2,8 @@
 
 Sources and catalog entries are edited here; registered models, versions and webhook
 deliveries are a mirror (written by the sync and the webhook endpoint), and the registry history
-is append-only, so they are read-only.
+is append-only, so they are read-only; so are the binaries' Artifactory checks (written by the
+check, docs/artifactory.md).
 """
 
 from django.contrib import admin
@@ -13,6 +14,7 @@ from core import admin_actions
 
 from . import services
 from .models import (
+    ArtifactCheck,
     CatalogModel,
     ModelCard,
     ModelCardRevision,
@@ -208,3 +210,11 @@ class ModelCardRevisionAdmin(ReadOnlyAdmin):
     list_display = ["card", "action", "user_name", "at"]
     list_filter = ["action"]
     search_fields = ["card__catalog_model__name", "user_name"]
+
+
+@admin.register(ArtifactCheck)
+class ArtifactCheckAdmin(ReadOnlyAdmin):
+    list_display = ["model_version", "state", "repo", "path", "checked_at"]
+    list_filter = ["state", "model_version__registered_model__source"]
+    list_select_related = ["model_version__registered_model__source"]
+    search_fields = ["model_version__registered_model__name", "path"]

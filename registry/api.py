@@ -22,6 +22,7 @@ from .models import CatalogModel, ModelVersion, RegistryEvent
 from .serializers import (
     AliasAnswerSerializer,
     AliasAtQuerySerializer,
+    ArtifactSerializer,
     CatalogModelDetailSerializer,
     CatalogModelListSerializer,
     ComparisonSerializer,
@@ -351,3 +352,32 @@ class AliasAtApi(APIView):
             model, data["alias"], data["at"], source=data.get("source") or ""
         )
         return Response(AliasAnswerSerializer(answer).data)
+
+
+class ModelVersionArtifactApi(APIView):
+    """Where the version's binary is in JFrog Artifactory and what the last check found."""
+
+    portal_access = ANY_ROLE
+
+    @extend_schema(
+        operation_id="registry_version_artifact_retrieve",
+        parameters=[
+            OpenApiParameter(
+                "source", OpenApiTypes.STR, OpenApiParameter.PATH, description="Registry source."
+            ),
+            OpenApiParameter(
+                "name",
+                OpenApiTypes.STR,
+                OpenApiParameter.PATH,
+                description="Registered model name in that source.",
+            ),
+            OpenApiParameter("version", OpenApiTypes.INT, OpenApiParameter.PATH),
+        ],
+        responses={200: ArtifactSerializer, 404: ERRORS[404]},
+    )
+    def get(self, request, source, name, version):
+        try:
+            mv = selectors.model_version_get(source=source, name=name, version=version)
+        except ModelVersion.DoesNotExist:
+            raise Http404 from None
+        return Response(ArtifactSerializer(selectors.binary_status(mv)).data)

@@ -55,6 +55,7 @@ class ColumnItem:
     text: str
     url: str = ""
     title: str = ""
+    tone: str = ""  # a Bootstrap colour: shown as a badge of that colour (e.g. "danger")
 
 
 @dataclass(frozen=True)

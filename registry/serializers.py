@@ -359,3 +359,25 @@ class AliasAnswerSerializer(serializers.Serializer):
     source = serializers.CharField()
     registered_model = serializers.CharField()
     text = serializers.CharField()
+
+
+class ArtifactSerializer(serializers.Serializer):
+    """A version's binary in JFrog Artifactory and its last check (docs/artifactory.md)."""
+
+    state = serializers.CharField(
+        help_text="ok, missing, differs, no_location, unreachable, not_configured; "
+        '"" when configured but not checked yet at this location.'
+    )
+    label = serializers.CharField()
+    flagged = serializers.BooleanField(source="is_bad", help_text="missing or differs")
+    repo = serializers.CharField(source="location.repo", default="")
+    path = serializers.CharField(source="location.path", default="")
+    location_source = serializers.CharField(
+        source="location.source", default="", help_text="version_tags or run_tags"
+    )
+    url = serializers.CharField(source="link", help_text="Where to see it (tag or Artifactory UI).")
+    expected_sha256 = serializers.CharField()
+    found_sha256 = serializers.CharField()
+    size = serializers.IntegerField(allow_null=True)
+    checked_at = serializers.DateTimeField(allow_null=True)
+    message = serializers.CharField()

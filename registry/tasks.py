@@ -34,3 +34,15 @@ def sync_model(self, source_id: int, model_name: str) -> dict:
     if result.skipped:
         raise self.retry(countdown=BUSY_RETRY_SECONDS)
     return result.as_dict()
+
+
+@shared_task(name="registry.check_artifacts", acks_late=True)
+def check_artifacts() -> dict:
+    """Check the binaries of the versions in QA, PROD or waiting for approval (beat)."""
+    return services.artifact_check_sweep()
+
+
+@shared_task(name="registry.check_artifact", acks_late=True)
+def check_artifact(*version_ids: int) -> dict:
+    """Check these versions' binaries ("Check now", a new approval request's version)."""
+    return services.artifact_check_many(version_ids=list(version_ids))

@@ -23,6 +23,11 @@ urlpatterns: list = [
         views.version_detail,
         name="version-detail",
     ),
+    path(
+        "sources/<slug:source>/models/<str:name>/versions/<int:version>/artifact/check/",
+        views.version_artifact_check,
+        name="version-artifact-check",
+    ),
     path("webhooks/mlflow/<slug:source>/", webhooks.mlflow_webhook, name="mlflow-webhook"),
 ]
 
@@ -49,5 +54,10 @@ api_urlpatterns: list = [
         "sources/<slug:source>/models/<str:name>/versions/<int:version>/",
         api.ModelVersionDetailApi.as_view(),
         name="version-detail",
+    ),
+    path(
+        "sources/<slug:source>/models/<str:name>/versions/<int:version>/artifact/",
+        api.ModelVersionArtifactApi.as_view(),
+        name="version-artifact",
     ),
 ]

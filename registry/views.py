@@ -7,13 +7,14 @@ from __future__ import annotations
 
 from dataclasses import dataclass, field
 
+from django.conf import settings
 from django.contrib import messages
 from django.core.exceptions import ValidationError
 from django.core.paginator import Paginator
 from django.http import Http404, QueryDict
 from django.shortcuts import redirect, render
 from django.utils.cache import patch_vary_headers
-from django.views.decorators.http import require_GET, require_http_methods
+from django.views.decorators.http import require_GET, require_http_methods, require_POST
 
 from core.access import ANY_ROLE, access, roles
 from core.listing import sort_headers
@@ -34,6 +35,8 @@ from .sections import (
 MODELS_PER_PAGE = 50
 VERSIONS_PER_PAGE = 25
 EDITORS = (Role.ADMIN, Role.DATA_SCIENTIST)
+# Who may ask for a binary's Artifactory check now (admins are the operators).
+ARTIFACT_CHECKERS = (Role.ADMIN, Role.DATA_SCIENTIST)
 
 
 def _render(request, template, context, status=200):
@@ -278,8 +281,29 @@ def version_detail(request, source, name, version):
         "compare_choices": compare_choices,
         "alias_names": selectors.version_alias_names(mv),
         "sections": sections_render(request, version_page_sections(request, mv)),
+        "binary": selectors.binary_status(mv),
+        "can_check": user_has_role(request.user, *ARTIFACT_CHECKERS),
+        "path_tag": settings.ARTIFACTORY_PATH_TAG,
     }
     return _render(request, "registry/version_detail.html", context)
+
+
+@access(roles(*ARTIFACT_CHECKERS))
+@require_POST
+def version_artifact_check(request, source, name, version):
+    """ "Check now": queue the Artifactory check of this version's binary."""
+    try:
+        mv = selectors.model_version_get(source=source, name=name, version=version)
+    except ModelVersion.DoesNotExist:
+        raise Http404("No such version") from None
+    if not selectors.binary_status(mv).configured:
+        messages.error(request, "Artifactory is not configured: there is nothing to check with.")
+    else:
+        services.artifact_check_queue(version_ids=[mv.pk])
+        messages.success(
+            request, f"Check of v{mv.version}'s binary queued; reload in a moment for its result."
+        )
+    return redirect("registry:version-detail", source=source, name=name, version=version)
 
 
 # --- Compare ---------------------------------------------------------------------------------

@@ -26,7 +26,7 @@ from .audit import PORTAL_MARK, SYSTEM_ACTOR, audit_record
 @dataclass
 class SyncResult(SyncResultMixin):
     """What one approvals sync did (``as_dict``: the stats ``ApprovalSync`` keeps and
-    ``sync_approvals`` prints; ``new_ids`` is for the notifications only)."""
+    ``sync_approvals`` prints; ``new_ids`` is for the notifications and the binary check only)."""
 
     UNREPORTED = frozenset({"new_ids"})
 

@@ -13,6 +13,7 @@ from django.utils import timezone
 
 from core.tasks import enqueue_after_commit
 from pipelines.models import AdoProject
+from registry.services import artifact_check_queue
 
 from .. import client as ado
 from ..models import (
@@ -160,6 +161,16 @@ def approval_refresh(
 def _notify_new(result: SyncResult) -> None:
     if result.new_ids and settings.APPROVALS_NOTIFY:
         enqueue_after_commit("approvals.notify_new", list(result.new_ids))
+    if result.new_ids:
+        # The binary of a version now waiting for approval is checked at once, not at the
+        # next hourly sweep (docs/artifactory.md).
+        artifact_check_queue(
+            version_ids=list(
+                ApprovalRequest.objects.filter(pk__in=result.new_ids).values_list(
+                    "model_version_id", flat=True
+                )
+            )
+        )
 
 
 def _apply_counted(project, data: dict, client, result: SyncResult) -> None:

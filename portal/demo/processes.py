@@ -188,6 +188,10 @@ def demo_process_env(
             AZURE_DEVOPS_PAT=ADO_PAT,
             ADO_HOOK_SECRET=ado.hook_secret,
         )
+    if settings.ARTIFACTORY_URL and not env.get("ARTIFACTORY_URL"):
+        # the demo's Artifactory stand-in (portal/demo/artifacts.py)
+        env.update(ARTIFACTORY_URL=settings.ARTIFACTORY_URL)
+        env.update(ARTIFACTORY_TOKEN=settings.ARTIFACTORY_TOKEN)
     env["PORTAL_DEMO"] = "true"
     if signal_key:
         secrets_text = env.get("OPERATIONS_SIGNAL_SECRETS", "").strip().strip(",")

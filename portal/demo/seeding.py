@@ -25,7 +25,8 @@ from registry import demo_data as registry_demo
 from registry import services as registry
 from registry.models import RegistrySource
 
-from .servers import ADO_PAT, DemoAdoSimulator, DemoMlflowServer
+from .artifacts import artifacts_ready
+from .servers import ADO_PAT, DemoAdoSimulator, DemoArtifactory, DemoMlflowServer
 
 CENTRAL_SOURCE = "central"
 
@@ -37,6 +38,7 @@ def seed(
     var_dir: Path,
     mlflow: DemoMlflowServer | None,
     ado: DemoAdoSimulator | None,
+    artifactory: DemoArtifactory | None = None,
 ) -> None:
     """Seed everything, in the order the apps build on each other (the database migrated).
 
@@ -51,6 +53,8 @@ def seed(
     if ado is not None:
         pipelines_ready(command, ado)
         approvals_ready(command, addr)
+    if artifactory is not None and mlflow is not None:
+        artifacts_ready(command, mlflow, artifactory, _central_source(mlflow.url))
     operations_ready(command, addr)
     maturity_ready(command, addr)
 

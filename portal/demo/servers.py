@@ -1,4 +1,5 @@
-"""The servers the demo boots before it migrates: a local MLflow server and the ADO simulator.
+"""The servers the demo boots before it migrates: a local MLflow server, the ADO simulator and
+the Artifactory stand-in (``python -m artifactory_simulator``, docs/artifactory.md).
 
 The MLflow server (SQLite under var/mlflow, loopback) starts in its own session, so it boots
 while the database migrates; a server an earlier demo left running on the same port and folder
@@ -31,6 +32,8 @@ DEFAULT_MLFLOW_PORT = 5000
 DEFAULT_ADO_PORT = 8090
 ADO_PAT = "simulator-pat"  # the simulator's PAT; nothing real is reachable with it
 MLFLOW_START_TIMEOUT = 120
+DEFAULT_ARTIFACTORY_PORT = 8091
+ARTIFACTORY_TOKEN = "artifactory-demo-token"  # noqa: S105 - the stand-in's, nothing real
 
 
 class DemoMlflowServer:
@@ -181,6 +184,76 @@ class DemoAdoSimulator:
         if self.process and self.process.poll() is None:
             with contextlib.suppress(ProcessLookupError):
                 os.killpg(self.process.pid, signal.SIGTERM)
+
+    def stop(self) -> None:
+        if self.process is not None and self.process.poll() is None:
+            _stop_process_group(self.process.pid)
+            self.process.wait()
+
+
+class DemoArtifactory:
+    """The Artifactory stand-in (a process in its own session, stopped by its pid)."""
+
+    def __init__(self, var_dir: Path, port: int):
+        self.port = port
+        self.log_path = var_dir / "artifactory-simulator.log"
+        self.token = ARTIFACTORY_TOKEN
+        self.process: subprocess.Popen | None = None
+
+    @property
+    def url(self) -> str:
+        return f"http://127.0.0.1:{self.port}/artifactory"
+
+    @property
+    def pid(self) -> int | None:
+        return self.process.pid if self.process else None
+
+    def boot(self) -> DemoArtifactory:
+        if _port_taken(self.port):
+            raise CommandError(
+                f"Port {self.port} on 127.0.0.1 is taken by another program; start the demo "
+                f"with another port for the Artifactory stand-in: manage.py demo "
+                f"--artifactory-port {self.port + 1}."
+            )
+        command = [
+            sys.executable, "-m", "artifactory_simulator",
+            "--port", str(self.port), "--token", self.token,
+        ]  # fmt: skip
+        with open(self.log_path, "ab") as log:
+            self.process = subprocess.Popen(  # noqa: S603
+                command, stdout=log, stderr=subprocess.STDOUT, cwd=settings.BASE_DIR,
+                start_new_session=True,
+            )  # fmt: skip
+        return self
+
+    def wait(self, timeout: float = 30) -> None:
+        request = urllib.request.Request(  # noqa: S310
+            f"{self.url}/_simulator/files", headers={"Authorization": f"Bearer {self.token}"}
+        )
+        deadline = time.monotonic() + timeout
+        while time.monotonic() < deadline:
+            if self.process.poll() is not None:
+                raise CommandError(f"The Artifactory stand-in exited; see {self.log_path}")
+            with (
+                contextlib.suppress(OSError),
+                urllib.request.urlopen(request, timeout=2) as response,  # noqa: S310
+            ):
+                if response.status == 200:
+                    return
+            time.sleep(0.2)
+        raise CommandError(f"The Artifactory stand-in did not answer; see {self.log_path}")
+
+    def upload(self, repo_path: str, content: bytes, *, replace: bool = False) -> None:
+        """Deploy ``content`` (PUT), or overwrite it keeping its original checksums."""
+        url = f"{self.url}/_simulator/replace/{repo_path}" if replace else f"{self.url}/{repo_path}"
+        request = urllib.request.Request(  # noqa: S310
+            url,
+            data=content,
+            method="POST" if replace else "PUT",
+            headers={"Authorization": f"Bearer {self.token}"},
+        )
+        with urllib.request.urlopen(request, timeout=10):  # noqa: S310
+            pass
 
     def stop(self) -> None:
         if self.process is not None and self.process.poll() is None:

@@ -291,6 +291,8 @@ CELERY_TASK_ROUTES = {
     "operations.tick": {"queue": "maintenance"},
     "maturity.nightly": {"queue": "maintenance"},
     "maturity.assess_changed": {"queue": "maintenance"},
+    "registry.check_artifacts": {"queue": "maintenance"},
+    "registry.check_artifact": {"queue": "maintenance"},
 }
 # Touched by each worker while it runs, read by `python -m portal.worker_liveness`.
 CELERY_WORKER_HEARTBEAT_FILE = env(
@@ -344,6 +346,10 @@ CELERY_BEAT_SCHEDULE = {
     "maturity: assess models whose runs, approvals or versions changed": {
         "task": "maturity.assess_changed",
         "schedule": 60,
+    },
+    "registry: check the binaries of versions in QA, PROD or approval in Artifactory": {
+        "task": "registry.check_artifacts",
+        "schedule": env.int("ARTIFACTORY_CHECK_INTERVAL_SECONDS", default=3600),
     },
     "maturity: nightly assessment and weekly snapshot": {
         "task": "maturity.nightly",
@@ -571,6 +577,31 @@ REGISTRY_LOWER_IS_BETTER = env.list(
 # Seconds a webhook's X-MLflow-Timestamp may differ from now.
 MLFLOW_WEBHOOK_TOLERANCE_SECONDS = env.int("MLFLOW_WEBHOOK_TOLERANCE_SECONDS", default=300)
 
+# JFROG ARTIFACTORY (registry/artifactory_client.py; docs/artifactory.md): where each version's
+# binary is, checked through the REST API. Unset ARTIFACTORY_URL: "not configured".
+ARTIFACTORY_URL = env("ARTIFACTORY_URL", default="").rstrip("/")
+ARTIFACTORY_TOKEN = env("ARTIFACTORY_TOKEN", default="")
+ARTIFACTORY_USERNAME = env("ARTIFACTORY_USERNAME", default="")
+ARTIFACTORY_PASSWORD = env("ARTIFACTORY_PASSWORD", default="")
+# "true" (the system's CAs), "false" (no TLS check: never in production), or a CA bundle path.
+_artifactory_verify = env("ARTIFACTORY_VERIFY", default="true").strip()
+ARTIFACTORY_VERIFY: bool | str = {"true": True, "1": True, "yes": True, "": True}.get(
+    _artifactory_verify.lower(),
+    False if _artifactory_verify.lower() in ("false", "0", "no") else _artifactory_verify,
+)
+ARTIFACTORY_TIMEOUT_SECONDS = env.float("ARTIFACTORY_TIMEOUT_SECONDS", default=10.0)
+ARTIFACTORY_RETRIES = env.int("ARTIFACTORY_RETRIES", default=2)
+ARTIFACTORY_CHECK_INTERVAL_SECONDS = env.int("ARTIFACTORY_CHECK_INTERVAL_SECONDS", default=3600)
+# The version tags (else the source run's tags) that name the binary: "repo/path", its sha256,
+# and optionally a URL to link to.
+ARTIFACTORY_PATH_TAG = env("ARTIFACTORY_PATH_TAG", default="artifactory.path")
+ARTIFACTORY_SHA256_TAG = env("ARTIFACTORY_SHA256_TAG", default="artifactory.sha256")
+ARTIFACTORY_URL_TAG = env("ARTIFACTORY_URL_TAG", default="artifactory.url")
+# Which versions the periodic check looks at: f() -> list of ModelVersion pks each (the apps
+# above the registry say which versions are in QA / PROD or waiting for approval).
+REGISTRY_ARTIFACT_CHECK_SCOPE: list[str] = ["pipelines.artifact_scope.deployed_versions"]
+REGISTRY_ARTIFACT_CHECK_SCOPE.append("approvals.artifact_scope.open_approval_versions")
+
 # Sections and list columns the apps above the registry add to its pages (registry/sections.py);
 # the registry never imports them. Empty: the registry pages show their placeholders.
 REGISTRY_MODEL_PAGE_SECTIONS: list[str] = ["registry.card_sections.model_page"]
@@ -585,6 +616,7 @@ PIPELINES_DEPLOYMENT_ANNOTATORS: list[str] = ["approvals.sections.deployment_app
 REGISTRY_VERSION_PAGE_SECTIONS.append("approvals.sections.version_page")
 REGISTRY_CATALOG_LIST_ANNOTATORS: list[str] = ["pipelines.sections.catalog_deployments"]
 REGISTRY_VERSION_LIST_ANNOTATORS: list[str] = ["pipelines.sections.version_deployments"]
+REGISTRY_VERSION_LIST_ANNOTATORS.append("pipelines.artifact_scope.version_binary_flags")
 REGISTRY_CATALOG_LIST_ANNOTATORS.append("maturity.sections.catalog_levels")
 
 # APPROVALS
@@ -597,6 +629,7 @@ APPROVALS_DETAIL_SECTIONS: list[str] = [
     "approvals.evidence_sections.approval_rollback",
     "approvals.evidence_sections.approval_card",
 ]
+APPROVALS_DETAIL_SECTIONS.append("approvals.artifact_scope.approval_binary")
 # The public address of the portal, for links in e-mails and Teams messages.
 PORTAL_BASE_URL = env("PORTAL_BASE_URL", default="http://127.0.0.1:8000")
 # ADO does not say when an approval expires; its check's timeout does (ADO's default: 30 days).

@@ -2,9 +2,11 @@
 
 ``base``: the model catalog and the mirror of one or more MLflow registries. ``history``:
 the append-only record of every change the syncs observe in a registry. ``cards``: model
-cards and their append-only revisions.
+cards and their append-only revisions. ``artifacts``: where each version's binary is in JFrog
+Artifactory and what the last check found.
 """
 
+from .artifacts import BAD_STATES, ArtifactCheck, ArtifactState, LocationSource
 from .base import (
     DATABRICKS_SCHEMES,
     LIVE,
@@ -28,12 +30,16 @@ from .cards import (
 from .history import RegistryEvent, RegistryEventKind
 
 __all__ = [
+    "BAD_STATES",
     "CARD_FIELDS",
     "DATABRICKS_SCHEMES",
     "LIVE",
+    "ArtifactCheck",
+    "ArtifactState",
     "CardAction",
     "CardStatus",
     "CatalogModel",
+    "LocationSource",
     "ModelCard",
     "ModelCardRevision",
     "ModelKind",

@@ -5,11 +5,19 @@
 - ``freshness``: each source's sync state (the banner, /readyz, /metrics);
 - ``cards``: model cards, their revisions, who may edit and review them;
 - ``history``: the registry history (events, alias lanes of the timeline, an alias at a
-  moment).
+  moment);
+- ``artifacts``: where each version's binary is in Artifactory, and its last check.
 
 Callers use this package's names (``from registry import selectors``).
 """
 
+from .artifacts import (
+    ArtifactLocation,
+    BinaryStatus,
+    artifact_location,
+    binary_status,
+    binary_statuses,
+)
 from .cards import (
     card_edit_refusal,
     card_for,
@@ -75,6 +83,8 @@ __all__ = [
     "SORTS",
     "UNKNOWN",
     "AliasAnswer",
+    "ArtifactLocation",
+    "BinaryStatus",
     "CatalogFilters",
     "CompareError",
     "Comparison",
@@ -88,6 +98,9 @@ __all__ = [
     "alias_at",
     "alias_choices",
     "alias_lanes",
+    "artifact_location",
+    "binary_status",
+    "binary_statuses",
     "card_edit_refusal",
     "card_for",
     "card_review_refusal",

@@ -5,13 +5,21 @@
 - ``catalog``: the catalog entries the sync links and derives, and the edits people make;
 - ``cards``: model card edits, submissions, reviews and archiving (audited);
 - ``schedules``: the source's beat entries;
-- ``bootstrap``: the sources the environment declares (``manage.py bootstrap_from_env``).
+- ``bootstrap``: the sources the environment declares (``manage.py bootstrap_from_env``);
+- ``artifacts``: checking each version's binary in JFrog Artifactory.
 
 Callers use this package's names (``from registry import services``), never a module's
 private helper.
 """
 
 from .apply import MODEL_FIELDS, RUN_FIELDS, VERSION_FIELDS, snapshot_apply
+from .artifacts import (
+    artifact_check,
+    artifact_check_many,
+    artifact_check_queue,
+    artifact_check_scope,
+    artifact_check_sweep,
+)
 from .bootstrap import registry_sources_bootstrap
 from .cards import (
     REVIEW_APPROVE,
@@ -62,6 +70,11 @@ __all__ = [
     "CardRefused",
     "Progress",
     "SyncResult",
+    "artifact_check",
+    "artifact_check_many",
+    "artifact_check_queue",
+    "artifact_check_scope",
+    "artifact_check_sweep",
     "card_archive",
     "card_review",
     "card_submit",

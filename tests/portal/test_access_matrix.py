@@ -94,6 +94,8 @@ EXPECTED: dict[str, tuple] = {
     "registry:version-detail": ("get", EVERY_ROLE, Target(VERSION)),
     # model cards: every role reads; the services refuse an edit or a review by role (403)
     "registry:model-card": ("get", EVERY_ROLE, Target(MODEL)),
+    # "Check now" of a version's binary: editors (data scientists, admins) only
+    "registry:version-artifact-check": ("post", EDITORS, Target(VERSION)),
     # MLflow webhooks: public, the HMAC signature is the authentication (unsigned: refused)
     "registry:mlflow-webhook": (
         "post",
@@ -132,6 +134,7 @@ EXPECTED: dict[str, tuple] = {
         Target(MODEL, let_in=frozenset({400})),
     ),
     "api:registry:model-card-revisions": ("get", EVERY_ROLE, Target(MODEL)),
+    "api:registry:version-artifact": ("get", EVERY_ROLE, Target(VERSION)),
     # pipelines pages: everyone reads; only editors (data scientists, admins) queue a run
     "pipelines:run-list": ("get", EVERY_ROLE),
     "pipelines:run-detail": ("get", EVERY_ROLE, Target(url=lambda: _run_url("run-detail"))),

@@ -30,7 +30,13 @@ from maturity.services import week_of
 from pipelines.models import AdoProject, Pipeline, PipelineRun, RunStage
 from registry import demo_data
 from registry.devserver import free_port
-from registry.models import CatalogModel, ModelVersion, RegisteredModel, RegistrySource
+from registry.models import (
+    ArtifactCheck,
+    CatalogModel,
+    ModelVersion,
+    RegisteredModel,
+    RegistrySource,
+)
 
 pytestmark = pytest.mark.django_db
 
@@ -119,9 +125,12 @@ def _listening(port: int) -> bool:
 
 def test_demo_seed_only_starts_seeds_and_syncs_mlflow_then_stops_it(demo_settings, capsys):
     """The real thing: an `mlflow server` on the given port, seeded, mirrored, stopped."""
-    port, ado_port = free_port(), free_port()
+    port, ado_port, artifactory_port = free_port(), free_port(), free_port()
     url = f"http://127.0.0.1:{port}"
-    call_command("demo", "--seed-only", "--mlflow-port", str(port), "--ado-port", str(ado_port))
+    call_command(
+        "demo", "--seed-only", "--mlflow-port", str(port), "--ado-port", str(ado_port),
+        "--artifactory-port", str(artifactory_port),
+    )  # fmt: skip
     out = capsys.readouterr().out
 
     pid = int(re.search(rf"MLflow server started at {url} \(pid (\d+)", out).group(1))
@@ -192,6 +201,16 @@ def test_demo_seed_only_starts_seeds_and_syncs_mlflow_then_stops_it(demo_setting
     assert set(requested.values_list("approval_id", flat=True)) == {
         a.pk for a in [*pending, *history]
     }
+    # The Artifactory stand-in held every demo version's binary, named by its version tags
+    # (set in MLflow, mirrored); one PROD version's was overwritten: flagged "differs".
+    artifactory_pid = int(re.search(r"Artifactory stand-in .* \(pid (\d+)\)", out).group(1))
+    checks = ArtifactCheck.objects.filter(model_version__registered_model__source=source)
+    assert checks.count() == versions.count()
+    differs = checks.filter(state="differs")
+    assert differs.count() == 1 and checks.filter(state="ok").count() == versions.count() - 1
+    assert differs.get().model_version.tags["artifactory.path"].startswith("ml-models/")
+    assert "was overwritten after registration" in out
+    assert _gone(artifactory_pid) and not _listening(artifactory_port)
     # Maturity: half a year of history on the first start, then the live assessment of the
     # demo, which finds every level and agrees with where that history ended.
     assert (
@@ -403,3 +422,20 @@ def test_the_demos_processes_get_demo_mode_and_a_generic_signal_secret_kept_in_v
     assert env["OPERATIONS_SIGNAL_SECRETS"] == f"azure-monitor=a1,generic=mine|{key}"
     plain = demo_process_env({}, addr="127.0.0.1:8000", metrics_dir=tmp_path, signal_key=key)
     assert plain["OPERATIONS_SIGNAL_SECRETS"] == f"generic={key}"
+
+
+def test_the_demos_processes_get_the_artifactory_stand_in_unless_one_is_set(settings, tmp_path):
+    from portal.demo.processes import demo_process_env
+
+    settings.ARTIFACTORY_URL = ""
+    assert "ARTIFACTORY_URL" not in demo_process_env({}, addr="a:1", metrics_dir=tmp_path)
+    settings.ARTIFACTORY_URL = "http://127.0.0.1:8091/artifactory"
+    settings.ARTIFACTORY_TOKEN = "demo-token"
+    env = demo_process_env({}, addr="a:1", metrics_dir=tmp_path)
+    assert (env["ARTIFACTORY_URL"], env["ARTIFACTORY_TOKEN"]) == (
+        "http://127.0.0.1:8091/artifactory",
+        "demo-token",
+    )
+    real = {"ARTIFACTORY_URL": "https://artifactory.example.com/artifactory"}
+    env = demo_process_env(real, addr="a:1", metrics_dir=tmp_path)
+    assert env["ARTIFACTORY_URL"] == real["ARTIFACTORY_URL"] and "ARTIFACTORY_TOKEN" not in env

@@ -27,8 +27,10 @@ from portal.demo.processes import (
 )
 from portal.demo.servers import (
     DEFAULT_ADO_PORT,
+    DEFAULT_ARTIFACTORY_PORT,
     DEFAULT_MLFLOW_PORT,
     DemoAdoSimulator,
+    DemoArtifactory,
     DemoMlflowServer,
 )
 
@@ -73,6 +75,18 @@ class Command(BaseCommand):
             action="store_true",
             help="do not start the ADO simulator or sync demo pipelines",
         )
+        parser.add_argument(
+            "--artifactory-port",
+            type=int,
+            default=DEFAULT_ARTIFACTORY_PORT,
+            help="port of the Artifactory stand-in on 127.0.0.1 "
+            f"(default {DEFAULT_ARTIFACTORY_PORT})",
+        )
+        parser.add_argument(
+            "--no-artifactory",
+            action="store_true",
+            help="do not start the Artifactory stand-in (also when ARTIFACTORY_URL is set)",
+        )
 
     def handle(
         self,
@@ -83,6 +97,8 @@ class Command(BaseCommand):
         no_mlflow: bool,
         ado_port: int = DEFAULT_ADO_PORT,
         no_ado: bool = False,
+        artifactory_port: int = DEFAULT_ARTIFACTORY_PORT,
+        no_artifactory: bool = False,
         **options,
     ):
         if not settings.DEBUG:
@@ -97,16 +113,25 @@ class Command(BaseCommand):
         # Live training runs register their model versions in the demo's MLflow.
         mlflow_url = mlflow.url if mlflow else None
         ado = None if no_ado else DemoAdoSimulator(var_dir, ado_port, addr, mlflow_url).boot()
+        # A real Artifactory the environment names is left alone.
+        artifactory = None
+        if not (no_artifactory or settings.ARTIFACTORY_URL or mlflow is None):
+            artifactory = DemoArtifactory(var_dir, artifactory_port).boot()
         try:
             call_command("migrate", interactive=False, verbosity=0)
             self.stdout.write(self.style.SUCCESS("Database migrated."))
-            seeding.seed(self, addr=addr, var_dir=var_dir, mlflow=mlflow, ado=ado)
+            seeding.seed(
+                self, addr=addr, var_dir=var_dir, mlflow=mlflow, ado=ado, artifactory=artifactory
+            )
             if seed_only:
                 return
             stopped_cleanly = run_processes(self, addr, var_dir, mlflow, ado)
         except KeyboardInterrupt:  # Ctrl-C before web, worker and beat ran
             raise CommandError("Interrupted while setting up the demo.", returncode=130) from None
         finally:
+            if artifactory is not None:
+                artifactory.stop()
+                self.stdout.write(f"Artifactory stand-in (pid {artifactory.pid}) stopped.")
             if ado is not None:
                 ado.stop()
                 self.stdout.write(f"ADO simulator (pid {ado.pid}) stopped.")
