@@ -17,6 +17,7 @@ urlpatterns: list = [
     path("models/<str:name>/", views.model_detail, name="model-detail"),
     path("models/<str:name>/edit/", views.model_edit, name="model-edit"),
     path("models/<str:name>/compare/", views.model_compare, name="model-compare"),
+    path("models/<str:name>/metrics/", views.model_metrics, name="model-metrics"),
     path(
         "sources/<slug:source>/models/<str:name>/versions/<int:version>/",
         views.version_detail,
@@ -31,6 +32,11 @@ api_urlpatterns: list = [
     path("models/<str:name>/", api.CatalogModelDetailApi.as_view(), name="model-detail"),
     path("models/<str:name>/versions/", api.ModelVersionListApi.as_view(), name="version-list"),
     path("models/<str:name>/compare/", api.ModelVersionCompareApi.as_view(), name="model-compare"),
+    path(
+        "models/<str:name>/metric-series",
+        api.MetricSeriesApi.as_view(),
+        name="model-metric-series",
+    ),
     path(
         "sources/<slug:source>/models/<str:name>/versions/<int:version>/",
         api.ModelVersionDetailApi.as_view(),

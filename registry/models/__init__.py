@@ -1,7 +1,8 @@
 """The registry app's models: one module per concern, all importable from here.
 
 ``base``: the model catalog and the mirror of one or more MLflow registries. ``history``:
-the append-only record of every change the syncs observe in a registry.
+the append-only record of every change the syncs observe in a registry. ``preferences``:
+per-team choices of the registry pages (the headline alias).
 """
 
 from .base import (
@@ -17,6 +18,7 @@ from .base import (
     mlflow_uri_problem,
 )
 from .history import RegistryEvent, RegistryEventKind
+from .preferences import TeamPreference
 
 __all__ = [
     "DATABRICKS_SCHEMES",
@@ -29,6 +31,7 @@ __all__ = [
     "RegistryEventKind",
     "RegistrySource",
     "Serving",
+    "TeamPreference",
     "WebhookDelivery",
     "mlflow_uri_problem",
 ]

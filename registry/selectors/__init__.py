@@ -3,7 +3,9 @@
 - ``catalog``: the catalog list and one entry's registered models and versions;
 - ``compare``: version references and the comparison of 2 to 4 versions;
 - ``freshness``: each source's sync state (the banner, /readyz, /metrics);
-- ``history``: the registry history (alias lanes of the timeline).
+- ``headline``: the headline version of a model (its headline alias, else the latest);
+- ``history``: the registry history (alias lanes of the timeline);
+- ``metrics``: one metric across every version of a model (the metric chart).
 
 Callers use this package's names (``from registry import selectors``).
 """
@@ -53,7 +55,15 @@ from .freshness import (
     registry_freshness,
     sync_status_list,
 )
+from .headline import (
+    Headline,
+    default_headline_alias,
+    headline_for,
+    headlines_attach,
+    team_headline_aliases,
+)
 from .history import alias_lanes, registry_events
+from .metrics import MetricSeries, MetricSeriesError, SeriesPoint, metric_series
 
 __all__ = [
     "ALIAS_ANY",
@@ -67,9 +77,13 @@ __all__ = [
     "CompareError",
     "Comparison",
     "Freshness",
+    "Headline",
     "MetricCell",
     "MetricRow",
+    "MetricSeries",
+    "MetricSeriesError",
     "ParamRow",
+    "SeriesPoint",
     "SourceFreshness",
     "TeamModels",
     "VersionRef",
@@ -83,8 +97,12 @@ __all__ = [
     "catalog_model_versions",
     "catalog_team_choices",
     "compare_versions_resolve",
+    "default_headline_alias",
+    "headline_for",
+    "headlines_attach",
     "key_metric_name",
     "lower_is_better",
+    "metric_series",
     "mlflow_run_url",
     "model_version_get",
     "owner_names",
@@ -92,6 +110,7 @@ __all__ = [
     "registry_freshness",
     "source_list",
     "sync_status_list",
+    "team_headline_aliases",
     "team_models_for",
     "version_alias_names",
     "version_comparison",
