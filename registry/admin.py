@@ -4,6 +4,7 @@ Sources and catalog entries are edited here; registered models, versions and web
 deliveries are a mirror (written by the sync and the webhook endpoint), so they are read-only.
 """
 
+from django import forms
 from django.contrib import admin
 from django.db import models
 from django.utils.text import Truncator
@@ -11,7 +12,14 @@ from django.utils.text import Truncator
 from core import admin_actions
 
 from . import services
-from .models import CatalogModel, ModelVersion, RegisteredModel, RegistrySource, WebhookDelivery
+from .models import (
+    CatalogModel,
+    ModelVersion,
+    RegisteredModel,
+    RegistrySource,
+    TeamPreference,
+    WebhookDelivery,
+)
 
 
 class ReadOnlyAdmin(admin.ModelAdmin):
@@ -116,6 +124,7 @@ class CatalogModelAdmin(admin.ModelAdmin):
         "registry_serving",
         "team",
         "registry_team",
+        "headline_alias",
         "updated_at",
     ]
     list_filter = ["kind", "serving", "registry_kind", "registry_serving"]
@@ -160,3 +169,25 @@ class WebhookDeliveryAdmin(ReadOnlyAdmin):
     list_filter = ["source", "event"]
     list_select_related = ["source"]
     search_fields = ["delivery_id", "model_name"]
+
+
+class TeamPreferenceForm(forms.ModelForm):
+    class Meta:
+        model = TeamPreference
+        fields = ["team", "headline_alias"]
+
+    def clean_headline_alias(self):
+        # The same rule as the team preferences page and the catalog edit form.
+        return services.headline_alias_clean(self.cleaned_data.get("headline_alias"), field=None)
+
+
+@admin.register(TeamPreference)
+class TeamPreferenceAdmin(admin.ModelAdmin):
+    form = TeamPreferenceForm
+    list_display = ["team", "headline_alias", "updated_by", "updated_at"]
+    search_fields = ["team", "headline_alias"]
+    readonly_fields = ["updated_by", "updated_at"]
+
+    def save_model(self, request, obj, form, change):
+        obj.updated_by = request.user.get_username()[:300]
+        super().save_model(request, obj, form, change)

@@ -310,6 +310,9 @@ class ModelVersionCompareApi(APIView):
             "versions": comparison.versions,
             "metrics": comparison.metrics,
             "params": comparison.params,
+            "about": comparison.about,
+            "tags": comparison.tags,
+            "run_tags": comparison.run_tags,
         }
         refs_by_pk = {v.pk: str(r) for v, r in zip(versions, refs, strict=True)}
         return Response(ComparisonSerializer(data, context={"refs": refs_by_pk}).data)

@@ -310,6 +310,11 @@ class ComparisonSerializer(serializers.Serializer):
     versions = CompareVersionSerializer(many=True)
     metrics = MetricRowSerializer(many=True)
     params = ParamRowSerializer(many=True)
+    about = ParamRowSerializer(
+        many=True, help_text="description and source run (run name and id) of each version."
+    )
+    tags = ParamRowSerializer(many=True, help_text="The versions' tags.")
+    run_tags = ParamRowSerializer(many=True, help_text="Their source runs' tags.")
 
 
 class ErrorSerializer(serializers.Serializer):

@@ -14,6 +14,7 @@ app_name = "registry"
 urlpatterns: list = [
     path("models/", views.model_list, name="model-list"),
     path("catalog/new/", views.model_create, name="model-create"),
+    path("catalog/teams/", views.team_preferences, name="team-preferences"),
     path("models/<str:name>/", views.model_detail, name="model-detail"),
     path("models/<str:name>/edit/", views.model_edit, name="model-edit"),
     path("models/<str:name>/compare/", views.model_compare, name="model-compare"),

@@ -133,6 +133,7 @@ def model_list(request):
     if htmx and not htmx.history_restore_request and htmx.target == "model-results":
         return _render(request, "registry/_model_results.html", context)
     context.update(
+        can_set_team_headlines=user_has_role(request.user, Role.ADMIN, Role.MANAGER),
         sources=selectors.source_list(),
         teams=selectors.catalog_team_choices(),
         alias_names=selectors.alias_choices(),
@@ -273,6 +274,46 @@ def model_edit(request, name):
     form.mark_invalid_fields()
     status = 400 if form.errors else 200
     return _render(request, "registry/model_form.html", {"form": form, "model": model}, status)
+
+
+# --- Team preferences (the headline alias per team) ----------------------------------------
+
+PREFERENCE_EDITORS = (Role.ADMIN, Role.MANAGER)
+
+
+@access(roles(*PREFERENCE_EDITORS))
+@require_http_methods(["GET", "POST"])
+def team_preferences(request):
+    """Each team's headline alias: managers and admins set it; a model's own choice wins."""
+    errors: dict[str, str] = {}
+    if request.method == "POST":
+        team = request.POST.get("team", "")
+        try:
+            services.team_preference_set(
+                team=team,
+                headline_alias=request.POST.get("headline_alias", ""),
+                updated_by=request.user.get_username(),
+            )
+        except ValidationError as error:
+            errors = {k: " ".join(v) for k, v in error.message_dict.items()}
+            errors["for_team"] = team.strip()
+        else:
+            messages.success(request, f"Headline alias of {team.strip()} saved.")
+            return redirect("registry:team-preferences")
+    chosen = {p.team.lower(): p for p in selectors.team_preference_list()}
+    teams = sorted(
+        {t for t in selectors.catalog_team_choices() if t != selectors.UNKNOWN}
+        | {p.team for p in chosen.values()},
+        key=str.lower,
+    )
+    context = {
+        "rows": [(team, chosen.get(team.lower())) for team in teams],
+        "default_alias": selectors.default_headline_alias(),
+        "errors": errors,
+        "posted_alias": request.POST.get("headline_alias", "") if errors else "",
+    }
+    status = 400 if errors else 200
+    return _render(request, "registry/team_preferences.html", context, status=status)
 
 
 # --- Version page ----------------------------------------------------------------------------

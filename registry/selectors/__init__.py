@@ -61,6 +61,7 @@ from .headline import (
     headline_for,
     headlines_attach,
     team_headline_aliases,
+    team_preference_list,
 )
 from .history import alias_lanes, registry_events
 from .metrics import MetricSeries, MetricSeriesError, SeriesPoint, metric_series
@@ -112,6 +113,7 @@ __all__ = [
     "sync_status_list",
     "team_headline_aliases",
     "team_models_for",
+    "team_preference_list",
     "version_alias_names",
     "version_comparison",
     "version_ref",

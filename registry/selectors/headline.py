@@ -61,6 +61,10 @@ def team_headline_aliases() -> dict[str, str]:
     }
 
 
+def team_preference_list() -> list[TeamPreference]:
+    return list(TeamPreference.objects.order_by("team"))
+
+
 def headline_alias_for(model: CatalogModel, team_aliases: dict[str, str]) -> tuple[str, str]:
     """(alias, rule) of a catalog entry: its own, else its team's, else the default."""
     own = (model.headline_alias or "").strip().lstrip("@")

@@ -148,3 +148,9 @@ def run_short(version) -> str:
     run_tags = version.run_tags if isinstance(version.run_tags, dict) else {}
     name = str(run_tags.get("mlflow.runName") or "")
     return name or (version.run_id or "")[:8]
+
+
+@register.filter
+def differing(rows) -> int:
+    """How many compare rows differ between the versions."""
+    return sum(1 for row in rows or () if getattr(row, "differs", False))
