@@ -27,15 +27,22 @@ class MetricChartView:
         return self.series.metric
 
 
-def _key_metric(catalog_model: CatalogModel) -> str | None:
-    registrations = selectors.catalog_model_registrations(catalog_model=catalog_model)
+def _key_metric(catalog_model: CatalogModel, registrations: list | None) -> str | None:
+    """The key metric's tag (the most common metric otherwise: metric_series counts them)."""
+    if registrations is None:
+        registrations = selectors.catalog_model_registrations(catalog_model=catalog_model)
     return selectors.key_metric_name(registrations=registrations, versions=[])
 
 
-def metric_series_for(catalog_model: CatalogModel, metric: str = "") -> MetricSeries:
-    """The series of ``metric`` (default: the key metric); raises MetricSeriesError."""
+def metric_series_for(
+    catalog_model: CatalogModel, metric: str = "", *, registrations: list | None = None
+) -> MetricSeries:
+    """The series of ``metric`` (default: the key metric); raises MetricSeriesError.
+    ``registrations``: the live registered models, when the caller has them already."""
     return metric_series(
-        catalog_model=catalog_model, metric=metric, default_metric=_key_metric(catalog_model)
+        catalog_model=catalog_model,
+        metric=metric,
+        default_metric=_key_metric(catalog_model, registrations),
     )
 
 
@@ -44,18 +51,22 @@ def series_markers(catalog_model: CatalogModel, series: MetricSeries) -> dict | 
 
 
 def metric_chart_view(
-    catalog_model: CatalogModel, metric: str = "", *, tolerate_unknown: bool = False
+    catalog_model: CatalogModel,
+    metric: str = "",
+    *,
+    tolerate_unknown: bool = False,
+    registrations: list | None = None,
 ) -> MetricChartView:
     """The chart of ``metric``. An unknown metric raises MetricSeriesError, unless
     ``tolerate_unknown`` (the model page): then the default metric is shown with the message."""
     error = ""
     try:
-        series = metric_series_for(catalog_model, metric)
+        series = metric_series_for(catalog_model, metric, registrations=registrations)
     except MetricSeriesError as exc:
         if not tolerate_unknown:
             raise
         error = str(exc)
-        series = metric_series_for(catalog_model)
+        series = metric_series_for(catalog_model, registrations=registrations)
     markers = series_markers(catalog_model, series)
     sources = {p.version.registered_model.source.name for p in series.points}
     names = {p.version.registered_model_id for p in series.points}

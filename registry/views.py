@@ -170,7 +170,10 @@ def model_detail(request, name):
     page = paginator.get_page(request.GET.get("page"))
     versions = list(page.object_list)
     with_names = _refs_need_names(every_registration)
-    latest = selectors.catalog_model_versions(catalog_model=model).first()
+    chart = metric_chart_view(
+        model, request.GET.get("metric", ""), tolerate_unknown=True, registrations=live
+    )
+    latest = chart.series.latest
     headline = selectors.headline_for(
         model,
         live,
@@ -180,9 +183,7 @@ def model_detail(request, name):
     context = {
         "model": model,
         "headline": headline,
-        "metric_chart": metric_chart_view(
-            model, request.GET.get("metric", ""), tolerate_unknown=True
-        ),
+        "metric_chart": chart,
         "registrations": registrations,
         "live_registrations": live,
         "deleted_registration_count": len(every_registration) - len(live),

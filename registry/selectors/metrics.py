@@ -10,6 +10,8 @@ from __future__ import annotations
 import math
 from dataclasses import dataclass
 
+from django.db.models import F
+
 from core.errors import PortalError
 
 from ..models import LIVE, CatalogModel, ModelVersion, RegisteredModel
@@ -42,6 +44,11 @@ class MetricSeries:
     def with_values(self) -> list[SeriesPoint]:
         return [p for p in self.points if p.value is not None]
 
+    @property
+    def latest(self) -> ModelVersion | None:
+        """The newest live version (the first of the versions table)."""
+        return self.points[-1].version if self.points else None
+
 
 def _finite(value) -> float | None:
     if isinstance(value, bool) or not isinstance(value, int | float):
@@ -69,7 +76,8 @@ def metric_series(
             "registered_model__source__name",
             "registered_model__source__is_central",
         )
-        .order_by("created_upstream_at", "version", "pk")
+        # the reverse of catalog_model_versions: its first (the latest) is the last here
+        .order_by(F("created_upstream_at").asc(nulls_first=True), "version", "pk")
     )
     counts: dict[str, int] = {}
     for v in versions:
