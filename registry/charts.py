@@ -46,6 +46,13 @@ class ChartPoint:
         return [(alias, -(8 + 13 * i)) for i, alias in enumerate(self.aliases)]
 
     @property
+    def anchor(self) -> str:
+        """Where its labels hang from: near an edge they grow inwards, not off the chart."""
+        if self.x > WIDTH - RIGHT - 50:
+            return "end"
+        return "start" if self.x < LEFT + 30 else "middle"
+
+    @property
     def prod_now(self) -> bool:
         return any(m.tone == "danger" for m in self.markers)
 
