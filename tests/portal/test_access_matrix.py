@@ -92,6 +92,9 @@ EXPECTED: dict[str, tuple] = {
         Target(url=lambda: reverse("registry:model-compare", kwargs=MODEL) + COMPARE),
     ),
     "registry:version-detail": ("get", EVERY_ROLE, Target(VERSION)),
+    "registry:model-metrics": ("get", EVERY_ROLE, Target(MODEL)),
+    # each team's headline alias: managers and admins set it
+    "registry:team-preferences": ("get", ASSESSORS),
     # MLflow webhooks: public, the HMAC signature is the authentication (unsigned: refused)
     "registry:mlflow-webhook": (
         "post",
@@ -122,6 +125,7 @@ EXPECTED: dict[str, tuple] = {
         Target(url=lambda: reverse("api:registry:model-compare", kwargs=MODEL) + COMPARE),
     ),
     "api:registry:version-detail": ("get", EVERY_ROLE, Target(VERSION)),
+    "api:registry:model-metric-series": ("get", EVERY_ROLE, Target(MODEL)),
     # pipelines pages: everyone reads; only editors (data scientists, admins) queue a run
     "pipelines:run-list": ("get", EVERY_ROLE),
     "pipelines:run-detail": ("get", EVERY_ROLE, Target(url=lambda: _run_url("run-detail"))),
