@@ -7,15 +7,17 @@ registry calls them without importing this app.
 
 from __future__ import annotations
 
+import datetime as dt
+
 from django.urls import reverse
 
 from core.home import HomeCard
 from core.roles import Role, user_has_role
 from registry.models import CatalogModel, ModelKind, ModelVersion
-from registry.sections import ColumnItem, Section, home_team
+from registry.sections import ColumnItem, Marker, Section, home_team
 
 from . import selectors, selectors_history
-from .models import PipelineKind
+from .models import DeploymentRecord, Environment, PipelineKind
 from .templatetags.pipelines_ui import target_label
 
 # Shorter target names for the model list's narrow In QA / In PROD cells (the title says all).
@@ -206,6 +208,56 @@ def catalog_deployments(catalog_models: list) -> dict[int, dict[str, list[Column
                 )
             row[environment] = items
     return cells
+
+
+def _utc(moment) -> str:
+    return moment.strftime("%Y-%m-%d %H:%M UTC")
+
+
+def version_markers(catalog_model, versions: list) -> dict[int, list[Marker]]:
+    """REGISTRY_VERSION_MARKERS: the versions that served in PROD, and those in PROD now.
+
+    From the deployment history (DeploymentRecord), in one query whatever the number of
+    versions: a version served in PROD when a PROD record names it; it is in PROD now when it
+    is the latest record of its PROD target (a lane: several targets, several versions now).
+    """
+    wanted = {v.pk for v in versions}
+    records = (
+        DeploymentRecord.objects.filter(catalog_model=catalog_model, environment=Environment.PROD)
+        .order_by("started_at", "pk")
+        .values_list("model_version_id", "target", "started_at")
+    )
+    now: dict[str, tuple[int | None, dt.datetime]] = {}
+    served: dict[int, list[tuple[str, dt.datetime]]] = {}
+    for version_id, target, started_at in records:
+        now[target] = (version_id, started_at)
+        if version_id in wanted:
+            served.setdefault(version_id, []).append((target, started_at))
+    markers: dict[int, list[Marker]] = {}
+    for target, (version_id, started_at) in sorted(now.items()):
+        if version_id in wanted:
+            where = "" if target == selectors.DEFAULT_TARGET else target_label(target)
+            short = LIST_TARGET_LABELS.get(target, where)
+            markers.setdefault(version_id, []).append(
+                Marker(
+                    "PROD now" + (f" · {short}" if short else ""),
+                    "danger",
+                    f"In PROD{' on ' + where if where else ''} since {_utc(started_at)}",
+                )
+            )
+    for version_id, spells in served.items():
+        if version_id in markers:
+            continue
+        first = min(started for _, started in spells)
+        markers[version_id] = [
+            Marker(
+                "served in PROD",
+                "secondary",
+                f"Served in PROD {len(spells)} time{'s' if len(spells) != 1 else ''}, "
+                f"first from {_utc(first)}",
+            )
+        ]
+    return markers
 
 
 # --- The data scientists' home card (PORTAL_HOME_CARD_PROVIDERS, core/home.py) ---------------

@@ -6,6 +6,7 @@ is append-only, so they are read-only; so are the binaries' Artifactory checks (
 check, docs/artifactory.md).
 """
 
+from django import forms
 from django.contrib import admin
 from django.db import models
 from django.utils.text import Truncator
@@ -22,6 +23,7 @@ from .models import (
     RegisteredModel,
     RegistryEvent,
     RegistrySource,
+    TeamPreference,
     WebhookDelivery,
 )
 
@@ -128,6 +130,7 @@ class CatalogModelAdmin(admin.ModelAdmin):
         "registry_serving",
         "team",
         "registry_team",
+        "headline_alias",
         "updated_at",
     ]
     list_filter = ["kind", "serving", "registry_kind", "registry_serving"]
@@ -218,3 +221,25 @@ class ArtifactCheckAdmin(ReadOnlyAdmin):
     list_filter = ["state", "model_version__registered_model__source"]
     list_select_related = ["model_version__registered_model__source"]
     search_fields = ["model_version__registered_model__name", "path"]
+
+
+class TeamPreferenceForm(forms.ModelForm):
+    class Meta:
+        model = TeamPreference
+        fields = ["team", "headline_alias"]
+
+    def clean_headline_alias(self):
+        # The same rule as the team preferences page and the catalog edit form.
+        return services.headline_alias_clean(self.cleaned_data.get("headline_alias"), field=None)
+
+
+@admin.register(TeamPreference)
+class TeamPreferenceAdmin(admin.ModelAdmin):
+    form = TeamPreferenceForm
+    list_display = ["team", "headline_alias", "updated_by", "updated_at"]
+    search_fields = ["team", "headline_alias"]
+    readonly_fields = ["updated_by", "updated_at"]
+
+    def save_model(self, request, obj, form, change):
+        obj.updated_by = request.user.get_username()[:300]
+        super().save_model(request, obj, form, change)

@@ -17,8 +17,10 @@ from core.access import ANY_ROLE
 from core.api_support import BadRequest, PortalPagination, validated_filters
 
 from . import selectors
+from .chart_context import metric_series_for, series_markers
 from .forms import SORT_CHOICES, CatalogFilterForm, VersionFilterForm
 from .models import CatalogModel, ModelVersion, RegistryEvent
+from .selectors.headline import headlines_attach
 from .serializers import (
     AliasAnswerSerializer,
     AliasAtQuerySerializer,
@@ -27,12 +29,14 @@ from .serializers import (
     CatalogModelListSerializer,
     ComparisonSerializer,
     ErrorSerializer,
+    MetricSeriesSerializer,
     ModelVersionDetailSerializer,
     ModelVersionSerializer,
     RegistryEventFilterSerializer,
     RegistryEventSerializer,
     RegistrySourceSerializer,
     _alias_links,
+    headline_version_data,
 )
 
 
@@ -90,6 +94,10 @@ class CatalogModelListApi(generics.ListAPIView):
         if not form.is_valid():
             raise exceptions.ValidationError(form.errors)
         return selectors.catalog_model_list(filters=form.filters())
+
+    def paginate_queryset(self, queryset):
+        page = super().paginate_queryset(queryset)
+        return None if page is None else headlines_attach(list(page))
 
     @extend_schema(
         operation_id="registry_models_list",
@@ -164,6 +172,14 @@ class CatalogModelDetailApi(APIView):
             catalog_model=model,
             include_deleted=include_deleted.cleaned_data.get("include_deleted", False),
         )
+        live = [r for r in registrations if r.deleted_upstream_at is None]
+        latest = selectors.catalog_model_versions(catalog_model=model).first()
+        headline = selectors.headline_for(
+            model,
+            live,
+            team_aliases=selectors.team_headline_aliases(),
+            latest=(latest.registered_model, latest.version) if latest else (None, None),
+        )
         data = {
             "name": model.name,
             "url": model.get_absolute_url(),
@@ -180,7 +196,10 @@ class CatalogModelDetailApi(APIView):
             "owners": list(model.owners or []),
             "registered": any(r.deleted_upstream_at is None for r in registrations),
             "registered_models": registrations,
-            "aliases": _alias_links([r for r in registrations if r.deleted_upstream_at is None]),
+            "aliases": _alias_links(live),
+            "headline_alias": headline.alias,
+            "headline_rule": headline.rule,
+            "headline_version": headline_version_data(headline),
             "created_at": model.created_at,
             "updated_at": model.updated_at,
         }
@@ -296,6 +315,9 @@ class ModelVersionCompareApi(APIView):
             "versions": comparison.versions,
             "metrics": comparison.metrics,
             "params": comparison.params,
+            "about": comparison.about,
+            "tags": comparison.tags,
+            "run_tags": comparison.run_tags,
         }
         refs_by_pk = {v.pk: str(r) for v, r in zip(versions, refs, strict=True)}
         return Response(ComparisonSerializer(data, context={"refs": refs_by_pk}).data)
@@ -381,3 +403,32 @@ class ModelVersionArtifactApi(APIView):
         except ModelVersion.DoesNotExist:
             raise Http404 from None
         return Response(ArtifactSerializer(selectors.binary_status(mv)).data)
+
+
+class MetricSeriesApi(APIView):
+    """One metric across every live version of a catalog model (the model page's chart), with
+    each version's aliases and PROD marks."""
+
+    portal_access = ANY_ROLE
+
+    @extend_schema(
+        operation_id="registry_model_metric_series",
+        parameters=[
+            NAME_PARAMETER,
+            OpenApiParameter(
+                "metric",
+                OpenApiTypes.STR,
+                description="The metric (default: the model's key metric, else its most "
+                "common). An unknown one is a 400 listing the known metrics.",
+            ),
+        ],
+        responses={200: MetricSeriesSerializer, **ERRORS},
+    )
+    def get(self, request, name):
+        model = _catalog_model_or_404(name)
+        try:
+            series = metric_series_for(model, request.query_params.get("metric", ""))
+        except selectors.MetricSeriesError as error:
+            raise BadRequest(str(error)) from error
+        markers = series_markers(model, series) or {}
+        return Response(MetricSeriesSerializer(series, context={"markers": markers}).data)

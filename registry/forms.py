@@ -132,6 +132,13 @@ class CatalogModelForm(forms.Form):
         max_length=2000,
         help_text="E-mail addresses, separated by commas.",
     )
+    headline_alias = forms.CharField(
+        required=False,
+        max_length=256,
+        label="Headline alias",
+        help_text="The alias whose version this model shows first (list, page, home) instead "
+        "of the latest, e.g. champion. Blank: its team's choice, else the portal's default.",
+    )
 
     def __init__(self, *args, with_name: bool = True, catalog_model=None, **kwargs):
         super().__init__(*args, **kwargs)

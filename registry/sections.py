@@ -13,6 +13,11 @@ views call the dotted functions named in settings:
 - ``REGISTRY_VERSION_LIST_ANNOTATORS``: ``f(catalog_model, versions: list) -> {version pk:
   [ColumnItem, ...]}``, the "Deployed" cell of each row of a model page's versions table (where
   the version runs now), one call for the page.
+- ``REGISTRY_VERSION_MARKERS``: ``f(catalog_model, versions: list) -> {version pk: [Marker,
+  ...]}``, marks on the points of the "Metric across versions" chart and its table (e.g.
+  "PROD now · AKS", "served in PROD"), one call (and one query) for every version of the
+  model, however many. ``Marker(text, tone, title)``: ``tone`` is a Bootstrap colour
+  (danger for PROD now, secondary for before).
 
 When a setting is empty the page shows its own placeholder instead.
 """
@@ -68,6 +73,15 @@ class Badge:
     icon: str = ""  # a Bootstrap icon name, e.g. "bi-bar-chart-steps"
     tone: str = "secondary"
     testid: str = ""
+
+
+@dataclass(frozen=True)
+class Marker:
+    """A mark on a version in the metric chart ("PROD now · AKS"); ``tone``: Bootstrap colour."""
+
+    text: str
+    tone: str = "secondary"
+    title: str = ""
 
 
 def _providers(setting: str) -> list:
@@ -141,6 +155,18 @@ def version_list_annotations(catalog_model, versions: list) -> dict[int, list[Co
     if not providers:
         return None
     merged: dict[int, list[ColumnItem]] = {}
+    for provider in providers:
+        for pk, items in (provider(catalog_model, versions) or {}).items():
+            merged.setdefault(pk, []).extend(items)
+    return merged
+
+
+def version_markers(catalog_model, versions: list) -> dict[int, list[Marker]] | None:
+    """Per version pk, the marks the configured providers add; None when none is configured."""
+    providers = _providers("REGISTRY_VERSION_MARKERS")
+    if not providers:
+        return None
+    merged: dict[int, list[Marker]] = {}
     for provider in providers:
         for pk, items in (provider(catalog_model, versions) or {}).items():
             merged.setdefault(pk, []).extend(items)

@@ -86,6 +86,25 @@ def _alias_links(registrations: list[RegisteredModel]) -> list[dict]:
     ]
 
 
+class HeadlineVersionSerializer(VersionLinkSerializer):
+    alias = serializers.CharField(allow_null=True, help_text="null: the latest version instead.")
+    fallback = serializers.BooleanField(
+        help_text="The headline alias is on no live version, so this is the latest version."
+    )
+
+
+def headline_version_data(headline) -> dict | None:
+    if headline is None or headline.version is None:
+        return None
+    return {
+        "source": headline.registration.source.name,
+        "model": headline.registration.name,
+        "version": headline.version,
+        "alias": None if headline.fallback else headline.alias,
+        "fallback": headline.fallback,
+    }
+
+
 class CatalogModelListSerializer(serializers.Serializer):
     """One row of the catalog (from ``selectors.catalog_model_list``)."""
 
@@ -125,6 +144,19 @@ class CatalogModelListSerializer(serializers.Serializer):
     @extend_schema_field(AliasSerializer(many=True))
     def get_aliases(self, model: CatalogModel):
         return _alias_links(model.listed_registrations)
+
+    headline_alias = serializers.SerializerMethodField(
+        help_text="The alias this model headlines: its own, else its team's, else "
+        "REGISTRY_HEADLINE_ALIAS."
+    )
+    headline_version = serializers.SerializerMethodField()
+
+    def get_headline_alias(self, model: CatalogModel) -> str:
+        return model.headline.alias
+
+    @extend_schema_field(HeadlineVersionSerializer(allow_null=True))
+    def get_headline_version(self, model: CatalogModel):
+        return headline_version_data(model.headline)
 
 
 class RegisteredModelSerializer(serializers.ModelSerializer):
@@ -167,6 +199,14 @@ class CatalogModelDetailSerializer(serializers.Serializer):
     registered = serializers.BooleanField()
     registered_models = RegisteredModelSerializer(many=True)
     aliases = AliasSerializer(many=True)
+    headline_alias = serializers.CharField(
+        help_text="The alias this model headlines: its own, else its team's, else "
+        "REGISTRY_HEADLINE_ALIAS."
+    )
+    headline_rule = serializers.ChoiceField(
+        choices=["model", "team", "default"], help_text="Where the headline alias comes from."
+    )
+    headline_version = HeadlineVersionSerializer(allow_null=True)
     created_at = serializers.DateTimeField()
     updated_at = serializers.DateTimeField()
 
@@ -277,6 +317,11 @@ class ComparisonSerializer(serializers.Serializer):
     versions = CompareVersionSerializer(many=True)
     metrics = MetricRowSerializer(many=True)
     params = ParamRowSerializer(many=True)
+    about = ParamRowSerializer(
+        many=True, help_text="description and source run (run name and id) of each version."
+    )
+    tags = ParamRowSerializer(many=True, help_text="The versions' tags.")
+    run_tags = ParamRowSerializer(many=True, help_text="Their source runs' tags.")
 
 
 class ErrorSerializer(serializers.Serializer):
@@ -381,3 +426,44 @@ class ArtifactSerializer(serializers.Serializer):
     size = serializers.IntegerField(allow_null=True)
     checked_at = serializers.DateTimeField(allow_null=True)
     message = serializers.CharField()
+
+
+class MarkerSerializer(serializers.Serializer):
+    text = serializers.CharField()
+    tone = serializers.CharField(help_text="danger: in PROD now; secondary: served before.")
+    title = serializers.CharField(allow_blank=True)
+
+
+class SeriesPointSerializer(serializers.Serializer):
+    source = serializers.CharField(source="version.registered_model.source.name")
+    model = serializers.CharField(source="version.registered_model.name")
+    version = serializers.IntegerField(source="version.version")
+    url = serializers.SerializerMethodField(help_text="The version page.")
+    created_upstream_at = serializers.DateTimeField(
+        source="version.created_upstream_at", allow_null=True
+    )
+    value = MetricValueField(allow_null=True, help_text="null: this version lacks the metric.")
+    aliases = serializers.ListField(child=serializers.CharField())
+    markers = serializers.SerializerMethodField()
+
+    def get_url(self, point) -> str:
+        rm = point.version.registered_model
+        return reverse(
+            "registry:version-detail",
+            kwargs={"source": rm.source.name, "name": rm.name, "version": point.version.version},
+        )
+
+    @extend_schema_field(MarkerSerializer(many=True))
+    def get_markers(self, point):
+        found = self.context["markers"].get(point.version.pk, [])
+        return MarkerSerializer(found, many=True).data
+
+
+class MetricSeriesSerializer(serializers.Serializer):
+    catalog_model = serializers.CharField(source="catalog_model.name")
+    metric = serializers.CharField(allow_null=True, help_text="null: no version has metrics.")
+    lower_is_better = serializers.BooleanField(help_text="From REGISTRY_LOWER_IS_BETTER.")
+    metrics = serializers.ListField(
+        child=serializers.CharField(), help_text="Every metric some version has."
+    )
+    points = SeriesPointSerializer(many=True, help_text="Every live version, oldest first.")

@@ -14,10 +14,12 @@ app_name = "registry"
 urlpatterns: list = [
     path("models/", views.model_list, name="model-list"),
     path("catalog/new/", views.model_create, name="model-create"),
+    path("catalog/teams/", views.team_preferences, name="team-preferences"),
     path("models/<str:name>/", views.model_detail, name="model-detail"),
     path("models/<str:name>/edit/", views.model_edit, name="model-edit"),
     path("models/<str:name>/card/", views_cards.model_card, name="model-card"),
     path("models/<str:name>/compare/", views.model_compare, name="model-compare"),
+    path("models/<str:name>/metrics/", views.model_metrics, name="model-metrics"),
     path(
         "sources/<slug:source>/models/<str:name>/versions/<int:version>/",
         views.version_detail,
@@ -50,6 +52,11 @@ api_urlpatterns: list = [
     path("models/<str:name>/compare/", api.ModelVersionCompareApi.as_view(), name="model-compare"),
     path("models/<str:name>/events", api.RegistryEventListApi.as_view(), name="model-events"),
     path("models/<str:name>/aliases/at", api.AliasAtApi.as_view(), name="model-alias-at"),
+    path(
+        "models/<str:name>/metric-series",
+        api.MetricSeriesApi.as_view(),
+        name="model-metric-series",
+    ),
     path(
         "sources/<slug:source>/models/<str:name>/versions/<int:version>/",
         api.ModelVersionDetailApi.as_view(),

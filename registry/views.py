@@ -21,6 +21,7 @@ from core.listing import sort_headers
 from core.roles import Role, user_has_role
 
 from . import selectors, services
+from .chart_context import metric_chart_view
 from .forms import CatalogFilterForm, CatalogModelForm
 from .models import CatalogModel, ModelVersion, RegisteredModel
 from .sections import (
@@ -31,6 +32,7 @@ from .sections import (
     version_list_annotations,
     version_page_sections,
 )
+from .selectors.headline import headline_column_label, headlines_attach
 
 MODELS_PER_PAGE = 50
 VERSIONS_PER_PAGE = 25
@@ -111,7 +113,7 @@ def model_list(request):
     filters = form.filters()
     paginator = Paginator(selectors.catalog_model_list(filters=filters), MODELS_PER_PAGE)
     page = paginator.get_page(request.GET.get("page"))
-    rows = [_model_row(m) for m in page.object_list]
+    rows = [_model_row(m) for m in headlines_attach(list(page.object_list))]
     annotations = catalog_list_annotations([row.model for row in rows])
     if annotations is not None:
         for row in rows:
@@ -122,6 +124,8 @@ def model_list(request):
         "page": page,
         "rows": rows,
         "sort_headers": sort_headers(request, filters.sort, selectors.SORTS, DESCENDING_FIRST),
+        "headline_label": headline_column_label([row.model for row in rows]),
+        "default_headline_alias": selectors.default_headline_alias(),
         "tag_texts": [key if value is None else f"{key}={value}" for key, value in filters.tags],
         "filtered": any(
             request.GET.get(k) for k in form.fields if k not in ("sort", "include_deleted")
@@ -132,6 +136,7 @@ def model_list(request):
     if htmx and not htmx.history_restore_request and htmx.target == "model-results":
         return _render(request, "registry/_model_results.html", context)
     context.update(
+        can_set_team_headlines=user_has_role(request.user, Role.ADMIN, Role.MANAGER),
         sources=selectors.source_list(),
         teams=selectors.catalog_team_choices(),
         alias_names=selectors.alias_choices(),
@@ -168,8 +173,20 @@ def model_detail(request, name):
     page = paginator.get_page(request.GET.get("page"))
     versions = list(page.object_list)
     with_names = _refs_need_names(every_registration)
+    chart = metric_chart_view(
+        model, request.GET.get("metric", ""), tolerate_unknown=True, registrations=live
+    )
+    latest = chart.series.latest
+    headline = selectors.headline_for(
+        model,
+        live,
+        team_aliases=selectors.team_headline_aliases(),
+        latest=(latest.registered_model, latest.version) if latest else (None, None),
+    )
     context = {
         "model": model,
+        "headline": headline,
+        "metric_chart": chart,
         "registrations": registrations,
         "live_registrations": live,
         "deleted_registration_count": len(every_registration) - len(live),
@@ -179,6 +196,7 @@ def model_detail(request, name):
             (v, selectors.version_ref(v, with_name=with_names), selectors.version_alias_names(v))
             for v in versions
         ],
+        "run_urls": {v.pk: selectors.mlflow_run_url(v) for v in versions},
         # Where each version runs (the "Deployed" cell); None: no provider, a placeholder.
         "deployed": version_list_annotations(model, versions),
         "key_metric": selectors.key_metric_name(registrations=live, versions=versions),
@@ -194,6 +212,19 @@ def model_detail(request, name):
         "extra_badges": model_page_badges(model),
     }
     return _render(request, "registry/model_detail.html", context)
+
+
+@access(ANY_ROLE)
+@require_GET
+def model_metrics(request, name):
+    """One metric across every version of a model, on its own page (?metric=...)."""
+    model = _catalog_model_or_404(name)
+    # An unknown metric: 400, the message lists the known ones, and the default is shown.
+    view = metric_chart_view(model, request.GET.get("metric", ""), tolerate_unknown=True)
+    context = {"model": model, "metric_chart": view}
+    return _render(
+        request, "registry/model_metrics.html", context, status=400 if view.error else 200
+    )
 
 
 # --- Catalog edits ---------------------------------------------------------------------------
@@ -247,6 +278,46 @@ def model_edit(request, name):
     form.mark_invalid_fields()
     status = 400 if form.errors else 200
     return _render(request, "registry/model_form.html", {"form": form, "model": model}, status)
+
+
+# --- Team preferences (the headline alias per team) ----------------------------------------
+
+PREFERENCE_EDITORS = (Role.ADMIN, Role.MANAGER)
+
+
+@access(roles(*PREFERENCE_EDITORS))
+@require_http_methods(["GET", "POST"])
+def team_preferences(request):
+    """Each team's headline alias: managers and admins set it; a model's own choice wins."""
+    errors: dict[str, str] = {}
+    if request.method == "POST":
+        team = request.POST.get("team", "")
+        try:
+            services.team_preference_set(
+                team=team,
+                headline_alias=request.POST.get("headline_alias", ""),
+                updated_by=request.user.get_username(),
+            )
+        except ValidationError as error:
+            errors = {k: " ".join(v) for k, v in error.message_dict.items()}
+            errors["for_team"] = team.strip()
+        else:
+            messages.success(request, f"Headline alias of {team.strip()} saved.")
+            return redirect("registry:team-preferences")
+    chosen = {p.team.lower(): p for p in selectors.team_preference_list()}
+    teams = sorted(
+        {t for t in selectors.catalog_team_choices() if t != selectors.UNKNOWN}
+        | {p.team for p in chosen.values()},
+        key=str.lower,
+    )
+    context = {
+        "rows": [(team, chosen.get(team.lower())) for team in teams],
+        "default_alias": selectors.default_headline_alias(),
+        "errors": errors,
+        "posted_alias": request.POST.get("headline_alias", "") if errors else "",
+    }
+    status = 400 if errors else 200
+    return _render(request, "registry/team_preferences.html", context, status=status)
 
 
 # --- Version page ----------------------------------------------------------------------------

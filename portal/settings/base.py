@@ -574,6 +574,9 @@ REGISTRY_LOWER_IS_BETTER = env.list(
     "REGISTRY_LOWER_IS_BETTER",
     default=["loss", "rmse", "mse", "mae", "mape", "log_loss", "error", "latency", "brier"],
 )
+# The alias a model's headline version is read from (list, model page, home card) when neither
+# the model nor its team names one; a model without that alias headlines its latest version.
+REGISTRY_HEADLINE_ALIAS = env("REGISTRY_HEADLINE_ALIAS", default="champion").strip().lstrip("@")
 # Seconds a webhook's X-MLflow-Timestamp may differ from now.
 MLFLOW_WEBHOOK_TOLERANCE_SECONDS = env.int("MLFLOW_WEBHOOK_TOLERANCE_SECONDS", default=300)
 
@@ -618,6 +621,8 @@ REGISTRY_CATALOG_LIST_ANNOTATORS: list[str] = ["pipelines.sections.catalog_deplo
 REGISTRY_VERSION_LIST_ANNOTATORS: list[str] = ["pipelines.sections.version_deployments"]
 REGISTRY_VERSION_LIST_ANNOTATORS.append("pipelines.artifact_scope.version_binary_flags")
 REGISTRY_CATALOG_LIST_ANNOTATORS.append("maturity.sections.catalog_levels")
+# Marks on the versions of the "Metric across versions" chart (e.g. served in PROD).
+REGISTRY_VERSION_MARKERS: list[str] = ["pipelines.sections.version_markers"]
 
 # APPROVALS
 # ------------------------------------------------------------------------------

@@ -3,7 +3,8 @@
 ``base``: the model catalog and the mirror of one or more MLflow registries. ``history``:
 the append-only record of every change the syncs observe in a registry. ``cards``: model
 cards and their append-only revisions. ``artifacts``: where each version's binary is in JFrog
-Artifactory and what the last check found.
+Artifactory and what the last check found. ``preferences``: per-team choices of the registry
+pages (the headline alias).
 """
 
 from .artifacts import BAD_STATES, ArtifactCheck, ArtifactState, LocationSource
@@ -28,6 +29,7 @@ from .cards import (
     RiskRating,
 )
 from .history import RegistryEvent, RegistryEventKind
+from .preferences import TeamPreference
 
 __all__ = [
     "BAD_STATES",
@@ -50,6 +52,7 @@ __all__ = [
     "RegistrySource",
     "RiskRating",
     "Serving",
+    "TeamPreference",
     "WebhookDelivery",
     "mlflow_uri_problem",
 ]

@@ -145,6 +145,12 @@ class CatalogModel(models.Model):
     serving = models.CharField(max_length=16, choices=Serving.choices, blank=True)
     team = models.CharField(max_length=100, blank=True)
     owners = models.JSONField(default=list, blank=True, help_text="E-mail addresses or user names.")
+    headline_alias = models.CharField(
+        max_length=255,
+        blank=True,
+        help_text="The alias shown as this model's headline version instead of the latest "
+        "(blank: the team's choice, else REGISTRY_HEADLINE_ALIAS).",
+    )
     # What the registry tags say (written by the sync; see REGISTRY_CATEGORY_TAGS).
     registry_kind = models.CharField(max_length=16, choices=ModelKind.choices, blank=True)
     registry_serving = models.CharField(max_length=16, choices=Serving.choices, blank=True)

@@ -4,8 +4,10 @@
 - ``compare``: version references and the comparison of 2 to 4 versions;
 - ``freshness``: each source's sync state (the banner, /readyz, /metrics);
 - ``cards``: model cards, their revisions, who may edit and review them;
+- ``headline``: the headline version of a model (its headline alias, else the latest);
 - ``history``: the registry history (events, alias lanes of the timeline, an alias at a
   moment);
+- ``metrics``: one metric across every version of a model (the metric chart);
 - ``artifacts``: where each version's binary is in Artifactory, and its last check.
 
 Callers use this package's names (``from registry import selectors``).
@@ -71,7 +73,16 @@ from .freshness import (
     registry_freshness,
     sync_status_list,
 )
+from .headline import (
+    Headline,
+    default_headline_alias,
+    headline_for,
+    headlines_attach,
+    team_headline_aliases,
+    team_preference_list,
+)
 from .history import ALIAS_OUTCOMES, AliasAnswer, alias_at, alias_lanes, registry_events
+from .metrics import MetricSeries, MetricSeriesError, SeriesPoint, metric_series
 
 __all__ = [
     "ALIAS_ANY",
@@ -89,9 +100,13 @@ __all__ = [
     "CompareError",
     "Comparison",
     "Freshness",
+    "Headline",
     "MetricCell",
     "MetricRow",
+    "MetricSeries",
+    "MetricSeriesError",
     "ParamRow",
+    "SeriesPoint",
     "SourceFreshness",
     "TeamModels",
     "VersionRef",
@@ -114,8 +129,12 @@ __all__ = [
     "catalog_model_versions",
     "catalog_team_choices",
     "compare_versions_resolve",
+    "default_headline_alias",
+    "headline_for",
+    "headlines_attach",
     "key_metric_name",
     "lower_is_better",
+    "metric_series",
     "mlflow_run_url",
     "model_version_get",
     "owner_names",
@@ -123,7 +142,9 @@ __all__ = [
     "registry_freshness",
     "source_list",
     "sync_status_list",
+    "team_headline_aliases",
     "team_models_for",
+    "team_preference_list",
     "user_teams",
     "version_alias_names",
     "version_comparison",

@@ -23,6 +23,7 @@ from django.db.models.fields.json import KeyTextTransform
 from django.db.models.functions import Cast, Coalesce, Lower, NullIf
 
 from ..models import LIVE, CatalogModel, ModelVersion, RegisteredModel, RegistrySource
+from .headline import headlines_attach
 
 UNKNOWN = "unknown"
 
@@ -171,7 +172,7 @@ class TeamModels:
 
     teams: tuple[str, ...]  # known teams of the owned entries ("unknown" left out)
     owns_any: bool  # False: nothing names the user as owner, so their team is not known
-    models: list  # catalog models as catalog_model_list gives them, plus latest_registration
+    models: list  # rows of catalog_model_list, plus latest_registration and headline
     total: int
     catalog_ids: tuple[int, ...] = ()  # every one of them, listed or not (e.g. for their runs)
 
@@ -215,7 +216,7 @@ def team_models_for(user, *, limit: int = 8) -> TeamModels:
         .values_list("pk", flat=True)
     )
     listed = catalog_model_list(filters=CatalogFilters()).filter(pk__in=ids)
-    models = list(listed[:limit])
+    models = headlines_attach(list(listed[:limit]))
     for model in models:
         model.latest_registration = next(
             (r for r in model.listed_registrations if r.pk == model.latest_version_model_id),

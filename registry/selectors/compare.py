@@ -1,5 +1,6 @@
 """Comparing 2 to 4 versions of a catalog entry: the references people and API callers write,
-the versions they resolve to, and the metric and param rows with deltas and the best marked."""
+the versions they resolve to, and the metric and param rows with deltas and the best marked,
+then what each version is (description, source run) and its version and run tags."""
 
 from __future__ import annotations
 
@@ -155,6 +156,39 @@ class Comparison:
     versions: tuple[ModelVersion, ...]
     metrics: tuple[MetricRow, ...]
     params: tuple[ParamRow, ...]
+    # About each version: description and source run (the run's name, else its id).
+    about: tuple[ParamRow, ...] = ()
+    tags: tuple[ParamRow, ...] = ()  # the versions' tags
+    run_tags: tuple[ParamRow, ...] = ()  # their source runs' tags (MLflow's own last)
+
+
+def _rows(versions: list[ModelVersion], attribute: str, *, system_last: bool = False):
+    """One row per key of the versions' ``attribute`` dicts, differing rows marked."""
+    names = {n for v in versions for n in (getattr(v, attribute) or {})}
+    ordered = sorted(names, key=lambda n: (system_last and n.startswith("mlflow."), n))
+    rows = []
+    for name in ordered:
+        values = tuple((getattr(v, attribute) or {}).get(name) for v in versions)
+        rows.append(ParamRow(name, values, len({json.dumps(x) for x in values}) > 1))
+    return tuple(rows)
+
+
+def _run_name(version: ModelVersion) -> str:
+    run_tags = version.run_tags if isinstance(version.run_tags, dict) else {}
+    name = str(run_tags.get("mlflow.runName") or "")
+    if name and version.run_id:
+        return f"{name} ({version.run_id[:8]})"
+    return name or version.run_id or ""
+
+
+def _about(versions: list[ModelVersion]) -> tuple[ParamRow, ...]:
+    rows = []
+    for label, values in (
+        ("description", tuple(v.description or None for v in versions)),
+        ("source run", tuple(_run_name(v) or None for v in versions)),
+    ):
+        rows.append(ParamRow(label, values, len(set(values)) > 1))
+    return tuple(rows)
 
 
 def version_comparison(versions: list[ModelVersion]) -> Comparison:
@@ -179,9 +213,11 @@ def version_comparison(versions: list[ModelVersion]) -> Comparison:
                     better = (delta < 0) if lower else (delta > 0)
             cells.append(MetricCell(value, delta, best is not None and number == best, better))
         metric_rows.append(MetricRow(name, lower, tuple(cells)))
-    param_names = sorted({n for v in versions for n in (v.params or {})})
-    param_rows = []
-    for name in param_names:
-        values = tuple((v.params or {}).get(name) for v in versions)
-        param_rows.append(ParamRow(name, values, len({json.dumps(x) for x in values}) > 1))
-    return Comparison(tuple(versions), tuple(metric_rows), tuple(param_rows))
+    return Comparison(
+        tuple(versions),
+        tuple(metric_rows),
+        _rows(versions, "params"),
+        about=_about(versions),
+        tags=_rows(versions, "tags", system_last=True),
+        run_tags=_rows(versions, "run_tags", system_last=True),
+    )

@@ -4,6 +4,7 @@
 - ``apply``: writing an upstream snapshot to the mirror, differences only;
 - ``catalog``: the catalog entries the sync links and derives, and the edits people make;
 - ``cards``: model card edits, submissions, reviews and archiving (audited);
+- ``preferences``: the headline alias chosen per model and per team;
 - ``schedules``: the source's beat entries;
 - ``bootstrap``: the sources the environment declares (``manage.py bootstrap_from_env``);
 - ``artifacts``: checking each version's binary in JFrog Artifactory.
@@ -42,6 +43,7 @@ from .catalog import (
     category_from_tags,
 )
 from .common import Progress, SyncResult
+from .preferences import headline_alias_clean, team_preference_set
 from .schedules import source_schedule_ensure, source_schedule_remove
 from .sync import (
     BUSY,
@@ -84,6 +86,7 @@ __all__ = [
     "catalog_name_for",
     "catalog_name_validate",
     "category_from_tags",
+    "headline_alias_clean",
     "registered_model_sync",
     "registered_model_sync_queue",
     "registry_connection_check",
@@ -93,4 +96,5 @@ __all__ = [
     "snapshot_apply",
     "source_schedule_ensure",
     "source_schedule_remove",
+    "team_preference_set",
 ]

@@ -16,6 +16,7 @@ from django.db import IntegrityError, transaction
 from core.sync import values_assign
 
 from ..models import CatalogModel, ModelKind, RegisteredModel, RegistrySource, Serving
+from .preferences import headline_alias_clean
 
 # Entries the sync links and derives ------------------------------------------------------
 
@@ -116,7 +117,7 @@ def catalog_categories_refresh(catalog_ids: set[int]) -> None:
 
 # Edits people make -------------------------------------------------------------------------
 
-EDITABLE_FIELDS = ("description", "kind", "serving", "team", "owners")
+EDITABLE_FIELDS = ("description", "kind", "serving", "team", "owners", "headline_alias")
 FORBIDDEN_NAME_CHARACTERS = "/:"
 
 
@@ -158,6 +159,7 @@ def catalog_model_create(
     serving: str = "",
     team: str = "",
     owners: list[str] | None = None,
+    headline_alias: str = "",
     created_by=None,
 ) -> CatalogModel:
     """Create a catalog entry (e.g. a rule-based model that is never registered).
@@ -172,6 +174,7 @@ def catalog_model_create(
         serving=serving or "",
         team=(team or "").strip(),
         owners=_owners_clean(owners),
+        headline_alias=headline_alias_clean(headline_alias),
         created_by=created_by,
     )
     catalog_model.full_clean()
@@ -194,6 +197,8 @@ def catalog_model_update(*, catalog_model: CatalogModel, **fields) -> CatalogMod
         fields["owners"] = _owners_clean(fields["owners"])
     if "team" in fields:
         fields["team"] = (fields["team"] or "").strip()
+    if "headline_alias" in fields:
+        fields["headline_alias"] = headline_alias_clean(fields["headline_alias"])
     for field in ("description", "kind", "serving"):
         if field in fields and fields[field] is None:
             fields[field] = ""

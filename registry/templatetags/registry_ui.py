@@ -158,3 +158,34 @@ def card_risk_badge(risk: str):
 def card_status_badge(status: str):
     colour, label = CARD_STATUSES.get(status or "", ("secondary", status or "No card"))
     return _card_badge(colour, label, "card-status")
+
+
+# Tags MLflow writes itself: shown after the ones people and pipelines set.
+SYSTEM_TAG_PREFIXES = ("mlflow.", "databricks.")
+
+
+@register.filter
+def tag_chips(tags, limit: int = 3):
+    """A version's tags, most relevant first: people's and pipelines' tags by key, then
+    MLflow's own. Returns (shown [(key, value)], rest [(key, value)]) for "+N"."""
+    if not isinstance(tags, dict):
+        return [], []
+    ordered = sorted(
+        ((str(k), "" if v is None else str(v)) for k, v in tags.items()),
+        key=lambda kv: (kv[0].startswith(SYSTEM_TAG_PREFIXES), kv[0].lower()),
+    )
+    return ordered[:limit], ordered[limit:]
+
+
+@register.filter
+def run_short(version) -> str:
+    """A version's source run as people know it: its run name, else the run id's first 8."""
+    run_tags = version.run_tags if isinstance(version.run_tags, dict) else {}
+    name = str(run_tags.get("mlflow.runName") or "")
+    return name or (version.run_id or "")[:8]
+
+
+@register.filter
+def differing(rows) -> int:
+    """How many compare rows differ between the versions."""
+    return sum(1 for row in rows or () if getattr(row, "differs", False))

@@ -33,7 +33,7 @@ MODELS = [
     ("marketing-uplift", "growth", "batch"),
     ("transaction-screening-rules", "risk", "real_time"),
 ]
-KEY_LABELS = ["Latest version", "In QA", "In PROD", "Maturity", "Last updated"]
+KEY_LABELS = ["@champion version", "In QA", "In PROD", "Maturity", "Last updated"]
 
 
 def _catalog():

@@ -96,6 +96,9 @@ EXPECTED: dict[str, tuple] = {
     "registry:model-card": ("get", EVERY_ROLE, Target(MODEL)),
     # "Check now" of a version's binary: editors (data scientists, admins) only
     "registry:version-artifact-check": ("post", EDITORS, Target(VERSION)),
+    "registry:model-metrics": ("get", EVERY_ROLE, Target(MODEL)),
+    # each team's headline alias: managers and admins set it
+    "registry:team-preferences": ("get", ASSESSORS),
     # MLflow webhooks: public, the HMAC signature is the authentication (unsigned: refused)
     "registry:mlflow-webhook": (
         "post",
@@ -135,6 +138,7 @@ EXPECTED: dict[str, tuple] = {
     ),
     "api:registry:model-card-revisions": ("get", EVERY_ROLE, Target(MODEL)),
     "api:registry:version-artifact": ("get", EVERY_ROLE, Target(VERSION)),
+    "api:registry:model-metric-series": ("get", EVERY_ROLE, Target(MODEL)),
     # pipelines pages: everyone reads; only editors (data scientists, admins) queue a run
     "pipelines:run-list": ("get", EVERY_ROLE),
     "pipelines:run-detail": ("get", EVERY_ROLE, Target(url=lambda: _run_url("run-detail"))),

@@ -52,7 +52,7 @@ def test_team_models_are_those_of_the_teams_whose_models_the_user_owns(dana, tea
     fraud = rows["fraud-detector"]
     assert fraud.select_one("a")["href"] == "/registry/models/fraud-detector/"
     latest = fraud.select_one("a[data-testid=latest-version]")
-    assert latest.get_text(strip=True) == "v3"
+    assert latest.get_text(strip=True) == "v3 (latest)"  # no @champion: the latest, said so
     assert latest["href"].endswith("/models/fraud-detector/versions/3/")
     assert "risk" in card.get_text(" ", strip=True)  # says which team it took
     assert card.select_one(".card-footer a")["href"] == "/registry/models/?team=risk"

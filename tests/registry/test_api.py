@@ -94,12 +94,22 @@ def test_model_list_shape(api, fraud):
         "latest_version": None,
         "aliases": [],
         "last_updated": rules["last_updated"],
+        "headline_alias": "champion",
+        "headline_version": None,
     }
     assert model["name"] == UC_NAME and model["team"] == "fraud-squad"
     assert model["latest_version"] == {"source": "central", "model": UC_NAME, "version": 2}
     assert model["aliases"] == [
         {"source": "central", "model": UC_NAME, "alias": "champion", "version": 2}
     ]
+    assert model["headline_alias"] == "champion"
+    assert model["headline_version"] == {
+        "source": "central",
+        "model": UC_NAME,
+        "version": 2,
+        "alias": "champion",
+        "fallback": False,
+    }
 
 
 @pytest.mark.sqlite

@@ -87,7 +87,7 @@ def test_the_model_list_shows_the_catalog_with_its_columns(client_ds, fraud, set
         "Kind",
         "Serving",
         "Team",
-        "Latest version",
+        "@champion version",  # the headline alias (REGISTRY_HEADLINE_ALIAS), not "latest"
         "Aliases",
         "In QA",
         "In PROD",
@@ -98,13 +98,13 @@ def test_the_model_list_shows_the_catalog_with_its_columns(client_ds, fraud, set
     row = soup.select_one(f'tr[data-model="{UC_NAME}"]')
     cells = [td.get_text(" ", strip=True) for td in row.select("td")]
     assert row.select_one("td a").get_text() == UC_NAME  # <wbr> after dots, no spaces
-    assert cells[1:5] == ["ML model", "Batch", "risk", "v3"]
+    assert cells[1:5] == ["ML model", "Batch", "risk", "v2"]  # @champion, not the latest v3
     assert "@challenger → v3" in cells[5] and "@champion → v2" in cells[5]
     assert cells[6:9] == ["—", "—", "—"]
     assert row.select("td")[6].span["title"] == "Filled once pipelines are synced"
     assert row.select_one("time")["title"].endswith("UTC")
     version_link = row.select("td")[4].a["href"]
-    assert version_link == f"/registry/sources/central/models/{UC_NAME}/versions/3/"
+    assert version_link == f"/registry/sources/central/models/{UC_NAME}/versions/2/"
     rules = soup.select_one('tr[data-model="credit-limit-rules"]')
     assert "not registered" in rules.get_text()
     assert "unknown" in rules.select("td")[3].get_text()  # no team anywhere
@@ -203,12 +203,12 @@ def test_sortable_headers_toggle_and_keep_filters(client_ds, catalog):
     response = client_ds.get(f"{LIST}?kind=ml&sort=name&page=1")
     soup = _soup(response)
     links = {a.get_text(strip=True): a["href"] for a in soup.select("th a.sort-link")}
-    assert set(links) == {"Name", "Team", "Latest version", "Last updated"}
+    assert set(links) == {"Name", "Team", "@champion version", "Last updated"}
     name_params = parse_qs(urlsplit(links["Name"]).query)
     assert name_params == {"kind": ["ml"], "sort": ["-name"]}  # toggles, drops the page
     assert parse_qs(urlsplit(links["Team"]).query)["sort"] == ["team"]
     assert parse_qs(urlsplit(links["Last updated"]).query)["sort"] == ["-updated"]  # newest first
-    assert parse_qs(urlsplit(links["Latest version"]).query)["sort"] == ["-version"]
+    assert parse_qs(urlsplit(links["@champion version"]).query)["sort"] == ["-version"]
     assert soup.find("th", attrs={"aria-sort": "ascending"}).get_text(strip=True) == "Name"
     response = client_ds.get(f"{LIST}{links['Name']}")
     assert _rows(response) == ["bravo", "alpha"]
@@ -265,10 +265,11 @@ def test_the_model_list_query_count_does_not_grow_with_models(
     client_ds, sixty_models, django_assert_max_num_queries
 ):
     client_ds.get(LIST)  # warm the session and role caches
-    with django_assert_max_num_queries(12):
+    # 12, and 1 for the teams' headline aliases (TeamPreference), whatever the number of rows
+    with django_assert_max_num_queries(13):
         response = client_ds.get(f"{LIST}?alias=*&sort=-version")
     assert response.status_code == 200
-    with django_assert_max_num_queries(12):
+    with django_assert_max_num_queries(13):
         client_ds.get(f"{LIST}?tag=team%3Drisk&page=2&include_deleted=1")
 
 
@@ -339,6 +340,9 @@ def test_the_model_page_of_a_unity_catalog_name(client_ds, fraud):
         "0.85",
         "—",
         "—",
+        "—",  # no description
+        "—",  # no tags
+        "run3 (opens in a new tab)",  # the source run (no run name: the id's first 8)
     ]
     assert rows[0].select_one(".status-badge")["class"][1] == "text-bg-success"
     checkbox = rows[0].select_one("input[name=v]")
@@ -394,8 +398,9 @@ def test_the_model_page_query_count_is_bounded(client_ds, django_assert_max_num_
     # 10 for the page and pipelines' sections, 1 for approvals' "Waiting for approval",
     # 4 for maturity's section (status, history, criteria) and header badge, 7 for
     # operations' section (weekly signals and episodes, open count, recent episodes, its
-    # state row, the policy and the defaults)
-    with django_assert_max_num_queries(22):
+    # state row, the policy and the defaults), 3 for the metric chart (the series of every
+    # version, the teams' headline aliases, pipelines' PROD marks)
+    with django_assert_max_num_queries(25):
         client_ds.get("/registry/models/big/")
 
 
