@@ -193,9 +193,11 @@ def _registration(catalog_model: CatalogModel, source: str) -> RegisteredModel |
 
 
 def _first_look(model: RegisteredModel) -> dt.datetime:
-    """When the portal first saw the model: its first event, else when its row was made."""
+    """When the portal first saw the model: its first event (for a mirror older than the
+    history, the baseline's, not the older row's creation: nothing was recorded before it),
+    else when its row was made."""
     first = model.events.aggregate(first=Min("observed_at"))["first"]
-    return min(filter(None, [first, model.first_seen_at]))
+    return first or model.first_seen_at
 
 
 def _window(span: Span, at: dt.datetime) -> tuple[dt.datetime | None, dt.datetime | None]:
