@@ -122,6 +122,17 @@ EXPECTED: dict[str, tuple] = {
         Target(url=lambda: reverse("api:registry:model-compare", kwargs=MODEL) + COMPARE),
     ),
     "api:registry:version-detail": ("get", EVERY_ROLE, Target(VERSION)),
+    "api:registry:model-events": ("get", EVERY_ROLE, Target(MODEL)),
+    "api:registry:model-alias-at": (
+        "get",
+        EVERY_ROLE,
+        Target(
+            url=lambda: (
+                reverse("api:registry:model-alias-at", kwargs=MODEL)
+                + "?alias=champion&at=2026-10-03T14:00:00Z"
+            )
+        ),
+    ),
     # pipelines pages: everyone reads; only editors (data scientists, admins) queue a run
     "pipelines:run-list": ("get", EVERY_ROLE),
     "pipelines:run-detail": ("get", EVERY_ROLE, Target(url=lambda: _run_url("run-detail"))),
