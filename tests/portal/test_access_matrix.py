@@ -139,6 +139,17 @@ EXPECTED: dict[str, tuple] = {
     "api:registry:model-card-revisions": ("get", EVERY_ROLE, Target(MODEL)),
     "api:registry:version-artifact": ("get", EVERY_ROLE, Target(VERSION)),
     "api:registry:model-metric-series": ("get", EVERY_ROLE, Target(MODEL)),
+    "api:registry:model-events": ("get", EVERY_ROLE, Target(MODEL)),
+    "api:registry:model-alias-at": (
+        "get",
+        EVERY_ROLE,
+        Target(
+            url=lambda: (
+                reverse("api:registry:model-alias-at", kwargs=MODEL)
+                + "?alias=champion&at=2026-10-03T14:00:00Z"
+            )
+        ),
+    ),
     # pipelines pages: everyone reads; only editors (data scientists, admins) queue a run
     "pipelines:run-list": ("get", EVERY_ROLE),
     "pipelines:run-detail": ("get", EVERY_ROLE, Target(url=lambda: _run_url("run-detail"))),

@@ -325,6 +325,7 @@ def test_events_are_written_in_bulk(source, mlflow_client):
 
 def test_the_baseline_migration_gives_a_mirror_from_before_the_history_its_first_look():
     baseline = importlib.import_module("registry.migrations.0006_history_baseline").baseline
+    ms = dt.timedelta(microseconds=1)
     live = RegisteredModelFactory(name=unique("old"), aliases={"champion": 2})
     ModelVersionFactory(registered_model=live, version=1)
     v2 = ModelVersionFactory(registered_model=live, version=2)
@@ -350,6 +351,8 @@ def test_the_baseline_migration_gives_a_mirror_from_before_the_history_its_first
     assert champion.model_version == v2 and champion.seen_by == "baseline"
     answer = selectors.alias_at(live.catalog_model, "champion", live.last_synced_at)
     assert (answer.outcome, answer.version) == ("version", 2)
+    unseen = selectors.alias_at(live.catalog_model, "champion", live.last_synced_at - ms)
+    assert unseen.outcome == "unknown" and "before the portal first looked" in unseen.text
     gone_kinds = {e.kind for e in RegistryEvent.objects.filter(registered_model=gone)}
     assert gone_kinds == {K.MODEL_CREATED, K.MODEL_DELETED}
     assert RegistryEvent.objects.filter(registered_model=seen).count() == 1
