@@ -219,7 +219,8 @@ def test_filters_live_in_the_url(client_ds, fraud):
         "?result=failed": 1,
         "?trigger=drift": 1,
         "?trigger=new-data": 1,
-        f"?date_from={ago(days=5).date()}&date_to={ago(days=1).date()}": 2,
+        # Days, not hours: the run queued 4 h ago is yesterday before 04:00 UTC.
+        f"?date_from={ago(days=5).date()}&date_to={ago(days=2).date()}": 2,
         "?model=fraud-detector&kind=training&state=running": 1,
     }
     for query, count in cases.items():
