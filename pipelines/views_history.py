@@ -11,7 +11,7 @@ import datetime as dt
 from django.core.paginator import Paginator
 from django.http import Http404
 from django.shortcuts import render
-from django.urls import NoReverseMatch, reverse
+from django.urls import reverse
 from django.utils import timezone
 from django.views.decorators.http import require_GET
 
@@ -20,6 +20,7 @@ from core.csv_export import csv_cell, csv_response
 from core.roles import Role, user_has_role
 from registry import selectors as registry_selectors
 from registry.models import CatalogModel
+from registry.models.history import ALIAS_KINDS
 
 from . import selectors_history as history
 from .forms_history import RANGE_LABELS, HistoryFilterForm, ServingForm
@@ -41,17 +42,20 @@ def _model_or_404(name: str) -> CatalogModel:
 
 
 def rollback_base(catalog_model: CatalogModel) -> str:
-    """The rollback request page of the model ("" while that page does not exist)."""
-    try:
-        return reverse("pipelines:rollback-request", kwargs={"name": catalog_model.name})
-    except NoReverseMatch:
-        return ""
+    """The model's rollback request page (a version's link adds ``?version=<pk>``)."""
+    return reverse("pipelines:rollback-request", kwargs={"name": catalog_model.name})
 
 
-def _alias_answer(catalog_model: CatalogModel, at: dt.datetime):
-    """The registry's answer for aliases, if the registry can give one."""
-    alias_at = getattr(registry_selectors, "alias_at", None)
-    return alias_at(catalog_model, at) if alias_at else None
+def _alias_answers(catalog_model: CatalogModel, at: dt.datetime) -> list:
+    """What each alias the syncs ever saw on the model pointed at then (the registry's
+    answer: a version, none, or unknown inside a window between two syncs)."""
+    aliases = (
+        registry_selectors.registry_events(catalog_model, kinds=ALIAS_KINDS)
+        .order_by("name")
+        .values_list("name", flat=True)
+        .distinct()
+    )
+    return [registry_selectors.alias_at(catalog_model, alias, at) for alias in aliases]
 
 
 def _serving(request, catalog_model: CatalogModel) -> dict:
@@ -68,7 +72,7 @@ def _serving(request, catalog_model: CatalogModel) -> dict:
             serving_at=at,
             serving_environment=form.cleaned_data["environment"],
             serving=history.serving_at(catalog_model, form.cleaned_data["environment"], at),
-            aliases_at=_alias_answer(catalog_model, at),
+            aliases_at=_alias_answers(catalog_model, at),
         )
     return context
 
