@@ -305,7 +305,8 @@ def test_five_hundred_versions_in_one_query_with_thin_points(
         series = metric_series(catalog_model=catalog_model, metric="auc")
         assert len(series.points) == 500
     client_ds.get("/registry/models/big/")  # warm the session and role caches
-    with django_assert_max_num_queries(25):
+    # the whole model page (see test_pages' bound): the chart adds one query whatever the count
+    with django_assert_max_num_queries(27):
         response = client_ds.get("/registry/models/big/")
     soup = _soup(response)
     svg = soup.select_one("[data-testid=metric-chart]")
