@@ -3,6 +3,7 @@
 Command-line options win over this file, e.g. `-b 127.0.0.1:8001` for a local run.
 """
 
+import gc
 import os
 
 # Inside the container; docker-compose.yml decides what reaches it from outside.
@@ -22,6 +23,15 @@ loglevel = os.environ.get("GUNICORN_LOG_LEVEL", "info")
 # Addresses of the TLS-terminating proxy allowed to set X-Forwarded-* headers for gunicorn.
 # Django itself reads X-Forwarded-Proto through SECURE_PROXY_SSL_HEADER.
 forwarded_allow_ips = os.environ.get("FORWARDED_ALLOW_IPS", "127.0.0.1,::1")
+
+
+def post_worker_init(worker):
+    """Move what the loaded app holds for good (Django, the URLconf, the templates) out of
+    the cyclic collector's reach: a full collection then walks what a request allocated, not
+    the whole app, which is what made the slow tail of big pages (docs/performance.md,
+    "History page")."""
+    gc.collect()
+    gc.freeze()
 
 
 def child_exit(server, worker):

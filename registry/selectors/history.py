@@ -292,7 +292,9 @@ def alias_at(
     first_look = _first_look(model)
     if at < first_look:
         return _before_first_look(alias, at, model, first_look, answer)
-    events = _lane_events(catalog_model, model).get((model.pk, alias), [])
+    # The events from ``at`` on and the ones that decide what held at ``at``: not the whole
+    # history of a model with thousands of moves.
+    events = _lane_events(catalog_model, model, since=at).get((model.pk, alias), [])
     spans = _alias_spans(events, model)
     unsure = []
     for span in spans:
