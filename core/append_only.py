@@ -4,7 +4,7 @@ trigger that refuses UPDATE and DELETE (see the apps' migrations)."""
 
 from __future__ import annotations
 
-from django.db import models
+from django.db import migrations, models
 
 
 def _refusal(what: str, verb: str) -> TypeError:
@@ -40,3 +40,38 @@ class AppendOnlyModel(models.Model):
 
     def delete(self, *args, **kwargs):
         raise _refusal(self.append_only_name, "deleted")
+
+
+def append_only_triggers(*tables: str):
+    """A migration operation: on PostgreSQL, a trigger per table that refuses UPDATE and
+    DELETE (the database's half of the promise; other databases rely on the model's)."""
+
+    def create(apps, schema_editor):
+        if schema_editor.connection.vendor != "postgresql":
+            return
+        for table in tables:
+            schema_editor.execute(
+                f"""
+CREATE OR REPLACE FUNCTION {table}_append_only() RETURNS trigger AS $$
+BEGIN
+    RAISE EXCEPTION '{table} is append-only: % refused', TG_OP;
+END;
+$$ LANGUAGE plpgsql;
+CREATE TRIGGER {table}_append_only
+    BEFORE UPDATE OR DELETE ON {table}
+    FOR EACH ROW EXECUTE FUNCTION {table}_append_only();
+""",
+                params=None,
+            )
+
+    def drop(apps, schema_editor):
+        if schema_editor.connection.vendor != "postgresql":
+            return
+        for table in tables:
+            schema_editor.execute(
+                f"DROP TRIGGER IF EXISTS {table}_append_only ON {table};"
+                f"DROP FUNCTION IF EXISTS {table}_append_only();",
+                params=None,
+            )
+
+    return migrations.RunPython(create, drop)
