@@ -16,7 +16,7 @@ from django.db.models.functions import Coalesce
 from django.urls import reverse
 from django.utils.module_loading import import_string
 
-from registry.models import CatalogModel, RegistryEventKind
+from registry.models import CatalogModel, ModelVersion, RegistryEventKind
 from registry.selectors import alias_lanes, registry_events
 from registry.timeline import Lane, Span
 
@@ -277,15 +277,31 @@ class Serving:
         return run_label(self.record)
 
 
-def serving_at(catalog_model: CatalogModel, environment: str, at: dt.datetime) -> list[Serving]:
-    """Every (target, version, record, since, until) serving in ``environment`` at ``at``:
-    per target, the latest record that started at or before ``at``."""
-    records = list(
-        deployment_records(catalog_model).filter(environment=environment, started_at__lte=at)
-    )
+def latest_per_target(
+    catalog_model: CatalogModel, environment: str, *, at: dt.datetime | None = None
+) -> dict[str, DeploymentRecord]:
+    """{target: the record serving it} in ``environment``, now or at ``at``: per target, the
+    latest record that started (at or before ``at``)."""
+    records = deployment_records(catalog_model).filter(environment=environment)
+    if at is not None:
+        records = records.filter(started_at__lte=at)
     latest: dict[str, DeploymentRecord] = {}
     for record in records:
         latest[record.target] = record  # oldest first: the last one wins
+    return latest
+
+
+def served_before(catalog_model: CatalogModel, version: ModelVersion) -> bool:
+    """The version has a deployment record of the model (any environment, any time)."""
+    return DeploymentRecord.objects.filter(
+        catalog_model=catalog_model, model_version=version
+    ).exists()
+
+
+def serving_at(catalog_model: CatalogModel, environment: str, at: dt.datetime) -> list[Serving]:
+    """Every (target, version, record, since, until) serving in ``environment`` at ``at``:
+    per target, the latest record that started at or before ``at``."""
+    latest = latest_per_target(catalog_model, environment, at=at)
     if not latest:
         return []
     chosen = sorted(latest.values(), key=lambda r: r.target)

@@ -16,7 +16,7 @@ from core.access import access, roles
 from core.errors import PortalError
 from registry.models import CatalogModel, ModelVersion
 
-from . import selectors, services
+from . import selectors, selectors_history, services
 from .models import Environment
 from .sections import TRIGGER_ROLES
 
@@ -61,12 +61,7 @@ def rollback_request_page(request, name):
     form = RollbackForm(request.POST if request.method == "POST" else None)
     if request.method == "GET":
         # Refuse a version that never served at once, not after the reason is typed.
-        if version.pk not in services.rollback_candidates(model):
-            raise services.RollbackRefused(
-                f"v{version.version} never served in QA or PROD, so there is nothing to roll "
-                "back to.",
-                code="never_served",
-            )
+        services.rollback_served_check(catalog_model=model, version=version)
     elif form.is_valid():
         try:
             run_request = services.rollback_request(
@@ -93,7 +88,9 @@ def rollback_request_page(request, name):
         "form": form,
         "deployments": selectors.deployments_now(model),
         "recorded": {
-            env: sorted(services.serving_now(model, env).values(), key=lambda r: r.target)
+            env: sorted(
+                selectors_history.latest_per_target(model, env).values(), key=lambda r: r.target
+            )
             for env in (Environment.QA, Environment.PROD)
         },
         "has_release_pipeline": services.release_pipeline(model) is not None,

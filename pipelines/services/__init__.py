@@ -18,10 +18,9 @@ from .rollback import (
     ROLLBACK_REASON,
     RollbackRefused,
     release_pipeline,
-    rollback_candidates,
     rollback_check,
     rollback_request,
-    serving_now,
+    rollback_served_check,
 )
 from .run_requests import (
     REQUEST_KEY_PARAMETER,
@@ -62,12 +61,11 @@ __all__ = [
     "project_sync",
     "project_sync_queue",
     "release_pipeline",
-    "rollback_candidates",
     "rollback_check",
     "rollback_request",
+    "rollback_served_check",
     "run_refresh",
     "run_request_send",
     "run_requests_sweep",
-    "serving_now",
     "trigger_run",
 ]

@@ -14,7 +14,8 @@ from __future__ import annotations
 from core.errors import PortalError
 from registry.models import CatalogModel, ModelVersion
 
-from ..models import DeploymentRecord, Environment, Pipeline, PipelineKind, RunRequest
+from .. import selectors_history
+from ..models import Environment, Pipeline, PipelineKind, RunRequest
 from .run_requests import trigger_run
 
 ROLLBACK_REASON = "rollback"
@@ -24,26 +25,6 @@ REASON_MAX_LENGTH = 2000
 class RollbackRefused(PortalError):
     code = "rollback_refused"
     http_status = 400
-
-
-def serving_now(catalog_model: CatalogModel, environment: str) -> dict[str, DeploymentRecord]:
-    """{target: the latest DeploymentRecord} of one model in one environment."""
-    latest: dict[str, DeploymentRecord] = {}
-    records = DeploymentRecord.objects.filter(
-        catalog_model=catalog_model, environment=environment
-    ).order_by("started_at", "pk")
-    for record in records:
-        latest[record.target] = record
-    return latest
-
-
-def rollback_candidates(catalog_model: CatalogModel) -> set[int]:
-    """Pks of the versions of the model that served somewhere (any environment, any time)."""
-    return set(
-        DeploymentRecord.objects.filter(
-            catalog_model=catalog_model, model_version__isnull=False
-        ).values_list("model_version_id", flat=True)
-    )
 
 
 def release_pipeline(catalog_model: CatalogModel) -> Pipeline | None:
@@ -61,6 +42,16 @@ def release_pipeline(catalog_model: CatalogModel) -> Pipeline | None:
     )
 
 
+def rollback_served_check(*, catalog_model: CatalogModel, version: ModelVersion) -> None:
+    """Refuse a version that never served: there is nothing to roll back to."""
+    if not selectors_history.served_before(catalog_model, version):
+        raise RollbackRefused(
+            f"v{version.version} never served in QA or PROD, so there is nothing to roll back "
+            "to: release it as a new version instead.",
+            code="never_served",
+        )
+
+
 def rollback_check(
     *, catalog_model: CatalogModel, version: ModelVersion, environment: str
 ) -> tuple[ModelVersion | None, str]:
@@ -72,13 +63,8 @@ def rollback_check(
             f"Version {version.version} is not a version of {catalog_model.name}.",
             code="wrong_model",
         )
-    if version.pk not in rollback_candidates(catalog_model):
-        raise RollbackRefused(
-            f"v{version.version} never served in QA or PROD, so there is nothing to roll back "
-            "to: release it as a new version instead.",
-            code="never_served",
-        )
-    now = serving_now(catalog_model, environment)
+    rollback_served_check(catalog_model=catalog_model, version=version)
+    now = selectors_history.latest_per_target(catalog_model, environment)
     serving_targets = sorted(t for t, r in now.items() if r.model_version_id == version.pk)
     if serving_targets:
         raise RollbackRefused(
