@@ -7,6 +7,7 @@ pipelines.selectors). Bad input is a 400 whose ``detail`` says what was wrong.
 from __future__ import annotations
 
 from django.http import Http404
+from django.shortcuts import get_object_or_404
 from drf_spectacular.types import OpenApiTypes
 from drf_spectacular.utils import OpenApiParameter, OpenApiResponse, extend_schema
 from rest_framework import generics
@@ -195,9 +196,7 @@ class RollbackApi(APIView):
         responses={201: RollbackRequestSerializer, 400: ERRORS[400], 404: ERRORS[404]},
     )
     def post(self, request, name):
-        model = CatalogModel.objects.filter(name=name).first()
-        if model is None:
-            raise Http404
+        model = get_object_or_404(CatalogModel, name=name)
         data = RollbackInputSerializer(data=request.data)
         data.is_valid(raise_exception=True)
         version = ModelVersion.objects.filter(

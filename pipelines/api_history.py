@@ -4,7 +4,7 @@ an environment at a moment (the history page's question). Bad input is a 400 wit
 from __future__ import annotations
 
 from django import forms
-from django.http import Http404
+from django.shortcuts import get_object_or_404
 from drf_spectacular.types import OpenApiTypes
 from drf_spectacular.utils import OpenApiParameter, extend_schema
 from rest_framework.response import Response
@@ -38,13 +38,6 @@ class _EnvironmentFilter(forms.Form):
     environment = forms.ChoiceField(required=False, choices=[("", "any"), *ENVIRONMENT_CHOICES])
 
 
-def _model_or_404(name: str) -> CatalogModel:
-    try:
-        return CatalogModel.objects.get(name=name)
-    except CatalogModel.DoesNotExist:
-        raise Http404 from None
-
-
 def _bad(form) -> BadRequest:
     errors = {name: [str(e) for e in errs] for name, errs in form.errors.items()}
     return BadRequest({"detail": form_errors_text(form), "errors": errors})
@@ -71,7 +64,7 @@ class ModelHistoryApi(APIView):
         },
     )
     def get(self, request, name):
-        model = _model_or_404(name)
+        model = get_object_or_404(CatalogModel, name=name)
         form = _EnvironmentFilter(request.query_params)
         if not form.is_valid():
             raise _bad(form)
@@ -118,7 +111,7 @@ class ModelServingApi(APIView):
         responses={200: ServingAnswerSerializer, 400: ERRORS[400], 404: ERRORS[404]},
     )
     def get(self, request, name):
-        model = _model_or_404(name)
+        model = get_object_or_404(CatalogModel, name=name)
         form = ServingForm(request.query_params)
         if not form.is_valid():
             raise _bad(form)

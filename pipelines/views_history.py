@@ -9,8 +9,7 @@ from __future__ import annotations
 import datetime as dt
 
 from django.core.paginator import Paginator
-from django.http import Http404
-from django.shortcuts import render
+from django.shortcuts import get_object_or_404, render
 from django.urls import reverse
 from django.utils import timezone
 from django.views.decorators.http import require_GET
@@ -32,13 +31,6 @@ CSV_COLUMNS = [
     "time_utc", "lane", "kind", "event", "version", "run", "approved_by", "window",
     "until_utc",
 ]  # fmt: skip
-
-
-def _model_or_404(name: str) -> CatalogModel:
-    try:
-        return CatalogModel.objects.get(name=name)
-    except CatalogModel.DoesNotExist:
-        raise Http404("No such model") from None
 
 
 def rollback_base(catalog_model: CatalogModel) -> str:
@@ -88,7 +80,7 @@ def _with_rollback(rows: list, request, catalog_model: CatalogModel) -> None:
 @access(ANY_ROLE)
 @require_GET
 def model_history(request, name):
-    catalog_model = _model_or_404(name)
+    catalog_model = get_object_or_404(CatalogModel, name=name)
     filters = HistoryFilterForm(request.GET)
     filters.is_valid()  # what is not understood is shown and left out
     now = timezone.now()
@@ -138,7 +130,7 @@ def _stamp(value) -> str:
 @require_GET
 def model_history_csv(request, name):
     """Every row of the history table under the page's filters (not just one page)."""
-    catalog_model = _model_or_404(name)
+    catalog_model = get_object_or_404(CatalogModel, name=name)
     filters = HistoryFilterForm(request.GET)
     filters.is_valid()
     placed = history.placed_records(list(history.deployment_records(catalog_model)))

@@ -9,7 +9,7 @@ from __future__ import annotations
 from django import forms
 from django.contrib import messages
 from django.http import Http404
-from django.shortcuts import redirect, render
+from django.shortcuts import get_object_or_404, redirect, render
 from django.views.decorators.http import require_http_methods
 
 from core.access import access, roles
@@ -54,9 +54,7 @@ def _version_or_error(request, model: CatalogModel) -> ModelVersion:
 @access(roles(*TRIGGER_ROLES))
 @require_http_methods(["GET", "POST"])
 def rollback_request_page(request, name):
-    model = CatalogModel.objects.filter(name=name).first()
-    if model is None:
-        raise Http404(f"No model named {name}.")
+    model = get_object_or_404(CatalogModel, name=name)
     version = _version_or_error(request, model)
     form = RollbackForm(request.POST if request.method == "POST" else None)
     if request.method == "GET":

@@ -6,8 +6,7 @@ from __future__ import annotations
 
 from django import forms
 from django.contrib import messages
-from django.http import Http404
-from django.shortcuts import redirect, render
+from django.shortcuts import get_object_or_404, redirect, render
 from django.views.decorators.http import require_http_methods
 
 from core.access import ANY_ROLE, access
@@ -56,9 +55,7 @@ def _act(request, model, action: str, form: CardForm):
 @access(ANY_ROLE)
 @require_http_methods(["GET", "POST"])
 def model_card(request, name):
-    model = CatalogModel.objects.filter(name=name).first()
-    if model is None:
-        raise Http404(f"No model named {name}.")
+    model = get_object_or_404(CatalogModel, name=name)
     card = selectors.card_for(model)
     fields = ("intended_use", "limitations", "training_data", "risk_rating")
     initial = {f: getattr(card, f) for f in fields} if card else {}
