@@ -203,12 +203,14 @@ def periodic_tasks_remove(*names: str) -> None:
 # --- Applying what the source says ---------------------------------------------------------
 
 
-def values_assign(obj, values: dict) -> bool:
-    """Set each of ``values`` on ``obj``; True when one of them differed (a row to write), so
-    an unchanged upstream row costs no UPDATE and counts as unchanged."""
-    changed = False
+def values_assign(obj, values: dict) -> dict:
+    """Set each of ``values`` on ``obj``; the previous values of those that differed (a row to
+    write), empty (so false) when none did: an unchanged upstream row costs no UPDATE and
+    counts as unchanged, and a history of the change needs no copy taken beforehand."""
+    previous = {}
     for name, value in values.items():
-        if getattr(obj, name) != value:
+        old = getattr(obj, name)
+        if old != value:
+            previous[name] = old
             setattr(obj, name, value)
-            changed = True
-    return changed
+    return previous

@@ -183,9 +183,8 @@ def _models_write(
             counts.created += 1
             result.changed_model_names.add(name)
             continue
-        before = ModelState.of(mirrored)
-        if values_assign(mirrored, _model_values(up)):
-            history.model_changed(mirrored, before)
+        if previous := values_assign(mirrored, _model_values(up)):
+            history.model_changed(mirrored, ModelState.of(mirrored, previous))
             changed_models.append(mirrored)
             counts.updated += 1
             result.changed_model_names.add(name)
@@ -250,9 +249,8 @@ def _versions_write(
             counts.created += 1
             result.changed_model_names.add(up.model_name)
             continue
-        before = VersionState.of(mirrored)
-        if values_assign(mirrored, values):
-            history.version_changed(model, mirrored, before)
+        if previous := values_assign(mirrored, values):
+            history.version_changed(model, mirrored, VersionState.of(mirrored, previous))
             changed_versions.append(mirrored)
             counts.updated += 1
             result.changed_model_names.add(up.model_name)

@@ -18,6 +18,7 @@ from __future__ import annotations
 
 from dataclasses import dataclass, field
 from datetime import datetime
+from typing import ClassVar
 
 from ..models import ModelVersion, RegisteredModel, RegistryEvent, RegistrySource
 from ..models import RegistryEventKind as Kind
@@ -38,13 +39,17 @@ class ModelState:
     deleted_at: datetime | None
     seen_at: datetime | None
 
+    FIELDS: ClassVar = ("description", "tags", "aliases", "deleted_upstream_at")
+
     @classmethod
-    def of(cls, model: RegisteredModel) -> ModelState:
+    def of(cls, model: RegisteredModel, previous: dict | None = None) -> ModelState:
+        """The row's state, with ``previous`` (values_assign's answer) where it changed."""
+        was = {**{f: getattr(model, f) for f in cls.FIELDS}, **(previous or {})}
         return cls(
-            model.description,
-            dict(model.tags or {}),
-            dict(model.aliases or {}),
-            model.deleted_upstream_at,
+            was["description"],
+            dict(was["tags"] or {}),
+            dict(was["aliases"] or {}),
+            was["deleted_upstream_at"],
             model.last_synced_at,
         )
 
@@ -60,14 +65,18 @@ class VersionState:
     deleted_at: datetime | None
     seen_at: datetime | None
 
+    FIELDS: ClassVar = ("description", "status", "stage", "tags", "deleted_upstream_at")
+
     @classmethod
-    def of(cls, version: ModelVersion) -> VersionState:
+    def of(cls, version: ModelVersion, previous: dict | None = None) -> VersionState:
+        """The row's state, with ``previous`` (values_assign's answer) where it changed."""
+        was = {**{f: getattr(version, f) for f in cls.FIELDS}, **(previous or {})}
         return cls(
-            version.description,
-            version.status,
-            version.stage,
-            dict(version.tags or {}),
-            version.deleted_upstream_at,
+            was["description"],
+            was["status"],
+            was["stage"],
+            dict(was["tags"] or {}),
+            was["deleted_upstream_at"],
             version.last_synced_at,
         )
 
